@@ -1,0 +1,126 @@
+"""The application factory.
+
+>>> from api.app import create_app
+>>> create_app().title
+'geogrid'
+"""
+
+from __future__ import annotations
+
+import logging
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+from sqlalchemy.exc import DataError, IntegrityError, OperationalError
+
+from api.routers import areas, files, locate, people, reference
+from geogrid.db import get_engine
+from geogrid.errors import GeogridError
+from geogrid.settings import Settings, get_settings
+
+log = logging.getLogger("geogrid.api")
+
+
+class BodyLimit:
+    """Refuse request bodies above ``limit`` bytes with 413, whether or not the client
+    sent a Content-Length, before the body reaches a parser."""
+
+    def __init__(self, app, limit: int):
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            return await self._refuse(send)
+        seen = 0
+
+        async def counted():
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise _TooLarge
+            return message
+
+        try:
+            await self.app(scope, counted, send)
+        except _TooLarge:
+            await self._refuse(send)
+
+    async def _refuse(self, send):
+        body = f'{{"detail": "request body larger than the {self.limit:,} byte limit"}}'.encode()
+        await send({"type": "http.response.start", "status": 413,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def _validation_problems(exc: RequestValidationError) -> list[dict]:
+    out = []
+    for err in exc.errors():
+        loc = [str(p) for p in err.get("loc", ())]
+        out.append({"field": ".".join(loc), "message": err.get("msg", "invalid")})
+    return out
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        app.state.engine = get_engine(settings)
+        yield
+
+    app = FastAPI(
+        title="geogrid",
+        version="0.1.0",
+        description="Grid-based governance (网格化管理): grids and their responsible persons in PostGIS, "
+                    "point lookup, import and export. GeoJSON is RFC 7946 (WGS84 lon/lat).",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.engine = get_engine(settings)
+
+    @app.exception_handler(GeogridError)
+    async def geogrid_error(request: Request, exc: GeogridError):
+        return JSONResponse(exc.as_dict(), status_code=exc.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError):
+        problems = _validation_problems(exc)
+        summary = "; ".join(f"{p['field']}: {p['message']}" for p in problems[:3])
+        return JSONResponse({"detail": f"invalid request: {summary}", "problems": problems}, status_code=422)
+
+    @app.exception_handler(IntegrityError)
+    async def integrity_error(request: Request, exc: IntegrityError):
+        return JSONResponse({"detail": f"conflicts with stored data: {str(exc.orig).splitlines()[0]}"}, status_code=409)
+
+    @app.exception_handler(DataError)
+    async def data_error(request: Request, exc: DataError):
+        return JSONResponse({"detail": f"invalid value: {str(exc.orig).splitlines()[0]}"}, status_code=422)
+
+    @app.exception_handler(OperationalError)
+    async def database_down(request: Request, exc: OperationalError):
+        log.error("database unavailable: %s", exc)
+        return JSONResponse({"detail": "database unavailable; try again later"}, status_code=503)
+
+    @app.get("/healthz", tags=["service"], summary="Liveness and database check")
+    def healthz() -> dict:
+        with app.state.engine.connect() as conn:
+            postgis = conn.execute(text("SELECT postgis_lib_version()")).scalar()
+        return {"status": "ok", "postgis": postgis}
+
+    for router in (areas.areas_router, areas.grids_router, locate.router, files.router,
+                   people.router, reference.router):
+        app.include_router(router)
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    return app

@@ -1,0 +1,124 @@
+"""Small reusable dependencies: database session, paging, filters, time and language."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Annotated, Literal
+
+from fastapi import Depends, Header, Query, Request
+from sqlalchemy.orm import Session
+
+from geogrid.areas import AreaFilter, as_instant
+from geogrid.db import sessionmaker_for
+from geogrid.errors import GeogridError
+from geogrid.settings import Settings
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    """A session per request. Writers call ``session.commit()`` before answering, so a
+    client never sees success for a write that did not commit; anything else rolls back."""
+    session = sessionmaker_for(request.app.state.engine)()
+    try:
+        yield session
+    finally:
+        session.rollback()
+        session.close()
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+Lang = Annotated[Literal["zh", "en"], Query(description="Language of labels: zh (default) or en")]
+
+
+@dataclass
+class Page:
+    limit: int
+    offset: int
+
+
+def page(
+    settings: SettingsDep,
+    limit: Annotated[int | None, Query(ge=1, description="Items per page")] = None,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> Page:
+    limit = limit or settings.default_page_size
+    if limit > settings.max_page_size:
+        raise GeogridError(f"limit {limit} is above the maximum page size {settings.max_page_size}")
+    return Page(limit, offset)
+
+
+PageDep = Annotated[Page, Depends(page)]
+
+
+def parse_bbox(value: str | None) -> tuple[float, float, float, float] | None:
+    if value is None:
+        return None
+    try:
+        box = tuple(float(v) for v in value.split(","))
+    except ValueError:
+        box = ()
+    if len(box) != 4:
+        raise GeogridError(f"bbox must be minlon,minlat,maxlon,maxlat, got {value!r}")
+    x0, y0, x1, y1 = box
+    if not (-180 <= x0 <= x1 <= 180 and -90 <= y0 <= y1 <= 90):
+        raise GeogridError(f"bbox {value!r} is not minlon,minlat,maxlon,maxlat in degrees (lon first)")
+    return box
+
+
+def instant(
+    settings: SettingsDep,
+    at: Annotated[
+        dt.datetime | dt.date | None,
+        Query(description="Look at the boundaries in force at this date (end of day, service time zone) "
+                          "or ISO datetime; default now"),
+    ] = None,
+) -> dt.datetime | None:
+    return as_instant(at, settings)
+
+
+AtDep = Annotated[dt.datetime | None, Depends(instant)]
+
+
+def area_filter(
+    at: AtDep,
+    layer: Annotated[str | None, Query(description="Thematic net, e.g. comprehensive, environment, admin")] = None,
+    level: Annotated[str | None, Query(description="Level key, e.g. town, village, grid")] = None,
+    parent: Annotated[str | None, Query(description="Code of the parent area")] = None,
+    code_prefix: Annotated[str | None, Query(pattern=r"^\d+$", description="Codes starting with these digits")] = None,
+    bbox: Annotated[str | None, Query(description="minlon,minlat,maxlon,maxlat (WGS84)")] = None,
+    include_retired: Annotated[bool, Query(description="Also list retired areas (their last boundary)")] = False,
+) -> AreaFilter:
+    return AreaFilter(layer=layer, level=level, parent=parent, code_prefix=code_prefix, bbox=parse_bbox(bbox),
+                      include_retired=include_retired, at=at)
+
+
+FilterDep = Annotated[AreaFilter, Depends(area_filter)]
+
+
+def if_match(if_match: Annotated[str | None, Header(description='Version the edit is based on (ETag, e.g. "3")')] = None) -> int | None:
+    if if_match is None or if_match.strip() == "*":
+        return None
+    try:
+        return int(if_match.strip().removeprefix("W/").strip('"'))
+    except ValueError:
+        raise GeogridError(f"If-Match must be an ETag such as \"3\", got {if_match!r}", status=400) from None
+
+
+IfMatchDep = Annotated[int | None, Depends(if_match)]
+
+
+def links(request: Request, p: Page, returned: int, matched: int) -> list[dict]:
+    out = [{"rel": "self", "type": "application/geo+json", "href": str(request.url)}]
+    if p.offset + returned < matched:
+        out.append({"rel": "next", "type": "application/geo+json",
+                    "href": str(request.url.include_query_params(offset=p.offset + p.limit, limit=p.limit))})
+    if p.offset > 0:
+        out.append({"rel": "prev", "type": "application/geo+json",
+                    "href": str(request.url.include_query_params(offset=max(0, p.offset - p.limit), limit=p.limit))})
+    return out

@@ -1,0 +1,47 @@
+"""Reference lists that a county configures: levels, layers (thematic nets) and roles."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, status
+
+from api.deps import SessionDep
+from api.schemas import LayerIn, LevelIn, RoleIn
+from geogrid import areas, people
+
+router = APIRouter(prefix="/api", tags=["reference"])
+
+
+@router.get("/levels", summary="Levels of the hierarchy, top down")
+def list_levels(session: SessionDep) -> list[dict]:
+    return list(areas.levels(session).values())
+
+
+@router.post("/levels", status_code=status.HTTP_201_CREATED, summary="Add a level")
+def create_level(session: SessionDep, body: LevelIn) -> dict:
+    out = areas.add_level(session, **body.model_dump())
+    session.commit()
+    return out
+
+
+@router.get("/layers", summary="Thematic nets (admin = the jurisdiction frame)")
+def list_layers(session: SessionDep) -> list[dict]:
+    return list(areas.layers(session).values())
+
+
+@router.post("/layers", status_code=status.HTTP_201_CREATED, summary="Add a thematic net")
+def create_layer(session: SessionDep, body: LayerIn) -> dict:
+    out = areas.add_layer(session, **body.model_dump())
+    session.commit()
+    return out
+
+
+@router.get("/roles", summary="Posts a person can hold in a grid")
+def list_roles(session: SessionDep) -> list[dict]:
+    return list(people.roles(session).values())
+
+
+@router.post("/roles", status_code=status.HTTP_201_CREATED, summary="Add a role")
+def create_role(session: SessionDep, body: RoleIn) -> dict:
+    out = people.add_role(session, **body.model_dump())
+    session.commit()
+    return out

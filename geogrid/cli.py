@@ -1,0 +1,243 @@
+"""The ``geogrid`` command line: database, import/export, the service and the demo.
+
+Every expected failure ends with a one-paragraph message on stderr and exit status 1
+(2 for usage errors), never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from geogrid.errors import GeogridError
+from geogrid.settings import get_settings
+
+app = typer.Typer(help="geogrid: grid-based governance (网格化管理) on PostGIS.", no_args_is_help=True,
+                  pretty_exceptions_enable=False)
+db_app = typer.Typer(help="The database: a local PostGIS cluster, or GEOGRID_DATABASE_URL.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+
+def fail(message: str) -> None:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(1)
+
+
+def _run(fn):
+    """Turn expected errors into messages, not tracebacks."""
+    from sqlalchemy.exc import OperationalError
+
+    from geogrid.cluster import ClusterError
+
+    try:
+        return fn()
+    except GeogridError as exc:
+        fail(str(exc))
+    except ClusterError as exc:
+        fail(str(exc))
+    except OperationalError as exc:
+        fail(f"cannot reach the database: {str(exc.orig).strip().splitlines()[0]}\n"
+             "start the local cluster with `geogrid db up` or set GEOGRID_DATABASE_URL")
+
+
+def ensure_database():
+    """Start (or reach) the database and bring its schema up to date; return the engine."""
+    from geogrid import cluster, db
+
+    settings = get_settings()
+    cluster.up(settings)
+    url = db.resolve_url(settings)
+    db.migrate(url)
+    return db.get_engine(settings)
+
+
+# --------------------------------------------------------------------------- db
+
+
+@db_app.command("up")
+def db_up() -> None:
+    """Install PostgreSQL/PostGIS if missing, start the local cluster, run migrations (idempotent)."""
+    from geogrid import cluster, db
+
+    def go():
+        settings = get_settings()
+        info = cluster.up(settings)
+        db.migrate(db.resolve_url(settings))
+        what = "started" if info.started else "already running"
+        if not info.managed:
+            what = "external database (GEOGRID_DATABASE_URL)"
+        typer.echo(f"database {what}: {info.masked_url}\nschema at revision {db.current_revision(db.resolve_url(settings))}")
+
+    _run(go)
+
+
+@db_app.command("down")
+def db_down() -> None:
+    """Stop the local cluster."""
+    from geogrid import cluster
+
+    _run(lambda: typer.echo("stopped" if cluster.down(get_settings()) else "not running"))
+
+
+@db_app.command("status")
+def db_status() -> None:
+    """Where the database is and whether it runs."""
+    from geogrid import cluster, db
+
+    def go():
+        settings = get_settings()
+        info = cluster.status(settings)
+        if info.get("running"):
+            try:
+                info["schema_revision"] = db.current_revision(db.resolve_url(settings))
+            except Exception as exc:  # status must report, not fail
+                info["schema_revision"] = f"unknown ({exc.__class__.__name__})"
+        for key, value in info.items():
+            typer.echo(f"{key:>16}: {value}")
+
+    _run(go)
+
+
+@db_app.command("migrate")
+def db_migrate(revision: str = "head") -> None:
+    """Run the Alembic migrations up to REVISION."""
+    from geogrid import db
+
+    def go():
+        url = db.resolve_url(get_settings())
+        db.migrate(url, revision)
+        typer.echo(f"schema at revision {db.current_revision(url)}")
+
+    _run(go)
+
+
+# --------------------------------------------------------------------------- files
+
+
+@app.command("import")
+def import_(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help=".geojson/.json, .gpkg or zipped Shapefile")],
+    layer: Annotated[Optional[str], typer.Option(help="Layer of every feature (default: the file's layer column, else admin)")] = None,
+    level: Annotated[Optional[str], typer.Option(help="Level of every feature (default: the file's level column)")] = None,
+    parent: Annotated[Optional[str], typer.Option(help="Parent code for features that name none")] = None,
+    crs: Annotated[Optional[str], typer.Option(help="CRS of a file that declares none, e.g. EPSG:4490")] = None,
+    source_layer: Annotated[Optional[str], typer.Option(help="Layer inside a multi-layer file")] = None,
+    code_field: Annotated[Optional[str], typer.Option(help="Column holding the code")] = None,
+    name_field: Annotated[Optional[str], typer.Option(help="Column holding the name")] = None,
+    parent_field: Annotated[Optional[str], typer.Option(help="Column holding the parent code")] = None,
+    repair: Annotated[bool, typer.Option(help="Mend invalid polygons instead of rejecting them")] = False,
+    dry_run: Annotated[bool, typer.Option(help="Validate only; write nothing")] = False,
+    max_spill: Annotated[Optional[float], typer.Option(
+        help="Share of a feature's area allowed outside its parent (default GEOGRID_MAX_SPILL_RATIO)")] = None,
+) -> None:
+    """Import areas or grids from a file, all or nothing; prints a report."""
+    from geogrid import areas, db, files
+
+    def go():
+        engine = ensure_database()
+        fields = {k: v for k, v in (("code", code_field), ("name", name_field), ("parent", parent_field)) if v}
+        read = files.read_features(file, layer=source_layer, crs=crs, fields=fields)
+        with db.transaction(engine) as session:
+            report = areas.import_areas(session, read.records, read.geoms, get_settings(),
+                                        overrides={"layer": layer, "level": level}, defaults={"parent": parent}, repair=repair, dry_run=dry_run, note=f"import {file.name}",
+                                        max_spill_ratio=max_spill)
+        verb = "would import" if dry_run else "imported"
+        typer.echo(f"{verb} {report.imported} features from {file.name} ({read.source_crs}): "
+                   + ", ".join(f"{n} {k}" for k, n in report.by_level.items()))
+        for item in report.repaired:
+            typer.echo(f"  repaired: feature {item['index']} ({item['code']})")
+        for item in report.generated_codes:
+            typer.echo(f"  code generated: feature {item['index']} -> {item['code']}")
+        for warning in report.warnings:
+            typer.echo(f"  warning: {warning.get('code')}: {warning['message']}")
+
+    _run(go)
+
+
+@app.command("export")
+def export(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output file")],
+    format: Annotated[str, typer.Option(help="geojson, gpkg or shp (zipped)")] = "geojson",
+    layer: Annotated[Optional[str], typer.Option()] = None,
+    level: Annotated[Optional[str], typer.Option()] = None,
+    parent: Annotated[Optional[str], typer.Option()] = None,
+    code_prefix: Annotated[Optional[str], typer.Option()] = None,
+    with_notes: Annotated[bool, typer.Option(help="Include internal notes")] = False,
+) -> None:
+    """Export current areas to a file."""
+    from geogrid import areas, db, files
+
+    def go():
+        engine = ensure_database()
+        with db.transaction(engine) as session:
+            frame = areas.frame(session, areas.AreaFilter(layer=layer, level=level, parent=parent,
+                                                          code_prefix=code_prefix), with_notes=with_notes)
+        files.write_features(frame, format, out)
+        typer.echo(f"wrote {len(frame)} areas to {out}")
+
+    _run(go)
+
+
+@app.command("locate")
+def locate(lon: float, lat: float, lang: str = "zh") -> None:
+    """Print every area containing a point (like GET /api/locate)."""
+    import datetime as dt
+
+    from geogrid import areas, db
+
+    def go():
+        engine = ensure_database()
+        with db.transaction(engine) as session:
+            found = areas.locate(session, lon, lat, at=None, day=dt.date.today(), lang=lang)
+        typer.echo(json.dumps(found, ensure_ascii=False, indent=2, default=str))
+
+    _run(go)
+
+
+# --------------------------------------------------------------------------- service
+
+
+@app.command("serve")
+def serve(
+    host: Annotated[Optional[str], typer.Option(help="Default: GEOGRID_HOST")] = None,
+    port: Annotated[Optional[int], typer.Option(help="Default: GEOGRID_PORT")] = None,
+) -> None:
+    """Run the HTTP API (OpenAPI docs at /docs)."""
+    import uvicorn
+
+    from api.app import create_app
+
+    settings = get_settings()
+    _run(ensure_database)
+    uvicorn.run(create_app(settings), host=host or settings.host, port=port or settings.port)
+
+
+@app.command("demo")
+def demo(
+    reset: Annotated[bool, typer.Option(help="Drop the demo jurisdiction and load it again")] = False,
+    serve_after: Annotated[bool, typer.Option("--serve/--no-serve", help="Serve the API afterwards")] = True,
+    out: Annotated[Path, typer.Option(help="Where the generated files go")] = Path("data/demo"),
+) -> None:
+    """Generate a synthetic jurisdiction into data/, load it and serve the API."""
+    from geogrid import demo as demolib
+
+    def go():
+        engine = ensure_database()
+        summary = demolib.load(engine, get_settings(), out, reset=reset)
+        typer.echo(summary)
+
+    _run(go)
+    if serve_after:
+        serve(None, None)
+
+
+def main() -> None:  # pragma: no cover - entry point for python -m
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

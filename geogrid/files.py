@@ -1,0 +1,185 @@
+"""Reading and writing boundary files: GeoJSON, GeoPackage and zipped Shapefile (pyogrio).
+
+Reading gives plain records plus lon/lat geometries, whatever CRS the file declares; the
+records then go through :func:`geogrid.areas.import_areas` like any other input.
+
+A GeoJSON file without a ``crs`` member is WGS84 lon/lat (RFC 7946). A GeoPackage layer
+or a Shapefile without a CRS is refused unless the caller declares one: guessing a CRS
+is how boundaries end up hundreds of metres off.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import geopandas as gpd
+import pyogrio
+from pyproj import CRS
+from pyproj.exceptions import CRSError
+
+from geogrid.errors import GeogridError
+
+FORMATS = {"geojson": ".geojson", "gpkg": ".gpkg", "shp": ".zip"}
+MEDIA_TYPES = {"geojson": "application/geo+json", "gpkg": "application/geopackage+sqlite3", "shp": "application/zip"}
+
+# Column names seen in published boundary files, tried when no mapping is given.
+ALIASES = {
+    "code": ("code", "adcode", "CODE", "grid_code", "gridcode", "网格编码", "编码"),
+    "name": ("name", "NAME", "grid_name", "网格名称", "名称"),
+    "parent": ("parent", "parent_code", "PARENT"),
+}
+
+
+@dataclass
+class ReadResult:
+    records: list[dict]
+    geoms: list
+    source_crs: str
+    layer: str | None
+
+
+def _format_of(path: Path) -> str:
+    suffix = path.suffix.lower()
+    if suffix in (".geojson", ".json"):
+        return "geojson"
+    if suffix == ".gpkg":
+        return "gpkg"
+    if suffix in (".zip", ".shp"):
+        return "shp"
+    raise GeogridError(f"{path.name}: unsupported file type {suffix!r}; use .geojson, .json, .gpkg or a zipped Shapefile (.zip)")
+
+
+def _crs_name(crs) -> str:
+    if crs is None:
+        return "none"
+    c = CRS.from_user_input(crs)
+    auth = c.to_authority()
+    return f"{auth[0]}:{auth[1]}" if auth else c.name
+
+
+def _geojson_crs_members(path: Path) -> set[str]:
+    """Legacy GeoJSON (2008) put ``crs`` on the collection or on single features; GDAL
+    honours only the first, so a file whose features disagree must be refused here."""
+    try:
+        doc = json.loads(path.read_bytes())
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise GeogridError(f"{path.name}: not valid JSON (truncated or corrupt?): {exc}") from None
+    if not isinstance(doc, dict) or doc.get("type") not in ("FeatureCollection", "Feature"):
+        raise GeogridError(f"{path.name}: not a GeoJSON FeatureCollection or Feature")
+    found = set()
+    for member in [doc.get("crs")] + [f.get("crs") for f in doc.get("features", []) if isinstance(f, dict)]:
+        if member:
+            found.add(json.dumps(member.get("properties", member), sort_keys=True))
+    return found
+
+
+def read_features(path: Path, *, layer: str | None = None, crs: str | None = None,
+                  fields: dict[str, str] | None = None) -> ReadResult:
+    """Read a boundary file into records and EPSG:4326 geometries.
+
+    ``fields`` maps geogrid's property names (code, name, parent, level, layer, households,
+    population, land_use, notes) to the file's column names; ``"-"`` ignores that property
+    (e.g. a parent column that points outside the database). ``crs`` declares the CRS of a
+    file that has none.
+    """
+    path = Path(path)
+    fmt = _format_of(path)
+    source = f"/vsizip/{path}" if path.suffix.lower() == ".zip" else str(path)
+    if fmt == "geojson" and len(_geojson_crs_members(path)) > 1:
+        raise GeogridError(f"{path.name}: mixed CRS: features declare different 'crs' members; "
+                           "reproject them to one CRS first")
+    try:
+        available = [str(name) for name, _ in pyogrio.list_layers(source)]
+    except Exception as exc:
+        raise GeogridError(f"{path.name}: cannot read as {fmt} (truncated or corrupt?): {exc}") from None
+    if not available:
+        raise GeogridError(f"{path.name}: no layers found")
+    if layer is None and len(available) > 1:
+        crss = {name: _crs_name(pyogrio.read_info(source, layer=name).get("crs")) for name in available}
+        if len(set(crss.values())) > 1:
+            detail = ", ".join(f"{k}: {v}" for k, v in crss.items())
+            raise GeogridError(f"{path.name}: mixed CRS across layers ({detail}); import one layer at a time")
+        raise GeogridError(f"{path.name} has {len(available)} layers ({', '.join(available)}): choose one with layer=")
+    if layer is not None and layer not in available:
+        raise GeogridError(f"{path.name}: no layer {layer!r}; layers: {', '.join(available)}")
+    try:
+        frame = pyogrio.read_dataframe(source, layer=layer or available[0])
+    except Exception as exc:
+        raise GeogridError(f"{path.name}: cannot read as {fmt} (truncated or corrupt?): {exc}") from None
+
+    declared = None
+    if crs:
+        try:
+            declared = CRS.from_user_input(crs)
+        except CRSError as exc:
+            raise GeogridError(f"unknown CRS {crs!r}: {exc}") from None
+    if frame.crs is None:
+        if declared is None and fmt != "geojson":
+            raise GeogridError(f"{path.name}: the file has no CRS (a Shapefile without .prj?); "
+                               "declare it, e.g. crs=EPSG:4490 or crs=EPSG:4549")
+        frame = frame.set_crs(declared or "EPSG:4326")
+    elif declared is not None and not CRS.from_user_input(frame.crs).equals(declared, ignore_axis_order=True):
+        raise GeogridError(f"{path.name}: the file declares {_crs_name(frame.crs)} but crs={crs} was given")
+    source_crs = _crs_name(frame.crs)
+    if source_crs != "EPSG:4326":
+        try:
+            frame = frame.to_crs(4326)
+        except Exception as exc:
+            raise GeogridError(f"{path.name}: cannot reproject from {source_crs}: {exc}") from None
+
+    mapping = dict(fields or {})
+    for ours, candidates in ALIASES.items():
+        mapping.setdefault(ours, next((c for c in candidates if c in frame.columns), ours))
+    missing = [src for ours, src in (fields or {}).items() if src != "-" and src not in frame.columns]
+    if missing:
+        raise GeogridError(f"{path.name}: no column {', '.join(missing)}; columns: {', '.join(map(str, frame.columns))}")
+    wanted = ("code", "name", "level", "layer", "parent", "households", "population", "land_use", "notes")
+    columns = {ours: mapping.get(ours, ours) for ours in wanted}
+    data = frame.drop(columns="geometry")
+    records = [
+        {ours: row.get(src) for ours, src in columns.items() if src in data.columns}
+        for row in data.to_dict("records")
+    ]
+    return ReadResult(records, list(frame.geometry.array), source_crs, layer or available[0])
+
+
+def write_features(frame: gpd.GeoDataFrame, fmt: str, out: Path, *, layer: str = "areas") -> Path:
+    """Write areas as GeoJSON (RFC 7946), GeoPackage or a zipped Shapefile (UTF-8)."""
+    if fmt not in FORMATS:
+        raise GeogridError(f"unknown export format {fmt!r}; use one of {', '.join(FORMATS)}")
+    out = Path(out)
+    if fmt == "geojson":
+        pyogrio.write_dataframe(frame, out, driver="GeoJSON", layer_options={"RFC7946": "YES", "COORDINATE_PRECISION": 7})
+    elif fmt == "gpkg":
+        pyogrio.write_dataframe(frame, out, driver="GPKG", layer=layer)
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            shp = Path(tmp) / f"{layer}.shp"
+            pyogrio.write_dataframe(frame, shp, driver="ESRI Shapefile", encoding="UTF-8")
+            with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
+                for part in sorted(Path(tmp).iterdir()):
+                    zf.write(part, part.name)
+    return out
+
+
+def save_upload(stream, suffix: str, limit: int) -> Path:
+    """Copy an uploaded file to a temporary path, refusing more than ``limit`` bytes (413)."""
+    tmp = tempfile.NamedTemporaryFile(delete=False, suffix=suffix)
+    size = 0
+    with tmp:
+        while chunk := stream.read(1 << 20):
+            size += len(chunk)
+            if size > limit:
+                Path(tmp.name).unlink(missing_ok=True)
+                raise GeogridError(f"upload larger than the {limit:,} byte limit", status=413)
+            tmp.write(chunk)
+    return Path(tmp.name)
+
+
+def remove(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True) if Path(path).is_dir() else Path(path).unlink(missing_ok=True)

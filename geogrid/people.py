@@ -1,0 +1,286 @@
+"""Persons, roles and assignments (who is responsible for which grid, and since when).
+
+An assignment links a person to an area in a role over a date range; ending an
+assignment sets its end date and keeps the row, so "who was responsible for this grid on
+the day of the incident" stays answerable. One person may hold posts in several grids and
+one grid has several people (一格多员、一人多职).
+
+All SQL touching ``person``, ``role`` and ``assignment`` lives in this module.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Sequence
+
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from geogrid.errors import GeogridError, Problem, conflict, not_found
+
+PERSON_FIELDS = ("ref", "name", "phone", "photo_url", "name_public", "phone_public", "photo_public", "notes")
+ASSIGNMENT_FIELDS = ("role", "start_date", "end_date", "duties")
+
+
+def roles(session: Session) -> dict[str, dict]:
+    rows = session.execute(text("SELECT key, rank, name_zh, name_en, responsible FROM role ORDER BY rank, key"))
+    return {r.key: r._asdict() for r in rows}
+
+
+def add_role(session: Session, key: str, name_zh: str, name_en: str, rank: int = 100, responsible: bool = True) -> dict:
+    if key in roles(session):
+        raise conflict(f"role {key!r} exists already")
+    session.execute(text("INSERT INTO role (key, rank, name_zh, name_en, responsible) VALUES (:k, :r, :zh, :en, :resp)"),
+                    dict(k=key, r=rank, zh=name_zh, en=name_en, resp=responsible))
+    return roles(session)[key]
+
+
+# --------------------------------------------------------------------------- persons
+
+_PERSON_COLUMNS = "id, ref, name, phone, photo_url, name_public, phone_public, photo_public, notes, version, created_at"
+
+
+def public_fields(person: dict) -> dict:
+    """Only what a person allowed to be published (公示); never notes."""
+    out = {}
+    if person.get("name_public"):
+        out["name"] = person["name"]
+    if person.get("phone_public") and person.get("phone"):
+        out["phone"] = person["phone"]
+    if person.get("photo_public") and person.get("photo_url"):
+        out["photo_url"] = person["photo_url"]
+    return out
+
+
+def create_persons(session: Session, records: Sequence[dict]) -> list[dict]:
+    """Insert persons, all or nothing; a duplicate ``ref`` is a 409."""
+    problems = [Problem("name is required", field="name", index=i) for i, r in enumerate(records) if not r.get("name")]
+    if problems:
+        raise GeogridError("persons rejected; nothing was stored", problems=problems)
+    refs = [r["ref"] for r in records if r.get("ref")]
+    if len(refs) != len(set(refs)):
+        raise conflict("duplicate ref in the request")
+    taken = session.execute(text("SELECT ref FROM person WHERE ref = ANY(:refs)"), {"refs": refs}).scalars().all()
+    if taken:
+        raise conflict(f"a person with ref {', '.join(taken[:5])} exists already")
+    out = []
+    for r in records:
+        values = {k: r.get(k) for k in PERSON_FIELDS}
+        for flag, default in (("name_public", True), ("phone_public", False), ("photo_public", False)):
+            values[flag] = default if values[flag] is None else bool(values[flag])
+        row = session.execute(text(
+            f"INSERT INTO person (ref, name, phone, photo_url, name_public, phone_public, photo_public, notes) "
+            f"VALUES (:ref, :name, :phone, :photo_url, :name_public, :phone_public, :photo_public, :notes) "
+            f"RETURNING {_PERSON_COLUMNS}"), values).mappings().one()
+        out.append(dict(row))
+    return out
+
+
+def get_person(session: Session, person_id: int, *, for_update: bool = False) -> dict:
+    row = session.execute(text(f"SELECT {_PERSON_COLUMNS} FROM person WHERE id = :id"
+                               + (" FOR UPDATE" if for_update else "")), {"id": person_id}).mappings().first()
+    if row is None:
+        raise not_found(f"person {person_id}")
+    return dict(row)
+
+
+def list_persons(session: Session, *, q: str | None, area: str | None, limit: int, offset: int) -> tuple[list[dict], int]:
+    where, params = ["TRUE"], {"limit": limit, "offset": offset}
+    if q:
+        where.append("(p.name ILIKE :q OR p.ref ILIKE :q OR p.phone LIKE :q)")
+        params["q"] = f"%{q}%"
+    if area:
+        where.append("EXISTS (SELECT 1 FROM assignment s JOIN area a ON a.id = s.area_id "
+                     "WHERE s.person_id = p.id AND a.code = :area)")
+        params["area"] = area
+    cond = " AND ".join(where)
+    total = session.execute(text(f"SELECT count(*) FROM person p WHERE {cond}"), params).scalar_one()
+    rows = session.execute(text(f"SELECT {_PERSON_COLUMNS} FROM person p WHERE {cond} ORDER BY id LIMIT :limit OFFSET :offset"),
+                           params).mappings().all()
+    return [dict(r) for r in rows], total
+
+
+def _check_expected(kind: str, key, current: int, expected: int | None) -> None:
+    if expected is not None and expected != current:
+        raise GeogridError(f"{kind} {key} is at version {current}, not {expected}: reload it and apply your change again",
+                           status=412, extra={"current_version": current})
+
+
+def update_person(session: Session, person_id: int, changes: dict, expected_version: int | None = None) -> dict:
+    current = get_person(session, person_id, for_update=True)
+    _check_expected("person", person_id, current["version"], expected_version)
+    changes = {k: v for k, v in changes.items() if k in PERSON_FIELDS}
+    if "name" in changes and not changes["name"]:
+        raise GeogridError("name cannot be empty", problems=[Problem("name cannot be empty", field="name")])
+    if changes:
+        sets = ", ".join(f"{k} = :{k}" for k in changes)
+        try:
+            with session.begin_nested():
+                session.execute(text(f"UPDATE person SET {sets}, version = version + 1 WHERE id = :id"),
+                                {**changes, "id": person_id})
+        except IntegrityError:
+            raise conflict(f"a person with ref {changes.get('ref')} exists already") from None
+    return get_person(session, person_id)
+
+
+def delete_person(session: Session, person_id: int, expected_version: int | None = None) -> None:
+    """Delete a person who never held a post; one with a history is kept (end their posts instead)."""
+    current = get_person(session, person_id, for_update=True)
+    _check_expected("person", person_id, current["version"], expected_version)
+    held = session.execute(text("SELECT count(*) FROM assignment WHERE person_id = :id"), {"id": person_id}).scalar_one()
+    if held:
+        raise conflict(f"person {person_id} has {held} assignments in the history: end them instead of deleting the person")
+    session.execute(text("DELETE FROM person WHERE id = :id"), {"id": person_id})
+
+
+# --------------------------------------------------------------------------- assignments
+
+_ASSIGNMENT_SELECT = """
+    SELECT s.id, s.person_id, p.ref AS person_ref, p.name AS person_name, a.code AS area, s.role_key AS role,
+           s.start_date, s.end_date, s.duties, s.version, s.created_at
+    FROM assignment s JOIN person p ON p.id = s.person_id JOIN area a ON a.id = s.area_id
+"""
+
+
+def _resolve_person(session: Session, value) -> int | None:
+    if isinstance(value, int) or (isinstance(value, str) and value.isdigit()):
+        found = session.execute(text("SELECT id FROM person WHERE id = :id"), {"id": int(value)}).scalar()
+        if found is not None:
+            return found
+    return session.execute(text("SELECT id FROM person WHERE ref = :ref"), {"ref": str(value)}).scalar()
+
+
+def create_assignments(session: Session, records: Sequence[dict]) -> list[dict]:
+    """Appoint persons to areas, all or nothing.
+
+    Each record names ``person`` (id or ref), ``area`` (code), ``role``, ``start_date``,
+    optional ``end_date`` and ``duties``. The same person cannot hold the same role in the
+    same area twice over overlapping dates (409).
+    """
+    known_roles = roles(session)
+    problems, rows = [], []
+    for i, r in enumerate(records):
+        person_id = _resolve_person(session, r.get("person")) if r.get("person") is not None else None
+        area_id = session.execute(text("SELECT id FROM area WHERE code = :c AND retired_at IS NULL"),
+                                  {"c": str(r.get("area"))}).scalar()
+        if person_id is None:
+            problems.append(Problem(f"unknown person {r.get('person')!r}", field="person", index=i))
+        if area_id is None:
+            problems.append(Problem(f"unknown or retired area {r.get('area')!r}", field="area", index=i))
+        if r.get("role") not in known_roles:
+            problems.append(Problem(f"unknown role {r.get('role')!r}; known: {', '.join(known_roles)}", field="role", index=i))
+        start, end = _as_date(r.get("start_date"), "start_date", i, problems), _as_date(r.get("end_date"), "end_date", i, problems)
+        if start is None and r.get("start_date") is None:
+            problems.append(Problem("start_date is required", field="start_date", index=i))
+        if start and end and end < start:
+            problems.append(Problem(f"end_date {end} is before start_date {start}", field="end_date", index=i))
+        rows.append(dict(person_id=person_id, area_id=area_id, role=r.get("role"), start=start, end=end, duties=r.get("duties")))
+    if problems:
+        raise GeogridError("assignments rejected; nothing was stored", problems=problems)
+    ids = []
+    try:
+        with session.begin_nested():
+            for row in rows:
+                ids.append(session.execute(text(
+                    "INSERT INTO assignment (person_id, area_id, role_key, start_date, end_date, duties) "
+                    "VALUES (:person_id, :area_id, :role, :start, :end, :duties) RETURNING id"), row).scalar_one())
+    except IntegrityError as exc:
+        if "assignment_no_overlap" in str(exc.orig):
+            raise conflict("the same person already holds this role in this area over overlapping dates") from None
+        raise
+    return list_assignments(session, ids=ids)
+
+
+def _as_date(value, name: str, i: int, problems: list[Problem]) -> dt.date | None:
+    if value is None or isinstance(value, dt.date):
+        return value
+    try:
+        return dt.date.fromisoformat(str(value))
+    except ValueError:
+        problems.append(Problem(f"{name} must be a date YYYY-MM-DD, got {value!r}", field=name, index=i))
+        return None
+
+
+def list_assignments(session: Session, *, ids: Sequence[int] | None = None, area: str | None = None,
+                     person: int | None = None, active_on: dt.date | None = None,
+                     limit: int = 1000, offset: int = 0) -> list[dict]:
+    where, params = ["TRUE"], {"limit": limit, "offset": offset}
+    if ids is not None:
+        where.append("s.id = ANY(:ids)")
+        params["ids"] = list(ids)
+    if area:
+        where.append("a.code = :area")
+        params["area"] = area
+    if person is not None:
+        where.append("s.person_id = :person")
+        params["person"] = person
+    if active_on is not None:
+        where.append("s.period @> CAST(:day AS date)")
+        params["day"] = active_on
+    rows = session.execute(text(f"{_ASSIGNMENT_SELECT} WHERE {' AND '.join(where)} "
+                                "ORDER BY a.code, s.start_date, s.id LIMIT :limit OFFSET :offset"), params)
+    return [dict(r) for r in rows.mappings()]
+
+
+def get_assignment(session: Session, assignment_id: int) -> dict:
+    found = list_assignments(session, ids=[assignment_id])
+    if not found:
+        raise not_found(f"assignment {assignment_id}")
+    return found[0]
+
+
+def update_assignment(session: Session, assignment_id: int, changes: dict, expected_version: int | None = None) -> dict:
+    """Change dates or duties (ending a post = setting end_date); person, area and role are
+    fixed: a different post is a new assignment, so history stays true."""
+    current = get_assignment(session, assignment_id)
+    _check_expected("assignment", assignment_id, current["version"], expected_version)
+    problems: list[Problem] = []
+    values = {k: v for k, v in changes.items() if k in ("start_date", "end_date", "duties")}
+    for key in ("start_date", "end_date"):
+        if key in values:
+            values[key] = _as_date(values[key], key, 0, problems)
+    start = values.get("start_date", current["start_date"])
+    end = values.get("end_date", current["end_date"])
+    if start is None:
+        problems.append(Problem("start_date is required", field="start_date"))
+    elif end is not None and end < start:
+        problems.append(Problem(f"end_date {end} is before start_date {start}", field="end_date"))
+    if problems:
+        raise GeogridError(f"assignment {assignment_id} was not changed", problems=problems)
+    if values:
+        sets = ", ".join(f"{k} = :{k}" for k in values)
+        try:
+            with session.begin_nested():
+                session.execute(text(f"UPDATE assignment SET {sets}, version = version + 1 WHERE id = :id"),
+                                {**values, "id": assignment_id})
+        except IntegrityError:
+            raise conflict("the new dates overlap another assignment of the same person, role and area") from None
+    return get_assignment(session, assignment_id)
+
+
+def delete_assignment(session: Session, assignment_id: int, expected_version: int | None = None) -> None:
+    """Remove an assignment entered by mistake. To end a post, set its end_date instead."""
+    current = get_assignment(session, assignment_id)
+    _check_expected("assignment", assignment_id, current["version"], expected_version)
+    session.execute(text("DELETE FROM assignment WHERE id = :id"), {"id": assignment_id})
+
+
+def responsible_persons(session: Session, area_ids: Sequence[int], day: dt.date, lang: str = "zh") -> dict[int, list[dict]]:
+    """Public fields of the persons holding a post in each area on ``day``, by area id."""
+    if not area_ids:
+        return {}
+    label = "name_en" if lang == "en" else "name_zh"
+    rows = session.execute(text(f"""
+        SELECT s.area_id, s.role_key, r.{label} AS role_name, r.rank, s.duties, s.start_date, s.end_date,
+               p.name, p.phone, p.photo_url, p.name_public, p.phone_public, p.photo_public
+        FROM assignment s JOIN person p ON p.id = s.person_id JOIN role r ON r.key = s.role_key
+        WHERE s.area_id = ANY(:ids) AND s.period @> CAST(:day AS date)
+        ORDER BY s.area_id, r.rank, p.id
+    """), {"ids": list(area_ids), "day": day}).mappings()
+    out: dict[int, list[dict]] = defaultdict(list)
+    for r in rows:
+        out[r["area_id"]].append({"role": r["role_key"], "role_name": r["role_name"], "duties": r["duties"],
+                                  "since": r["start_date"], **public_fields(r)})
+    return out

@@ -1,0 +1,68 @@
+"""All configuration in one place, read from ``GEOGRID_*`` environment variables or ``.env``.
+
+>>> from geogrid.settings import Settings
+>>> Settings(db_port=6000).db_port
+6000
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _default_state_dir() -> Path:
+    # In a checkout the state lives beside the code (and is git-ignored); an installed
+    # package has no checkout, so it falls back to the user's state directory.
+    if (PROJECT_ROOT / "pyproject.toml").exists():
+        return PROJECT_ROOT / ".geogrid"
+    return Path.home() / ".local" / "state" / "geogrid"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="GEOGRID_", env_file=".env", extra="ignore")
+
+    # --- database -------------------------------------------------------------
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL of an existing PostGIS database. When unset, geogrid "
+        "runs its own local cluster in state_dir.",
+    )
+    state_dir: Path = Field(default_factory=_default_state_dir)
+    db_name: str = "geogrid"
+    db_port: int = Field(default=54329, description="Preferred port of the local cluster.")
+    db_system_user: str = Field(
+        default="geogrid",
+        description="Unprivileged system user that runs the local cluster when geogrid runs as root.",
+    )
+
+    # --- HTTP service ------------------------------------------------------------
+    host: str = "127.0.0.1"
+    port: int = 8000
+    max_body_bytes: int = Field(default=64 * 1024 * 1024, description="Largest accepted request body (413 above).")
+    default_page_size: int = 100
+    max_page_size: int = 1000
+
+    # --- geometry rules ---------------------------------------------------------
+    extent: tuple[float, float, float, float] = Field(
+        default=(73.0, 3.0, 136.0, 54.0),
+        description="lon/lat box the service accepts (default: China with a margin); "
+        "catches swapped or projected coordinates.",
+    )
+    max_spill_ratio: float = Field(
+        default=0.01,
+        description="Share of a child's area allowed outside its parent before it is rejected. "
+        "Smaller spill-over is accepted and left to the coverage check.",
+    )
+    timezone: str = "Asia/Shanghai"
+    language: str = Field(default="zh", description="Default language of user-facing labels: zh or en.")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
