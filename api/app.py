@@ -1,9 +1,5 @@
-"""The application factory.
-
->>> from api.app import create_app
->>> create_app().title
-'geogrid'
-"""
+"""The application factory: ``create_app(settings)`` builds the service (uvicorn runs it
+through ``geogrid serve``)."""
 
 from __future__ import annotations
 

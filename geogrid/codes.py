@@ -71,5 +71,7 @@ def reading_order(x: np.ndarray, y: np.ndarray, row_height: float) -> np.ndarray
     if len(x) == 0:
         return np.zeros(0, dtype=int)
     row_height = row_height if row_height > 0 else 1.0
-    row = np.floor((y.max() - y) / row_height)
+    # Rows are centred on the northernmost point; rounding (not flooring) keeps points of
+    # one row together despite floating-point noise.
+    row = np.rint((y.max() - y) / row_height)
     return np.lexsort((x, row))

@@ -99,7 +99,7 @@ def _node(cells: np.ndarray, vil: np.ndarray):
     """Node all boundaries at GRID_SIZE and rebuild every cell and village from the faces.
 
     A face belongs to each cell covering most of it (so deliberate overlaps survive and
-    deliberate gaps stay empty); a face under 1 m² (rounding debris) to its best cell only.
+    deliberate gaps stay empty); a face under 1 m² (rounding debris) to its best cell.
     Returns the cells, the villages and the faces that no cell covers.
     """
     lines = shapely.union_all(shapely.boundary(np.r_[cells, vil]), grid_size=GRID_SIZE)
@@ -111,9 +111,9 @@ def _node(cells: np.ndarray, vil: np.ndarray):
         share = shapely.area(shapely.intersection(faces[fi], polys[ci])) / area[fi]
         order = np.lexsort((-share, fi))
         fi, ci, share = fi[order], ci[order], share[order]
-        keep = np.r_[True, fi[1:] != fi[:-1]] & (share > 0.01)  # the best owner
-        if several:
-            keep |= (share > 0.5) & (area[fi] >= 1.0)
+        keep = np.r_[True, fi[1:] != fi[:-1]]  # the best owner ...
+        if several:  # ... or every owner of most of the face, debris only to its best
+            keep = (share > 0.5) | keep & (share > 0.01) & (area[fi] < 1.0)
         out = np.array([shapely.coverage_union_all(faces[fi[keep & (ci == k)]]) for k in range(len(polys))])
         assert all(g.geom_type == "Polygon" for g in out), "a cell fell apart while noding"
         return out, np.isin(np.arange(len(faces)), fi[keep])
