@@ -23,29 +23,30 @@ def load(engine: Engine, settings: Settings, out_dir: Path, *, reset: bool = Fal
     paths = demo_data.generate(out_dir)
     with db.transaction(engine) as session:
         loaded = session.execute(text("SELECT count(*) FROM area WHERE code LIKE :p"), {"p": COUNTY + "%"}).scalar_one()
+        persons = json.loads(Path(paths["persons"]).read_text(encoding="utf-8"))
         if loaded and reset:
-            wipe(session)
+            wipe(session, [p["ref"] for p in persons])
             loaded = 0
         if not loaded:
             for name in FILES_IN_ORDER:
                 read = files.read_features(paths[name])
                 areas.import_areas(session, read.records, read.geoms, settings, note=f"demo {name}")
-            people.create_persons(session, json.loads(Path(paths["persons"]).read_text(encoding="utf-8")))
+            people.create_persons(session, persons)
             people.create_assignments(session, json.loads(Path(paths["assignments"]).read_text(encoding="utf-8")))
         counts = dict(session.execute(text(
             "SELECT layer_key, count(*) FROM area WHERE code LIKE :p AND retired_at IS NULL GROUP BY layer_key"),
             {"p": COUNTY + "%"}).all())
-        persons = session.execute(text("SELECT count(*) FROM person")).scalar_one()
+        assigned = session.execute(text("SELECT count(*) FROM assignment s JOIN area a ON a.id = s.area_id "
+                                        "WHERE a.code LIKE :p"), {"p": COUNTY + "%"}).scalar_one()
     state = "already loaded" if loaded else "loaded"
     return (f"demo jurisdiction 演示县 ({COUNTY}) {state} from {out_dir}: "
-            + ", ".join(f"{n} {k}" for k, n in sorted(counts.items())) + f"; {persons} persons")
+            + ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
+            + f"; {len(persons)} persons, {assigned} assignments")
 
 
-def wipe(session) -> None:
-    """Remove the demo jurisdiction (areas under the demo county and the demo persons)."""
-    ids = text("SELECT id FROM area WHERE code LIKE :p")
+def wipe(session, person_refs: list[str]) -> None:
+    """Remove the demo jurisdiction: the areas under the demo county and the demo persons."""
     params = {"p": COUNTY + "%"}
-    session.execute(text(f"DELETE FROM assignment WHERE area_id IN ({ids.text})"), params)
-    session.execute(text("DELETE FROM person p WHERE NOT EXISTS (SELECT 1 FROM assignment s WHERE s.person_id = p.id)"))
-    session.execute(text(f"UPDATE area SET parent_id = NULL WHERE id IN ({ids.text})"), params)
-    session.execute(text(f"DELETE FROM area WHERE id IN ({ids.text})"), params)
+    session.execute(text("DELETE FROM assignment WHERE area_id IN (SELECT id FROM area WHERE code LIKE :p)"), params)
+    session.execute(text("DELETE FROM person WHERE ref = ANY(:refs)"), {"refs": person_refs})
+    session.execute(text("DELETE FROM area WHERE code LIKE :p"), params)
