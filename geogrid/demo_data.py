@@ -8,10 +8,11 @@ history, and ``defects.json``: every deliberate defect (gaps, a sliver gap, over
 spill-over across a village boundary, responsibility gaps, size outliers) that a coverage
 or responsibility checker is expected to find.
 
-Geometry is built in a local azimuthal equidistant projection (metres, ``METRIC_CRS``). All
-boundaries are noded together once with snap rounding and every area is rebuilt from the
-resulting faces, so neighbours share their edges vertex for vertex (a valid coverage). The
-result is reprojected to EPSG:4326, rounded to 7 decimals and oriented counter-clockwise.
+Geometry is built in a local azimuthal equidistant projection (metres, ``METRIC_CRS``): Voronoi
+cells of Lloyd-relaxed seeds clipped to their parent. All boundaries are noded together with
+snap rounding and every area is rebuilt from the resulting faces, so neighbours share their
+edges vertex for vertex (a valid coverage, also after the defects are cut in). The result is
+reprojected to EPSG:4326, rounded to 7 decimals and oriented counter-clockwise.
 The same seed gives byte-identical files. ``python -m geogrid.demo_data [out_dir] [seed]``.
 """
 
@@ -45,6 +46,7 @@ DUTIES = {
     "instructor": "网格指导员（镇干部）：业务指导、督查考核、协调解决网格难题",
     "env_informant": "环保信息员：每周巡查，发现偷排漏排、秸秆焚烧等环境问题及时报告",
     "police": "驻村民警：治安防控、矛盾纠纷化解、协助网格排查",
+    "building_head": "楼栋长：负责第{n}幢住户联系、信息报送",
 }
 
 _TO_LONLAT = Transformer.from_crs(METRIC_CRS, "EPSG:4326", always_xy=True)
@@ -269,9 +271,9 @@ def generate(out_dir: Path, seed: int = 20261123, *, as_of: date = AS_OF) -> dic
     nobody, expired, small, big = free[:2], free[2], free[3], free[4]
     for i, h in ((small, 80), (big, 1200)):
         households[i] = h
-        defects.append({"kind": "size_outlier", "codes": [codes[i]], "households": h, "area_m2": None,
-                        "note": f"{h} households, outside the 300-500 norm"})
-    defects += [{"kind": "no_responsible", "codes": [codes[i]], "area_m2": None,
+        defects.append({"kind": "size_outlier", "codes": [codes[i]], "village": vil_codes[owner[i]],
+                        "area_m2": None, "households": h, "note": f"{h} households, outside the 300-500 norm"})
+    defects += [{"kind": "no_responsible", "codes": [codes[i]], "village": vil_codes[owner[i]], "area_m2": None,
                  "note": "no grid leader, worker or instructor assigned"} for i in nobody]
     population = np.round(households * rng.uniform(2.5, 3.5, n)).astype(int)
     grid_props = [{"code": codes[i], "name": gname[i], "level": "grid", "layer": "comprehensive",
@@ -293,21 +295,23 @@ def generate(out_dir: Path, seed: int = 20261123, *, as_of: date = AS_OF) -> dic
 
     def person(frontline: bool = True) -> str:
         ref = f"p{len(persons) + 1:04d}"
-        while (name := str(rng.choice(list(SURNAMES))) + "".join(rng.choice(list(GIVEN), rng.integers(1, 3)))) in seen:
+        while (name := rng.choice(list(SURNAMES)) + "".join(rng.choice(list(GIVEN), rng.integers(1, 3)))) in seen:
             pass
         seen.add(name)
         while (phone := "13" + "".join(map(str, rng.integers(0, 10, 9)))) in seen:
             pass
         seen.add(phone)
-        persons.append({"ref": ref, "name": name, "phone": phone, "photo_url": f"https://example.invalid/photos/{ref}.jpg",
-                        "name_public": True, "phone_public": bool(rng.random() < (0.9 if frontline else 0.6)),
+        persons.append({"ref": ref, "name": str(name), "phone": phone,
+                        "photo_url": f"https://example.invalid/photos/{ref}.jpg", "name_public": True,
+                        "phone_public": bool(rng.random() < (0.9 if frontline else 0.6)),
                         "photo_public": bool(rng.random() < 0.75),
                         "notes": "内部备注：" + str(rng.choice(PERSON_NOTES))})
         return ref
 
     def assign(ref, area, role, start, end=None, duties=None):
+        duties = duties or DUTIES[role].format(n=int(rng.integers(1, 30)))
         assignments.append({"person": ref, "area": area, "role": role, "start_date": start.isoformat(),
-                            "end_date": end and end.isoformat(), "duties": duties or DUTIES[role]})
+                            "end_date": end and end.isoformat(), "duties": duties})
 
     staffed = [i for i in reading if coded[i] and i not in nobody]
     instructors = [person() for _ in range(3)]
@@ -326,13 +330,13 @@ def generate(out_dir: Path, seed: int = 20261123, *, as_of: date = AS_OF) -> dic
         worker = None
         for i in mine:
             role = "grid_worker_fulltime" if urban[v] or rng.random() < 0.2 else "grid_worker_parttime"
-            if worker is None or urban[v] or i == expired or rng.random() > 0.1:  # rural part-timers may keep two grids
-                worker = person()
+            if worker is None or urban[v] or i == expired or rng.random() > 0.1:
+                worker = person()  # else a rural part-timer keeps two neighbouring grids (一人多职)
             if i == expired:
                 assign(worker, codes[i], role, day("2022-01-01", "2023-12-31"),
                        as_of.replace(day=1) - timedelta(days=int(rng.integers(1, 28))))
-                defects.append({"kind": "expired_assignment", "codes": [codes[i]], "person": worker,
-                                "area_m2": None, "as_of": as_of.isoformat(),
+                defects.append({"kind": "expired_assignment", "codes": [codes[i]], "village": vil_codes[v],
+                                "area_m2": None, "person": worker, "as_of": as_of.isoformat(),
                                 "note": "the only grid worker's appointment ended last month"})
                 worker = None
                 continue
@@ -341,8 +345,7 @@ def generate(out_dir: Path, seed: int = 20261123, *, as_of: date = AS_OF) -> dic
                 assign(person(), codes[i], role, day("2018-01-01", "2021-05-31"), start_w - timedelta(days=1))
             assign(worker, codes[i], role, start_w)
             if urban[v] and rng.random() < 0.2:
-                assign(person(False), codes[i], "building_head", day("2022-01-01", "2025-12-31"), None,
-                       f"楼栋长：负责第{rng.integers(1, 30)}幢住户联系、信息报送")
+                assign(person(False), codes[i], "building_head", day("2022-01-01", "2025-12-31"))
         for k in range(1 + int(rng.random() < 0.4)):
             ref = leader if k == 0 and rng.random() < 0.3 else person(False)  # 一人多职
             assign(ref, vil_codes[v] + "901", "env_informant", day("2022-01-01", "2025-06-30"))
@@ -350,10 +353,9 @@ def generate(out_dir: Path, seed: int = 20261123, *, as_of: date = AS_OF) -> dic
             police = person(False)
         assign(police, vil_codes[v], "police", day("2020-01-01", "2024-12-31"))
     urban_grids = [i for i in staffed if urban[owner[i]]]
-    while len(persons) < round(1.5 * n):
+    while len(persons) < round(1.5 * n):  # about 1.5 persons per grid: the rest are building heads
         i = urban_grids[int(rng.integers(len(urban_grids)))]
-        assign(person(False), codes[i], "building_head", day("2022-01-01", "2025-12-31"), None,
-               f"楼栋长：负责第{rng.integers(1, 30)}幢住户联系、信息报送")
+        assign(person(False), codes[i], "building_head", day("2022-01-01", "2025-12-31"))
 
     # --- write ------------------------------------------------------------------------
     admin = _to_lonlat(np.r_[[county, town], vil])
