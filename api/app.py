@@ -12,7 +12,8 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 
-from api.routers import areas, files, locate, people, reference
+from api.deps import RateLimit
+from api.routers import accounts, areas, files, locate, people, reference
 from geogrid.db import get_engine
 from geogrid.errors import GeogridError
 from geogrid.settings import Settings, get_settings
@@ -31,33 +32,34 @@ class BodyLimit:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         declared = dict(scope.get("headers") or []).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.limit:
-            return await self._refuse(send)
-        seen = 0
-
-        async def counted():
-            nonlocal seen
+        if declared is not None:
+            if declared.isdigit() and int(declared) > self.limit:
+                return await self._refuse(send)
+            return await self.app(scope, receive, send)
+        # No length declared (chunked): read up to the limit first, then replay the body.
+        # Raising from inside receive() would reach the body parser as a 400 instead.
+        messages, seen = [], 0
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.limit:
-                    raise _TooLarge
-            return message
+            messages.append(message)
+            if message["type"] != "http.request":
+                break
+            seen += len(message.get("body", b""))
+            if seen > self.limit:
+                return await self._refuse(send)
+            if not message.get("more_body", False):
+                break
 
-        try:
-            await self.app(scope, counted, send)
-        except _TooLarge:
-            await self._refuse(send)
+        async def replay():
+            return messages.pop(0) if messages else await receive()
+
+        await self.app(scope, replay, send)
 
     async def _refuse(self, send):
         body = f'{{"detail": "request body larger than the {self.limit:,} byte limit"}}'.encode()
         await send({"type": "http.response.start", "status": 413,
                     "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
         await send({"type": "http.response.body", "body": body})
-
-
-class _TooLarge(Exception):
-    pass
 
 
 def _validation_problems(exc: RequestValidationError) -> list[dict]:
@@ -85,10 +87,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.engine = get_engine(settings)
+    app.state.login_limit = RateLimit(settings.login_per_minute)
 
     @app.exception_handler(GeogridError)
     async def geogrid_error(request: Request, exc: GeogridError):
-        return JSONResponse(exc.as_dict(), status_code=exc.status)
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        if exc.status == 429:
+            headers = {"Retry-After": str(exc.extra.get("retry_after", 60))}
+        return JSONResponse(exc.as_dict(), status_code=exc.status, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError):
@@ -109,13 +115,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         log.error("database unavailable: %s", exc)
         return JSONResponse({"detail": "database unavailable; try again later"}, status_code=503)
 
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception):
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return JSONResponse({"detail": "internal error; it has been logged"}, status_code=500)
+
     @app.get("/healthz", tags=["service"], summary="Liveness and database check")
     def healthz() -> dict:
         with app.state.engine.connect() as conn:
             postgis = conn.execute(text("SELECT postgis_lib_version()")).scalar()
         return {"status": "ok", "postgis": postgis}
 
-    for router in (areas.areas_router, areas.grids_router, locate.router, files.router,
+    for router in (accounts.router, areas.areas_router, areas.grids_router, locate.router, files.router,
                    people.router, reference.router):
         app.include_router(router)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)

@@ -8,8 +8,10 @@ from dataclasses import dataclass
 from typing import Annotated, Literal
 
 from fastapi import Depends, Header, Query, Request
+from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.orm import Session
 
+from geogrid import access
 from geogrid.areas import AreaFilter, as_instant
 from geogrid.db import sessionmaker_for
 from geogrid.errors import GeogridError
@@ -20,11 +22,22 @@ def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def get_session(request: Request) -> Iterator[Session]:
-    """A session per request. Writers call ``session.commit()`` before answering, so a
-    client never sees success for a write that did not commit; anything else rolls back."""
+bearer = OAuth2PasswordBearer(tokenUrl="/api/token", auto_error=False,
+                              description="Log in with a geogrid account; the token goes in 'Authorization: Bearer'")
+
+
+def get_session(request: Request, token: Annotated[str | None, Depends(bearer)]) -> Iterator[Session]:
+    """A session per request, carrying the caller (``access.Principal``; anonymous without
+    a token). Writers call ``session.commit()`` before answering, so a client never sees
+    success for a write that did not commit; anything else rolls back."""
     session = sessionmaker_for(request.app.state.engine)()
     try:
+        principal = access.ANONYMOUS
+        if token:
+            principal = access.principal_for_token(session, token)
+            if principal is None:
+                raise GeogridError("invalid or expired token: log in again at /api/token", status=401)
+        session.info["principal"] = principal
         yield session
     finally:
         session.rollback()
@@ -32,6 +45,21 @@ def get_session(request: Request) -> Iterator[Session]:
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
+
+
+def require(*roles: str):
+    """A route dependency: 401 without a valid token, 403 without one of ``roles``.
+    Area scopes are checked again by the domain functions, whatever the route."""
+
+    def check(session: SessionDep) -> access.Principal:
+        return access.require_role(session, *roles)
+
+    return Depends(check)
+
+
+PLANNER = [require("planner")]
+ADMIN = [require("admin")]
+STAFF = [require(*access.STAFF)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 Lang = Annotated[Literal["zh", "en"], Query(description="Language of labels: zh (default) or en")]
 
@@ -122,3 +150,27 @@ def links(request: Request, p: Page, returned: int, matched: int) -> list[dict]:
         out.append({"rel": "prev", "type": "application/geo+json",
                     "href": str(request.url.include_query_params(offset=max(0, p.offset - p.limit), limit=p.limit))})
     return out
+
+
+class RateLimit:
+    """At most ``per_minute`` calls a minute per client address (sliding window, in this
+    process): for the login and, later, anonymous public intake."""
+
+    def __init__(self, per_minute: int):
+        self.per_minute = per_minute
+        self.calls: dict[str, list[float]] = {}
+
+    def __call__(self, request: Request) -> None:
+        import time
+
+        client = request.client.host if request.client else "unknown"
+        now = time.monotonic()
+        recent = [t for t in self.calls.get(client, []) if now - t < 60.0]
+        if len(recent) >= self.per_minute:
+            retry = int(60 - (now - recent[0])) + 1
+            raise GeogridError(f"too many requests from {client}: at most {self.per_minute} a minute; "
+                               f"retry in {retry} s", status=429, extra={"retry_after": retry})
+        recent.append(now)
+        self.calls[client] = recent
+        if len(self.calls) > 10_000:  # forget idle clients so memory stays bounded
+            self.calls = {k: v for k, v in self.calls.items() if v and now - v[-1] < 60.0}

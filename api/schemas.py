@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 Count = Field(default=None, ge=0, le=10_000_000)
 
@@ -19,8 +19,8 @@ class AreaProperties(BaseModel):
     level: str | None = None
     layer: str | None = None
     parent: str | None = Field(default=None, description="Code of the parent area")
-    households: int | None = Count
-    population: int | None = Count
+    households: StrictInt | None = Count
+    population: StrictInt | None = Count
     land_use: str | None = Field(default=None, max_length=64)
     notes: str | None = Field(default=None, max_length=10_000, description="Internal; never published")
 
@@ -40,8 +40,8 @@ class AreaEdit(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str | None = Field(default=None, min_length=1, max_length=200)
-    households: int | None = Count
-    population: int | None = Count
+    households: StrictInt | None = Count
+    population: StrictInt | None = Count
     land_use: str | None = Field(default=None, max_length=64)
     notes: str | None = Field(default=None, max_length=10_000)
 

@@ -24,6 +24,7 @@ import shapely
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from geogrid import access
 from geogrid import codes as codelib
 from geogrid.errors import GeogridError, Problem, conflict, not_found
 from geogrid.geometry import check_polygons
@@ -66,6 +67,7 @@ def layers(session: Session) -> dict[str, dict]:
 
 
 def add_level(session: Session, key: str, rank: int, code_length: int, name_zh: str, name_en: str) -> dict:
+    access.require_role(session, "admin")
     if key in levels(session):
         raise conflict(f"level {key!r} exists already")
     if any(lv["rank"] == rank for lv in levels(session).values()):
@@ -74,16 +76,19 @@ def add_level(session: Session, key: str, rank: int, code_length: int, name_zh: 
         text("INSERT INTO level (key, rank, code_length, name_zh, name_en) VALUES (:k, :r, :c, :zh, :en)"),
         dict(k=key, r=rank, c=code_length, zh=name_zh, en=name_en),
     )
+    access.record(session, "create", "level", key, after=levels(session)[key])
     return levels(session)[key]
 
 
 def add_layer(session: Session, key: str, name_zh: str, name_en: str, description: str | None = None) -> dict:
+    access.require_role(session, "admin")
     if key in layers(session):
         raise conflict(f"layer {key!r} exists already")
     session.execute(
         text("INSERT INTO layer (key, name_zh, name_en, description) VALUES (:k, :zh, :en, :d)"),
         dict(k=key, zh=name_zh, en=name_en, d=description),
     )
+    access.record(session, "create", "layer", key, after=layers(session)[key])
     return layers(session)[key]
 
 
@@ -236,6 +241,7 @@ def import_areas(
     report.repaired = [{"index": i, "code": rows[i]["code"]} for i in checked.repaired]
     with session.begin_nested() as savepoint:
         ids = _insert(session, rows, checked.geoms, lv, note)
+        access.require_scope(session, ("planner",), list(ids.values()), strict=True)
         spill = spill_over(session, list(ids.values()), settings, max_spill_ratio)
         rejected = [s for s in spill if s["rejected"]]
         if rejected:
@@ -252,6 +258,8 @@ def import_areas(
         for r in rows:
             counts[r["level"]] += 1
         report.by_level = dict(counts)
+        access.record_many(session, "create", "area", [
+            (r["code"], None, {**{k: r[k] for k in AREA_FIELDS}, "boundary_version": 1, "note": note}) for r in rows])
         if dry_run:
             savepoint.rollback()
     return report
@@ -407,9 +415,11 @@ def update_area(
     """Change attributes and/or the boundary. A new boundary becomes a new version; the
     old one is kept with its validity period closed now."""
     row = get_area_row(session, code, for_update=True)
+    access.require_scope(session, ("planner",), [row.id], strict=True)
     if row.retired_at is not None:
         raise conflict(f"area {code} is retired")
     check_version(row, expected_version)
+    before = _audit_state(session, row.id)
     changes = {k: v for k, v in (changes or {}).items() if k in EDITABLE_FIELDS}
     problems: list[Problem] = []
     for key in ("households", "population"):
@@ -438,26 +448,45 @@ def update_area(
                                            {"id": row.id}).scalar_one(),
                 "wkb": shapely.to_wkb(checked.geoms[0]), "note": note,
             })
-            spill = spill_over(session, [row.id], settings)
+            # The edited area against its parent, and its children against it.
+            children = session.execute(text("SELECT id FROM area WHERE parent_id = :id AND retired_at IS NULL"),
+                                       {"id": row.id}).scalars().all()
+            spill = spill_over(session, [row.id, *children], settings)
             if any(s["rejected"] for s in spill):
                 savepoint.rollback()
                 raise GeogridError(f"area {code} was not changed", problems=[
-                    Problem(s["message"], field="geometry", code=code, location=s["location"]) for s in spill])
+                    Problem(s["message"], field="geometry", code=s["code"], location=s["location"])
+                    for s in spill if s["rejected"]])
         result["repaired"] = bool(checked.repaired)
-        result["warnings"] = [Problem(s["message"], field="geometry", code=code, location=s["location"]).as_dict()
+        result["warnings"] = [Problem(s["message"], field="geometry", code=s["code"], location=s["location"]).as_dict()
                               for s in spill]
     if changes or geometry is not None:
         session.execute(text("UPDATE area SET version = version + 1, updated_at = now() WHERE id = :id"), {"id": row.id})
+        access.record(session, "update", "area", code, before, {**_audit_state(session, row.id), "note": note})
     return result
+
+
+def _audit_state(session: Session, area_id: int) -> dict:
+    """What the audit log keeps of an area: attributes and boundary version (the boundary
+    itself stays in its versions)."""
+    row = session.execute(text("""
+        SELECT a.code, a.name, a.level_key AS level, a.layer_key AS layer, p.code AS parent, a.households,
+               a.population, a.land_use, a.notes, a.version, a.retired_at,
+               (SELECT max(version) FROM boundary WHERE area_id = a.id) AS boundary_version
+        FROM area a LEFT JOIN area p ON p.id = a.parent_id WHERE a.id = :id
+    """), {"id": area_id}).mappings().one()
+    return dict(row)
 
 
 def retire_area(session: Session, code: str, *, expected_version: int | None = None) -> None:
     """Retire an area: its boundary's validity ends now, its code stays reserved, its
     history stays queryable. Refused while it has active children."""
     row = get_area_row(session, code, for_update=True)
+    access.require_scope(session, ("planner",), [row.id], strict=True)
     if row.retired_at is not None:
         raise conflict(f"area {code} is retired already")
     check_version(row, expected_version)
+    before = _audit_state(session, row.id)
     children = session.execute(
         text("SELECT code FROM area WHERE parent_id = :id AND retired_at IS NULL ORDER BY code LIMIT 5"), {"id": row.id}
     ).scalars().all()
@@ -470,6 +499,7 @@ def retire_area(session: Session, code: str, *, expected_version: int | None = N
                     {"id": row.id})
     session.execute(text("UPDATE area SET retired_at = now(), version = version + 1, updated_at = now() WHERE id = :id"),
                     {"id": row.id})
+    access.record(session, "retire", "area", code, before, _audit_state(session, row.id))
 
 
 # --------------------------------------------------------------------------- reading
@@ -543,8 +573,19 @@ def _feature_sql(lang: str, with_notes: bool) -> str:
         )"""
 
 
+def check_filter(session: Session, f: AreaFilter) -> None:
+    """A typo in a level or layer is an error, not an empty answer."""
+    for value, known, what in ((f.level, levels, "level"), (f.layer, layers, "layer")):
+        if value is not None:
+            keys = known(session)
+            if value not in keys:
+                raise GeogridError(f"unknown {what} {value!r}; known: {', '.join(keys)}",
+                                   problems=[Problem(f"unknown {what} {value!r}", field=what)])
+
+
 def list_areas(session: Session, f: AreaFilter, *, limit: int, offset: int, lang: str = "zh") -> tuple[list[dict], int]:
     """One page of areas as GeoJSON features (built by PostGIS) and the total matched."""
+    check_filter(session, f)
     where, params = _where(f)
     total = session.execute(text(f"SELECT count(*) {_AREA_FROM} WHERE {where}"), params).scalar_one()
     features = session.execute(
@@ -586,6 +627,7 @@ def frame(session: Session, f: AreaFilter, *, with_notes: bool = True):
     """Areas as a GeoDataFrame (EPSG:4326), for exports."""
     import geopandas as gpd
 
+    check_filter(session, f)
     where, params = _where(f)
     rows = session.execute(text(f"""
         SELECT a.code, a.name, a.level_key AS level, a.layer_key AS layer, p.code AS parent,

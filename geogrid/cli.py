@@ -20,6 +20,8 @@ app = typer.Typer(help="geogrid: grid-based governance (网格化管理) on Post
                   pretty_exceptions_enable=False)
 db_app = typer.Typer(help="The database: a local PostGIS cluster, or GEOGRID_DATABASE_URL.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+user_app = typer.Typer(help="Accounts and their role grants.", no_args_is_help=True)
+app.add_typer(user_app, name="user")
 
 
 def fail(message: str) -> None:
@@ -42,6 +44,11 @@ def _run(fn):
     except OperationalError as exc:
         fail(f"cannot reach the database: {str(exc.orig).strip().splitlines()[0]}\n"
              "start the local cluster with `geogrid db up` or set GEOGRID_DATABASE_URL")
+    except typer.Exit:
+        raise
+    except Exception as exc:  # a bug: say so in one line rather than dump a traceback on the user
+        fail(f"unexpected {exc.__class__.__name__}: {exc}\nthis is a bug in geogrid; please report it "
+             "with the command you ran")
 
 
 def ensure_database():
@@ -143,7 +150,8 @@ def import_(
         read = files.read_features(file, layer=source_layer, crs=crs, fields=fields)
         with db.transaction(engine) as session:
             report = areas.import_areas(session, read.records, read.geoms, get_settings(),
-                                        overrides={"layer": layer, "level": level}, defaults={"parent": parent}, repair=repair, dry_run=dry_run, note=f"import {file.name}",
+                                        overrides={"layer": layer, "level": level}, defaults={"parent": parent},
+                                        repair=repair, dry_run=dry_run, note=f"import {file.name}",
                                         max_spill_ratio=max_spill)
         verb = "would import" if dry_run else "imported"
         typer.echo(f"{verb} {report.imported} features from {file.name} ({read.source_crs}): "
@@ -196,6 +204,70 @@ def locate(lon: float, lat: float, lang: str = "zh") -> None:
         typer.echo(json.dumps(found, ensure_ascii=False, indent=2, default=str))
 
     _run(go)
+
+
+# --------------------------------------------------------------------------- users
+
+
+def _in_transaction(fn):
+    from geogrid import db
+
+    def go():
+        engine = ensure_database()
+        with db.transaction(engine) as session:
+            return fn(session)
+
+    return _run(go)
+
+
+@user_app.command("add")
+def user_add(
+    username: str,
+    password: Annotated[Optional[str], typer.Option(help="Default: read from stdin, or prompt")] = None,
+    display_name: Annotated[Optional[str], typer.Option()] = None,
+) -> None:
+    """Create an account (then grant it roles)."""
+    from geogrid import access
+
+    if password is None:
+        password = sys.stdin.readline().strip() if not sys.stdin.isatty() else typer.prompt(
+            "password", hide_input=True, confirmation_prompt=True)
+    _in_transaction(lambda s: access.create_account(s, username, password, display_name))
+    typer.echo(f"account {username} created")
+
+
+@user_app.command("list")
+def user_list() -> None:
+    """Accounts and their grants."""
+    from geogrid import access
+
+    for account in _in_transaction(access.list_accounts):
+        grants = ", ".join(f"{g['role']}@{g['area'] or '*'}" + (f"[{g['department']}]" if g["department"] else "")
+                           for g in account["grants"]) or "no roles"
+        typer.echo(f"{account['username']:<20} {'active' if account['active'] else 'disabled':<9} {grants}")
+
+
+@user_app.command("grant")
+def user_grant(
+    username: str,
+    role: Annotated[str, typer.Argument(help="admin, planner, inspector, grid_worker, department_handler")],
+    area: Annotated[Optional[str], typer.Option(help="Area code: the grant holds for its subtree")] = None,
+    department: Annotated[Optional[str], typer.Option(help="For department handlers")] = None,
+) -> None:
+    """Grant a role on an area's subtree (no area: everywhere)."""
+    from geogrid import access
+
+    _in_transaction(lambda s: access.grant(s, username, role, area, department))
+    typer.echo(f"{username}: {role} on {area or 'everything'}")
+
+
+@user_app.command("revoke")
+def user_revoke(username: str, role: str, area: Annotated[Optional[str], typer.Option()] = None) -> None:
+    """Take a role away (on one area, or everywhere it was granted)."""
+    from geogrid import access
+
+    n = _in_transaction(lambda s: access.revoke(s, username, role, area))
+    typer.echo(f"{username}: {n} grant(s) of {role} revoked")
 
 
 # --------------------------------------------------------------------------- service

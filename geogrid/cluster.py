@@ -457,3 +457,19 @@ def create_database(settings: Settings, name: str, drop_existing: bool = False) 
     """Create database `name` (dropped first if asked) with postgis and btree_gist; return its URL."""
     _ensure_database(database_url(settings), name, drop_existing=drop_existing)
     return database_url(settings, name)
+
+
+def drop_database(settings: Settings, name: str) -> None:
+    """Drop database `name` on the same server, ending its sessions; no error if missing."""
+    with _connect(database_url(settings), "postgres") as conn:
+        try:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        except psycopg.Error as exc:
+            raise ClusterError(f"could not drop database {name!r}: {_first(exc)}") from None
+
+
+def databases(settings: Settings, prefix: str = "") -> list[str]:
+    """Names of the databases on the server that start with `prefix`."""
+    with _connect(database_url(settings), "postgres") as conn:
+        rows = conn.execute("SELECT datname FROM pg_database WHERE starts_with(datname, %s) ORDER BY 1", (prefix,))
+        return [r[0] for r in rows]

@@ -8,11 +8,22 @@ from pathlib import Path
 
 from sqlalchemy import Engine, text
 
-from geogrid import areas, db, files, people
+import os
+import secrets
+
+from geogrid import access, areas, db, files, people
 from geogrid.settings import Settings
 
 COUNTY = "339901"
 FILES_IN_ORDER = ("areas", "grids", "environment_grids")
+# One account per role, scoped as such accounts would be in a real town.
+ACCOUNTS = (
+    ("demo-admin", "admin", None, None),
+    ("demo-planner", "planner", "339901100", None),
+    ("demo-inspector", "inspector", "339901100", None),
+    ("demo-gridworker", "grid_worker", "339901100001", None),
+    ("demo-handler", "department_handler", COUNTY, "生态环境分局"),
+)
 
 
 def load(engine: Engine, settings: Settings, out_dir: Path, *, reset: bool = False) -> str:
@@ -33,15 +44,47 @@ def load(engine: Engine, settings: Settings, out_dir: Path, *, reset: bool = Fal
                 areas.import_areas(session, read.records, read.geoms, settings, note=f"demo {name}")
             people.create_persons(session, persons)
             people.create_assignments(session, json.loads(Path(paths["assignments"]).read_text(encoding="utf-8")))
+        passwords = _accounts(session, settings)
         counts = dict(session.execute(text(
             "SELECT layer_key, count(*) FROM area WHERE code LIKE :p AND retired_at IS NULL GROUP BY layer_key"),
             {"p": COUNTY + "%"}).all())
         assigned = session.execute(text("SELECT count(*) FROM assignment s JOIN area a ON a.id = s.area_id "
                                         "WHERE a.code LIKE :p"), {"p": COUNTY + "%"}).scalar_one()
     state = "already loaded" if loaded else "loaded"
+    logins = "\n".join(f"  {user:<16} {passwords[user]:<24} {role}" + (f" on {area}" if area else " everywhere")
+                       for user, role, area, _ in ACCOUNTS)
     return (f"demo jurisdiction 演示县 ({COUNTY}) {state} from {out_dir}: "
             + ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
-            + f"; {len(persons)} persons, {assigned} assignments")
+            + f"; {len(persons)} persons, {assigned} assignments\n"
+            + f"demo accounts (passwords kept in {_password_file(settings)}):\n{logins}\n"
+            + f"log in: curl -d 'username=demo-planner&password=...' http://{settings.host}:{settings.port}/api/token, "
+            + "or the Authorize button on /docs")
+
+
+def _password_file(settings: Settings) -> Path:
+    return Path(settings.state_dir) / "demo-accounts.json"
+
+
+def _accounts(session, settings: Settings) -> dict[str, str]:
+    """Create the demo accounts that are missing; passwords are random, kept (0600) in the
+    state directory so that the next run can print them again."""
+    path = _password_file(settings)
+    known = json.loads(path.read_text()) if path.exists() else {}
+    existing = set(session.execute(text("SELECT username FROM account WHERE username = ANY(:u)"),
+                                   {"u": [a[0] for a in ACCOUNTS]}).scalars())
+    for user, role, area, department in ACCOUNTS:
+        if user in existing and user in known:
+            continue
+        known[user] = secrets.token_urlsafe(12)
+        if user in existing:
+            access.set_password(session, user, known[user])
+        else:
+            access.create_account(session, user, known[user], display_name=f"演示账号 {role}")
+            access.grant(session, user, role, area, department)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(known, indent=1))
+    os.chmod(path, 0o600)
+    return known
 
 
 def wipe(session, person_refs: list[str]) -> None:
@@ -49,4 +92,5 @@ def wipe(session, person_refs: list[str]) -> None:
     params = {"p": COUNTY + "%"}
     session.execute(text("DELETE FROM assignment WHERE area_id IN (SELECT id FROM area WHERE code LIKE :p)"), params)
     session.execute(text("DELETE FROM person WHERE ref = ANY(:refs)"), {"refs": person_refs})
+    session.execute(text("DELETE FROM account WHERE username = ANY(:u)"), {"u": [a[0] for a in ACCOUNTS]})
     session.execute(text("DELETE FROM area WHERE code LIKE :p"), params)

@@ -43,7 +43,7 @@ class ReadResult:
     layer: str | None
 
 
-def _format_of(path: Path) -> str:
+def _format_of(path: Path, label: str) -> str:
     suffix = path.suffix.lower()
     if suffix in (".geojson", ".json"):
         return "geojson"
@@ -51,7 +51,7 @@ def _format_of(path: Path) -> str:
         return "gpkg"
     if suffix in (".zip", ".shp"):
         return "shp"
-    raise GeogridError(f"{path.name}: unsupported file type {suffix!r}; use .geojson, .json, .gpkg or a zipped Shapefile (.zip)")
+    raise GeogridError(f"{label}: unsupported file type {suffix!r}; use .geojson, .json, .gpkg or a zipped Shapefile (.zip)")
 
 
 def _crs_name(crs) -> str:
@@ -62,55 +62,62 @@ def _crs_name(crs) -> str:
     return f"{auth[0]}:{auth[1]}" if auth else c.name
 
 
-def _geojson_crs_members(path: Path) -> set[str]:
+def _geojson_crs_members(path: Path, label: str) -> set[str]:
     """Legacy GeoJSON (2008) put ``crs`` on the collection or on single features; GDAL
     honours only the first, so a file whose features disagree must be refused here."""
     try:
         doc = json.loads(path.read_bytes())
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise GeogridError(f"{path.name}: not valid JSON (truncated or corrupt?): {exc}") from None
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise GeogridError(f"{label}: not valid JSON (truncated or corrupt?): {exc}") from None
     if not isinstance(doc, dict) or doc.get("type") not in ("FeatureCollection", "Feature"):
-        raise GeogridError(f"{path.name}: not a GeoJSON FeatureCollection or Feature")
+        raise GeogridError(f"{label}: not a GeoJSON FeatureCollection or Feature")
     found = set()
-    for member in [doc.get("crs")] + [f.get("crs") for f in doc.get("features", []) if isinstance(f, dict)]:
-        if member:
-            found.add(json.dumps(member.get("properties", member), sort_keys=True))
+    features = doc.get("features") if isinstance(doc.get("features"), list) else []
+    for member in [doc.get("crs")] + [f.get("crs") for f in features if isinstance(f, dict)]:
+        if member is None:
+            continue
+        if not isinstance(member, dict) or not isinstance(member.get("properties", {}), dict):
+            raise GeogridError(f"{label}: malformed 'crs' member {json.dumps(member)[:80]}: "
+                               "RFC 7946 GeoJSON has none (WGS84); legacy files use "
+                               '{"type": "name", "properties": {"name": "EPSG:..."}}')
+        found.add(json.dumps(member.get("properties", member), sort_keys=True))
     return found
 
 
 def read_features(path: Path, *, layer: str | None = None, crs: str | None = None,
-                  fields: dict[str, str] | None = None) -> ReadResult:
+                  fields: dict[str, str] | None = None, name: str | None = None) -> ReadResult:
     """Read a boundary file into records and EPSG:4326 geometries.
 
     ``fields`` maps geogrid's property names (code, name, parent, level, layer, households,
     population, land_use, notes) to the file's column names; ``"-"`` ignores that property
     (e.g. a parent column that points outside the database). ``crs`` declares the CRS of a
-    file that has none.
+    file that has none. ``name`` is how messages call the file (an upload's own name).
     """
     path = Path(path)
-    fmt = _format_of(path)
+    label = name or path.name
+    fmt = _format_of(path, label)
     source = f"/vsizip/{path}" if path.suffix.lower() == ".zip" else str(path)
-    if fmt == "geojson" and len(_geojson_crs_members(path)) > 1:
-        raise GeogridError(f"{path.name}: mixed CRS: features declare different 'crs' members; "
+    if fmt == "geojson" and len(_geojson_crs_members(path, label)) > 1:
+        raise GeogridError(f"{label}: mixed CRS: features declare different 'crs' members; "
                            "reproject them to one CRS first")
     try:
         available = [str(name) for name, _ in pyogrio.list_layers(source)]
     except Exception as exc:
-        raise GeogridError(f"{path.name}: cannot read as {fmt} (truncated or corrupt?): {exc}") from None
+        raise GeogridError(f"{label}: cannot read as {fmt} (truncated or corrupt?): {exc}") from None
     if not available:
-        raise GeogridError(f"{path.name}: no layers found")
+        raise GeogridError(f"{label}: no layers found")
     if layer is None and len(available) > 1:
         crss = {name: _crs_name(pyogrio.read_info(source, layer=name).get("crs")) for name in available}
         if len(set(crss.values())) > 1:
             detail = ", ".join(f"{k}: {v}" for k, v in crss.items())
-            raise GeogridError(f"{path.name}: mixed CRS across layers ({detail}); import one layer at a time")
-        raise GeogridError(f"{path.name} has {len(available)} layers ({', '.join(available)}): choose one with layer=")
+            raise GeogridError(f"{label}: mixed CRS across layers ({detail}); import one layer at a time")
+        raise GeogridError(f"{label} has {len(available)} layers ({', '.join(available)}): choose one with layer=")
     if layer is not None and layer not in available:
-        raise GeogridError(f"{path.name}: no layer {layer!r}; layers: {', '.join(available)}")
+        raise GeogridError(f"{label}: no layer {layer!r}; layers: {', '.join(available)}")
     try:
         frame = pyogrio.read_dataframe(source, layer=layer or available[0])
     except Exception as exc:
-        raise GeogridError(f"{path.name}: cannot read as {fmt} (truncated or corrupt?): {exc}") from None
+        raise GeogridError(f"{label}: cannot read as {fmt} (truncated or corrupt?): {exc}") from None
 
     declared = None
     if crs:
@@ -120,24 +127,24 @@ def read_features(path: Path, *, layer: str | None = None, crs: str | None = Non
             raise GeogridError(f"unknown CRS {crs!r}: {exc}") from None
     if frame.crs is None:
         if declared is None and fmt != "geojson":
-            raise GeogridError(f"{path.name}: the file has no CRS (a Shapefile without .prj?); "
+            raise GeogridError(f"{label}: the file has no CRS (a Shapefile without .prj?); "
                                "declare it, e.g. crs=EPSG:4490 or crs=EPSG:4549")
         frame = frame.set_crs(declared or "EPSG:4326")
     elif declared is not None and not CRS.from_user_input(frame.crs).equals(declared, ignore_axis_order=True):
-        raise GeogridError(f"{path.name}: the file declares {_crs_name(frame.crs)} but crs={crs} was given")
+        raise GeogridError(f"{label}: the file declares {_crs_name(frame.crs)} but crs={crs} was given")
     source_crs = _crs_name(frame.crs)
     if source_crs != "EPSG:4326":
         try:
             frame = frame.to_crs(4326)
         except Exception as exc:
-            raise GeogridError(f"{path.name}: cannot reproject from {source_crs}: {exc}") from None
+            raise GeogridError(f"{label}: cannot reproject from {source_crs}: {exc}") from None
 
     mapping = dict(fields or {})
     for ours, candidates in ALIASES.items():
         mapping.setdefault(ours, next((c for c in candidates if c in frame.columns), ours))
     missing = [src for ours, src in (fields or {}).items() if src != "-" and src not in frame.columns]
     if missing:
-        raise GeogridError(f"{path.name}: no column {', '.join(missing)}; columns: {', '.join(map(str, frame.columns))}")
+        raise GeogridError(f"{label}: no column {', '.join(missing)}; columns: {', '.join(map(str, frame.columns))}")
     wanted = ("code", "name", "level", "layer", "parent", "households", "population", "land_use", "notes")
     columns = {ours: mapping.get(ours, ours) for ours in wanted}
     data = frame.drop(columns="geometry")

@@ -46,10 +46,23 @@ def parse_geojson_geometry(obj: object) -> shapely.Geometry | None:
         return None
     if not isinstance(obj, dict) or "type" not in obj:
         raise ValueError("geometry must be a GeoJSON geometry object with a 'type'")
+    _check_positions(obj.get("coordinates"), obj.get("type"))
     try:
         return shapely.geometry.shape(obj)
     except Exception as exc:  # shapely raises several types for malformed coordinates
         raise ValueError(f"malformed {obj.get('type')} geometry: {exc}") from None
+
+
+def _check_positions(coords, kind) -> None:
+    """GeoJSON positions are arrays of 2 or 3 JSON numbers; shapely would coerce strings."""
+    stack = [coords]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, list | tuple) and item and not isinstance(item[0], list | tuple):
+            if not 2 <= len(item) <= 3 or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in item):
+                raise ValueError(f"malformed {kind} geometry: a position must be 2 or 3 numbers, got {item!r}"[:300])
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
 
 
 def split_reason(reason: str) -> tuple[str, tuple[float, float] | None]:
@@ -91,6 +104,9 @@ def check_polygons(
     """
     arr = np.asarray(geoms, dtype=object)
     n = len(arr)
+    present_ = np.array([g is not None for g in arr], dtype=bool)
+    if present_.any():  # altitude is allowed in GeoJSON, but boundaries are 2D
+        arr[present_] = shapely.force_2d(arr[present_])
     codes = list(codes) if codes is not None else [None] * n
     problems: list[Problem] = []
     repaired: list[int] = []

@@ -18,6 +18,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from geogrid import access
 from geogrid.errors import GeogridError, Problem, conflict, not_found
 
 PERSON_FIELDS = ("ref", "name", "phone", "photo_url", "name_public", "phone_public", "photo_public", "notes")
@@ -30,10 +31,12 @@ def roles(session: Session) -> dict[str, dict]:
 
 
 def add_role(session: Session, key: str, name_zh: str, name_en: str, rank: int = 100, responsible: bool = True) -> dict:
+    access.require_role(session, "admin")
     if key in roles(session):
         raise conflict(f"role {key!r} exists already")
     session.execute(text("INSERT INTO role (key, rank, name_zh, name_en, responsible) VALUES (:k, :r, :zh, :en, :resp)"),
                     dict(k=key, r=rank, zh=name_zh, en=name_en, resp=responsible))
+    access.record(session, "create", "role", key, after=roles(session)[key])
     return roles(session)[key]
 
 
@@ -56,6 +59,7 @@ def public_fields(person: dict) -> dict:
 
 def create_persons(session: Session, records: Sequence[dict]) -> list[dict]:
     """Insert persons, all or nothing; a duplicate ``ref`` is a 409."""
+    access.require_role(session, "planner")
     problems = [Problem("name is required", field="name", index=i) for i, r in enumerate(records) if not r.get("name")]
     if problems:
         raise GeogridError("persons rejected; nothing was stored", problems=problems)
@@ -75,10 +79,12 @@ def create_persons(session: Session, records: Sequence[dict]) -> list[dict]:
             f"VALUES (:ref, :name, :phone, :photo_url, :name_public, :phone_public, :photo_public, :notes) "
             f"RETURNING {_PERSON_COLUMNS}"), values).mappings().one()
         out.append(dict(row))
+    access.record_many(session, "create", "person", [(p["id"], None, p) for p in out])
     return out
 
 
 def get_person(session: Session, person_id: int, *, for_update: bool = False) -> dict:
+    access.require_role(session, *access.STAFF)
     row = session.execute(text(f"SELECT {_PERSON_COLUMNS} FROM person WHERE id = :id"
                                + (" FOR UPDATE" if for_update else "")), {"id": person_id}).mappings().first()
     if row is None:
@@ -87,6 +93,7 @@ def get_person(session: Session, person_id: int, *, for_update: bool = False) ->
 
 
 def list_persons(session: Session, *, q: str | None, area: str | None, limit: int, offset: int) -> tuple[list[dict], int]:
+    access.require_role(session, *access.STAFF)
     where, params = ["TRUE"], {"limit": limit, "offset": offset}
     if q:
         where.append("(p.name ILIKE :q OR p.ref ILIKE :q OR p.phone LIKE :q)")
@@ -108,8 +115,26 @@ def _check_expected(kind: str, key, current: int, expected: int | None) -> None:
                            status=412, extra={"current_version": current})
 
 
+def _require_person_scope(session: Session, person_id: int) -> None:
+    """A planner may edit a person who holds (or held) a post in their scope, or none yet."""
+    areas = session.execute(text("SELECT DISTINCT area_id FROM assignment WHERE person_id = :id"),
+                            {"id": person_id}).scalars().all()
+    p = access.require_role(session, "planner")
+    if p is None or p.is_admin or not areas:
+        return
+    errors = []
+    for area_id in areas:
+        try:
+            access.require_scope(session, ("planner",), [area_id], strict=False)
+            return
+        except GeogridError as exc:
+            errors.append(exc)
+    raise errors[0]
+
+
 def update_person(session: Session, person_id: int, changes: dict, expected_version: int | None = None) -> dict:
     current = get_person(session, person_id, for_update=True)
+    _require_person_scope(session, person_id)
     _check_expected("person", person_id, current["version"], expected_version)
     changes = {k: v for k, v in changes.items() if k in PERSON_FIELDS}
     if "name" in changes and not changes["name"]:
@@ -122,17 +147,20 @@ def update_person(session: Session, person_id: int, changes: dict, expected_vers
                                 {**changes, "id": person_id})
         except IntegrityError:
             raise conflict(f"a person with ref {changes.get('ref')} exists already") from None
+        access.record(session, "update", "person", person_id, current, get_person(session, person_id))
     return get_person(session, person_id)
 
 
 def delete_person(session: Session, person_id: int, expected_version: int | None = None) -> None:
     """Delete a person who never held a post; one with a history is kept (end their posts instead)."""
     current = get_person(session, person_id, for_update=True)
+    _require_person_scope(session, person_id)
     _check_expected("person", person_id, current["version"], expected_version)
     held = session.execute(text("SELECT count(*) FROM assignment WHERE person_id = :id"), {"id": person_id}).scalar_one()
     if held:
         raise conflict(f"person {person_id} has {held} assignments in the history: end them instead of deleting the person")
     session.execute(text("DELETE FROM person WHERE id = :id"), {"id": person_id})
+    access.record(session, "delete", "person", person_id, current, None)
 
 
 # --------------------------------------------------------------------------- assignments
@@ -159,6 +187,7 @@ def create_assignments(session: Session, records: Sequence[dict]) -> list[dict]:
     optional ``end_date`` and ``duties``. The same person cannot hold the same role in the
     same area twice over overlapping dates (409).
     """
+    access.require_role(session, "planner")
     known_roles = roles(session)
     problems, rows = [], []
     for i, r in enumerate(records):
@@ -179,6 +208,7 @@ def create_assignments(session: Session, records: Sequence[dict]) -> list[dict]:
         rows.append(dict(person_id=person_id, area_id=area_id, role=r.get("role"), start=start, end=end, duties=r.get("duties")))
     if problems:
         raise GeogridError("assignments rejected; nothing was stored", problems=problems)
+    access.require_scope(session, ("planner",), sorted({r["area_id"] for r in rows}), strict=False)
     ids = []
     try:
         with session.begin_nested():
@@ -190,7 +220,9 @@ def create_assignments(session: Session, records: Sequence[dict]) -> list[dict]:
         if "assignment_no_overlap" in str(exc.orig):
             raise conflict("the same person already holds this role in this area over overlapping dates") from None
         raise
-    return list_assignments(session, ids=ids)
+    created = list_assignments(session, ids=ids)
+    access.record_many(session, "create", "assignment", [(a["id"], None, a) for a in created])
+    return created
 
 
 def _as_date(value, name: str, i: int, problems: list[Problem]) -> dt.date | None:
@@ -206,6 +238,7 @@ def _as_date(value, name: str, i: int, problems: list[Problem]) -> dt.date | Non
 def list_assignments(session: Session, *, ids: Sequence[int] | None = None, area: str | None = None,
                      person: int | None = None, active_on: dt.date | None = None,
                      limit: int = 1000, offset: int = 0) -> list[dict]:
+    access.require_role(session, *access.STAFF)
     where, params = ["TRUE"], {"limit": limit, "offset": offset}
     if ids is not None:
         where.append("s.id = ANY(:ids)")
@@ -224,7 +257,13 @@ def list_assignments(session: Session, *, ids: Sequence[int] | None = None, area
     return [dict(r) for r in rows.mappings()]
 
 
-def get_assignment(session: Session, assignment_id: int) -> dict:
+def get_assignment(session: Session, assignment_id: int, *, for_update: bool = False) -> dict:
+    """One assignment; ``for_update`` locks it and checks the planner's scope over its area."""
+    if for_update:
+        area_id = session.execute(text("SELECT area_id FROM assignment WHERE id = :id FOR UPDATE"),
+                                  {"id": assignment_id}).scalar()
+        if area_id is not None:
+            access.require_scope(session, ("planner",), [area_id], strict=False)
     found = list_assignments(session, ids=[assignment_id])
     if not found:
         raise not_found(f"assignment {assignment_id}")
@@ -234,7 +273,7 @@ def get_assignment(session: Session, assignment_id: int) -> dict:
 def update_assignment(session: Session, assignment_id: int, changes: dict, expected_version: int | None = None) -> dict:
     """Change dates or duties (ending a post = setting end_date); person, area and role are
     fixed: a different post is a new assignment, so history stays true."""
-    current = get_assignment(session, assignment_id)
+    current = get_assignment(session, assignment_id, for_update=True)
     _check_expected("assignment", assignment_id, current["version"], expected_version)
     problems: list[Problem] = []
     values = {k: v for k, v in changes.items() if k in ("start_date", "end_date", "duties")}
@@ -257,14 +296,16 @@ def update_assignment(session: Session, assignment_id: int, changes: dict, expec
                                 {**values, "id": assignment_id})
         except IntegrityError:
             raise conflict("the new dates overlap another assignment of the same person, role and area") from None
+        access.record(session, "update", "assignment", assignment_id, current, get_assignment(session, assignment_id))
     return get_assignment(session, assignment_id)
 
 
 def delete_assignment(session: Session, assignment_id: int, expected_version: int | None = None) -> None:
     """Remove an assignment entered by mistake. To end a post, set its end_date instead."""
-    current = get_assignment(session, assignment_id)
+    current = get_assignment(session, assignment_id, for_update=True)
     _check_expected("assignment", assignment_id, current["version"], expected_version)
     session.execute(text("DELETE FROM assignment WHERE id = :id"), {"id": assignment_id})
+    access.record(session, "delete", "assignment", assignment_id, current, None)
 
 
 def responsible_persons(session: Session, area_ids: Sequence[int], day: dt.date, lang: str = "zh") -> dict[int, list[dict]]:

@@ -45,6 +45,8 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     max_body_bytes: int = Field(default=64 * 1024 * 1024, description="Largest accepted request body (413 above).")
+    token_hours: float = Field(default=8.0, description="Lifetime of a login token.")
+    login_per_minute: int = Field(default=10, description="Login attempts a minute per client address (429 above).")
     default_page_size: int = 100
     max_page_size: int = 1000
 

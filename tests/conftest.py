@@ -5,6 +5,8 @@ the FastAPI app on top of it. Nothing is mocked."""
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,11 +14,15 @@ import shapely
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
-from geogrid import cluster, db
+import datetime as dt
+
+from geogrid import access, cluster, db
 from geogrid.settings import Settings
 
 REAL_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
-TEST_DB = "geogrid_test"
+# One database per test process, so that concurrent runs (CI, a developer, an editor's
+# test runner) never share one.
+TEST_DB_PREFIX = "geogrid_test_"
 SEEDED = {"level": "province city county town village grid microgrid",
           "layer": "admin comprehensive environment safety fire enterprise",
           "role": "grid_leader grid_worker_fulltime grid_worker_parttime instructor building_head "
@@ -24,12 +30,19 @@ SEEDED = {"level": "province city county town village grid microgrid",
 
 
 @pytest.fixture(scope="session")
-def settings() -> Settings:
+def settings() -> Iterator[Settings]:
     base = Settings()
     cluster.up(base)
-    url = cluster.create_database(base, TEST_DB, drop_existing=True)
+    for name in cluster.databases(base, TEST_DB_PREFIX):  # left behind by killed runs
+        pid = name.removeprefix(TEST_DB_PREFIX)
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            cluster.drop_database(base, name)
+    name = f"{TEST_DB_PREFIX}{os.getpid()}"
+    url = cluster.create_database(base, name, drop_existing=True)
     db.migrate(url)
-    return Settings(database_url=url, state_dir=base.state_dir)
+    yield Settings(database_url=url, state_dir=base.state_dir)
+    db.get_engine(Settings(database_url=url)).dispose()
+    cluster.drop_database(base, name)
 
 
 @pytest.fixture(scope="session")
@@ -41,17 +54,50 @@ def engine(settings):
 def clean(engine):
     """An empty jurisdiction with the seeded reference lists, before each test that asks."""
     with engine.begin() as conn:
-        conn.execute(text("TRUNCATE assignment, person, boundary, area RESTART IDENTITY CASCADE"))
+        conn.execute(text("TRUNCATE audit, api_token, role_grant, account, assignment, person, boundary, area "
+                          "RESTART IDENTITY CASCADE"))
         for table, keys in SEEDED.items():
             conn.execute(text(f"DELETE FROM {table} WHERE key <> ALL(:keys)"), {"keys": keys.split()})
     return engine
 
 
+PASSWORD = "correct horse battery"
+
+
 @pytest.fixture
-def client(settings, clean):
+def make_user(clean):
+    """make_user(name, (role, area_code), ...) -> Authorization headers of a fresh account."""
+
+    def make(username: str, *grants: tuple[str, str | None]) -> dict:
+        with db.transaction(clean) as session:
+            access.create_account(session, username, PASSWORD)
+            for role, area in grants:
+                access.grant(session, username, role, area)
+            token = access.login(session, username, PASSWORD, dt.timedelta(hours=1))["access_token"]
+        return {"Authorization": f"Bearer {token}"}
+
+    return make
+
+
+@pytest.fixture
+def app(settings):
     from api.app import create_app
 
-    with TestClient(create_app(settings)) as c:
+    return create_app(settings)
+
+
+@pytest.fixture
+def client(app, clean, make_user):
+    """A client logged in as a global admin."""
+    with TestClient(app) as c:
+        c.headers.update(make_user("root-admin", ("admin", None)))
+        yield c
+
+
+@pytest.fixture
+def anon(app, clean):
+    """A client without a token: the public."""
+    with TestClient(app) as c:
         yield c
 
 

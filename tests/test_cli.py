@@ -27,7 +27,7 @@ def test_db_up_is_idempotent_and_status_reports():
     first = subprocess.run([GEOGRID, "db", "up"], capture_output=True, text=True, env=env, timeout=600)
     second = subprocess.run([GEOGRID, "db", "up"], capture_output=True, text=True, env=env, timeout=600)
     assert first.returncode == second.returncode == 0, first.stderr + second.stderr
-    assert "already running" in second.stdout and "schema at revision 0001" in second.stdout
+    assert "already running" in second.stdout and "schema at revision" in second.stdout
     status = subprocess.run([GEOGRID, "db", "status"], capture_output=True, text=True, env=env, timeout=60)
     assert "running: True" in status.stdout and "postgis_version: 3" in status.stdout
     assert "***" in status.stdout  # the password never shows

@@ -11,7 +11,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Query, Request, Response, status
 
-from api.deps import AtDep, FilterDep, IfMatchDep, Lang, PageDep, SessionDep, SettingsDep, links
+from api.deps import PLANNER, AtDep, FilterDep, IfMatchDep, Lang, PageDep, SessionDep, SettingsDep, links
 from api.schemas import AreaPatch, FeatureCollectionIn, FeatureIn
 from geogrid import areas
 from geogrid.errors import GeogridError, Problem
@@ -46,7 +46,7 @@ def make_router(prefix: str, *, grids_only: bool) -> APIRouter:
                                         links=links(request, page, len(features), matched))
         return Response(areas.dumps(body), media_type=GEOJSON)
 
-    @router.post("", status_code=status.HTTP_201_CREATED,
+    @router.post("", status_code=status.HTTP_201_CREATED, dependencies=PLANNER,
                  summary=f"Create {kind}s from a GeoJSON Feature or FeatureCollection (all or nothing)")
     def create(
         session: SessionDep,
@@ -76,7 +76,7 @@ def make_router(prefix: str, *, grids_only: bool) -> APIRouter:
         return Response(areas.dumps(feature), media_type=GEOJSON,
                         headers={"ETag": f'"{feature["properties"]["version"]}"'})
 
-    @router.patch("/{code}", summary=f"Edit a {kind}: attributes and/or a new boundary version")
+    @router.patch("/{code}", dependencies=PLANNER, summary=f"Edit a {kind}: attributes and/or a new boundary version")
     def edit(session: SessionDep, settings: SettingsDep, code: str, body: AreaPatch, expected: IfMatchDep,
              repair: Annotated[bool, Query()] = False) -> Response:
         geometry = None
@@ -94,7 +94,7 @@ def make_router(prefix: str, *, grids_only: bool) -> APIRouter:
         feature["properties"].update(repaired=result["repaired"], warnings=result["warnings"])
         return Response(areas.dumps(feature), media_type=GEOJSON, headers={"ETag": f'"{feature["properties"]["version"]}"'})
 
-    @router.delete("/{code}", status_code=status.HTTP_204_NO_CONTENT,
+    @router.delete("/{code}", status_code=status.HTTP_204_NO_CONTENT, dependencies=PLANNER,
                    summary=f"Retire a {kind}: its boundary ends now, its code stays reserved")
     def retire(session: SessionDep, code: str, expected: IfMatchDep) -> Response:
         areas.retire_area(session, code, expected_version=expected)

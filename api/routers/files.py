@@ -9,13 +9,13 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, BackgroundTasks, File, Query, UploadFile
 from fastapi.responses import FileResponse
 
-from api.deps import FilterDep, SessionDep, SettingsDep
+from api.deps import PLANNER, FilterDep, SessionDep, SettingsDep
 from geogrid import areas, files
 
 router = APIRouter(prefix="/api", tags=["files"])
 
 
-@router.post("/import", status_code=201,
+@router.post("/import", status_code=201, dependencies=PLANNER,
              summary="Import areas or grids from GeoJSON, GeoPackage or zipped Shapefile (all or nothing)")
 def import_file(
     session: SessionDep,
@@ -38,11 +38,13 @@ def import_file(
     path = files.save_upload(file.file, suffix, settings.max_body_bytes)
     try:
         fields = {k: v for k, v in (("code", code_field), ("name", name_field), ("parent", parent_field)) if v}
-        read = files.read_features(path, layer=source_layer, crs=crs, fields=fields)
+        read = files.read_features(path, layer=source_layer, crs=crs, fields=fields, name=file.filename)
     finally:
         files.remove(path)
     report = areas.import_areas(session, read.records, read.geoms, settings,
-                                overrides={"layer": layer, "level": level}, defaults={"parent": parent}, repair=repair, dry_run=dry_run, note=f"import {file.filename}")
+                                overrides={"layer": layer, "level": level}, defaults={"parent": parent},
+                                repair=repair, dry_run=dry_run, note=f"import {file.filename}",
+                                max_spill_ratio=max_spill)
     session.commit()
     return {**report.as_dict(), "source_crs": read.source_crs, "source_layer": read.layer}
 

@@ -7,14 +7,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response, status
 
-from api.deps import IfMatchDep, PageDep, SessionDep, links
+from api.deps import PLANNER, STAFF, IfMatchDep, PageDep, SessionDep, links
 from api.schemas import Assignment, AssignmentIn, AssignmentPatch, Person, PersonIn, PersonPatch
 from geogrid import people
 
 router = APIRouter(prefix="/api", tags=["people"])
 
 
-@router.get("/persons", summary="List persons (internal: includes private fields)")
+@router.get("/persons", dependencies=STAFF, summary="List persons (internal: includes private fields)")
 def list_persons(request: Request, session: SessionDep, page: PageDep,
                  q: Annotated[str | None, Query(max_length=100, description="Name, ref or phone contains")] = None,
                  area: Annotated[str | None, Query(description="Persons who ever held a post in this area")] = None) -> dict:
@@ -23,21 +23,21 @@ def list_persons(request: Request, session: SessionDep, page: PageDep,
             "numberReturned": len(items), "links": links(request, page, len(items), matched)}
 
 
-@router.post("/persons", status_code=status.HTTP_201_CREATED, response_model=Person)
+@router.post("/persons", dependencies=PLANNER, status_code=status.HTTP_201_CREATED, response_model=Person)
 def create_person(session: SessionDep, body: PersonIn) -> dict:
     out = people.create_persons(session, [body.model_dump()])[0]
     session.commit()
     return out
 
 
-@router.get("/persons/{person_id}", response_model=Person)
+@router.get("/persons/{person_id}", dependencies=STAFF, response_model=Person)
 def read_person(session: SessionDep, person_id: int, response: Response) -> dict:
     person = people.get_person(session, person_id)
     response.headers["ETag"] = f'"{person["version"]}"'
     return person
 
 
-@router.patch("/persons/{person_id}", response_model=Person)
+@router.patch("/persons/{person_id}", dependencies=PLANNER, response_model=Person)
 def edit_person(session: SessionDep, person_id: int, body: PersonPatch, expected: IfMatchDep) -> dict:
     changes = body.model_dump(exclude_unset=True)
     version = changes.pop("version", None)
@@ -46,14 +46,14 @@ def edit_person(session: SessionDep, person_id: int, body: PersonPatch, expected
     return out
 
 
-@router.delete("/persons/{person_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete("/persons/{person_id}", dependencies=PLANNER, status_code=status.HTTP_204_NO_CONTENT)
 def delete_person(session: SessionDep, person_id: int, expected: IfMatchDep) -> Response:
     people.delete_person(session, person_id, expected)
     session.commit()
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.get("/assignments", response_model=list[Assignment], summary="Assignments, filterable; history included")
+@router.get("/assignments", dependencies=STAFF, response_model=list[Assignment], summary="Assignments, filterable; history included")
 def list_assignments(session: SessionDep, page: PageDep,
                      area: Annotated[str | None, Query(description="Area code")] = None,
                      person: Annotated[int | None, Query(description="Person id")] = None,
@@ -62,7 +62,7 @@ def list_assignments(session: SessionDep, page: PageDep,
                                    limit=page.limit, offset=page.offset)
 
 
-@router.post("/assignments", status_code=status.HTTP_201_CREATED, response_model=list[Assignment],
+@router.post("/assignments", dependencies=PLANNER, status_code=status.HTTP_201_CREATED, response_model=list[Assignment],
              summary="Appoint one person, or several at once (all or nothing)")
 def create_assignments(session: SessionDep, body: AssignmentIn | list[AssignmentIn]) -> list[dict]:
     records = body if isinstance(body, list) else [body]
@@ -71,14 +71,14 @@ def create_assignments(session: SessionDep, body: AssignmentIn | list[Assignment
     return out
 
 
-@router.get("/assignments/{assignment_id}", response_model=Assignment)
+@router.get("/assignments/{assignment_id}", dependencies=STAFF, response_model=Assignment)
 def read_assignment(session: SessionDep, assignment_id: int, response: Response) -> dict:
     found = people.get_assignment(session, assignment_id)
     response.headers["ETag"] = f'"{found["version"]}"'
     return found
 
 
-@router.patch("/assignments/{assignment_id}", response_model=Assignment,
+@router.patch("/assignments/{assignment_id}", dependencies=PLANNER, response_model=Assignment,
               summary="Change dates or duties; set end_date to end a post (history kept)")
 def edit_assignment(session: SessionDep, assignment_id: int, body: AssignmentPatch, expected: IfMatchDep) -> dict:
     changes = body.model_dump(exclude_unset=True)
@@ -88,7 +88,7 @@ def edit_assignment(session: SessionDep, assignment_id: int, body: AssignmentPat
     return out
 
 
-@router.delete("/assignments/{assignment_id}", status_code=status.HTTP_204_NO_CONTENT,
+@router.delete("/assignments/{assignment_id}", dependencies=PLANNER, status_code=status.HTTP_204_NO_CONTENT,
                summary="Remove an assignment entered by mistake")
 def delete_assignment(session: SessionDep, assignment_id: int, expected: IfMatchDep) -> Response:
     people.delete_assignment(session, assignment_id, expected)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, status
 
-from api.deps import SessionDep
+from api.deps import ADMIN, SessionDep
 from api.schemas import LayerIn, LevelIn, RoleIn
 from geogrid import areas, people
 
@@ -16,7 +16,7 @@ def list_levels(session: SessionDep) -> list[dict]:
     return list(areas.levels(session).values())
 
 
-@router.post("/levels", status_code=status.HTTP_201_CREATED, summary="Add a level")
+@router.post("/levels", status_code=status.HTTP_201_CREATED, dependencies=ADMIN, summary="Add a level")
 def create_level(session: SessionDep, body: LevelIn) -> dict:
     out = areas.add_level(session, **body.model_dump())
     session.commit()
@@ -28,7 +28,7 @@ def list_layers(session: SessionDep) -> list[dict]:
     return list(areas.layers(session).values())
 
 
-@router.post("/layers", status_code=status.HTTP_201_CREATED, summary="Add a thematic net")
+@router.post("/layers", status_code=status.HTTP_201_CREATED, dependencies=ADMIN, summary="Add a thematic net")
 def create_layer(session: SessionDep, body: LayerIn) -> dict:
     out = areas.add_layer(session, **body.model_dump())
     session.commit()
@@ -40,7 +40,7 @@ def list_roles(session: SessionDep) -> list[dict]:
     return list(people.roles(session).values())
 
 
-@router.post("/roles", status_code=status.HTTP_201_CREATED, summary="Add a role")
+@router.post("/roles", status_code=status.HTTP_201_CREATED, dependencies=ADMIN, summary="Add a role")
 def create_role(session: SessionDep, body: RoleIn) -> dict:
     out = people.add_role(session, **body.model_dump())
     session.commit()

@@ -1,0 +1,306 @@
+"""Who may do what, where: accounts, role grants scoped to an area's subtree, tokens, and
+the audit log.
+
+A grant gives an account a role (planner, inspector, grid worker, department handler)
+on one area; it holds for that area's subtree. Writes to an area's boundary or attributes
+need a grant on a *strict* ancestor (a town planner draws the town's grids, not the town
+itself, which belongs to the county); appointments need a grant covering the area itself.
+``admin`` grants are global.
+
+The principal rides on the database session (``session.info["principal"]``) so that
+every domain write checks the same rules whichever route reached it. A session without
+a principal is the local operator (the ``geogrid`` command line, run by whoever can read
+the project's state directory) and may do everything; every write is audited either way.
+
+>>> p = Principal(0, "x", (Grant("planner", 7, "339901100"),))
+>>> p.has_role("planner"), p.has_role("admin"), p.is_admin
+(True, False, False)
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import getpass
+import hashlib
+import json
+import secrets
+from dataclasses import dataclass
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from geogrid.errors import GeogridError, conflict, not_found
+
+ACCESS_ROLES = {
+    "admin": ("管理员", "Administrator"),
+    "planner": ("规划员", "Planner"),
+    "inspector": ("环保巡查员", "Inspector"),
+    "grid_worker": ("网格员", "Grid worker"),
+    "department_handler": ("部门处置人员", "Department handler"),
+}
+STAFF = frozenset(ACCESS_ROLES)
+_hasher = PasswordHasher()
+
+
+@dataclass(frozen=True)
+class Grant:
+    role: str
+    area_id: int | None
+    area_code: str | None = None
+    department: str | None = None
+
+
+@dataclass(frozen=True)
+class Principal:
+    account_id: int | None
+    username: str
+    grants: tuple[Grant, ...] = ()
+
+    @property
+    def is_admin(self) -> bool:
+        return any(g.role == "admin" for g in self.grants)
+
+    @property
+    def authenticated(self) -> bool:
+        return self.account_id is not None
+
+    def has_role(self, *roles: str) -> bool:
+        return self.is_admin or any(g.role in roles for g in self.grants)
+
+
+ANONYMOUS = Principal(None, "anonymous")
+
+
+# --------------------------------------------------------------------------- checks
+
+
+def principal_of(session: Session) -> Principal | None:
+    """None means the trusted local operator (command line)."""
+    return session.info.get("principal")
+
+
+def actor(session: Session) -> str:
+    p = principal_of(session)
+    return p.username if p is not None else f"cli:{_unix_user()}"
+
+
+def _unix_user() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # no passwd entry in some containers
+        return "unknown"
+
+
+def require_role(session: Session, *roles: str) -> Principal | None:
+    """401 for anonymous callers, 403 for accounts without any of ``roles``."""
+    p = principal_of(session)
+    if p is None or p.has_role(*roles):
+        return p
+    if not p.authenticated:
+        raise GeogridError("authentication required: log in at /api/token and send 'Authorization: Bearer TOKEN'",
+                           status=401)
+    raise GeogridError(f"{p.username} lacks the role for this: needs {' or '.join(roles)}", status=403)
+
+
+def require_scope(session: Session, roles: tuple[str, ...], area_ids: list[int], *, strict: bool) -> None:
+    """Every area in ``area_ids`` must lie in the subtree of a grant of one of ``roles``
+    (``strict``: below the granted area, not the area itself). 403 names the first
+    area out of scope."""
+    p = require_role(session, *roles)
+    if p is None or p.is_admin or not area_ids:
+        return
+    roots = [g.area_id for g in p.grants if g.role in roles]
+    if None in roots:
+        return
+    outside = session.execute(text("""
+        WITH RECURSIVE up(target, id, depth) AS (
+            SELECT a.id, CASE WHEN :strict THEN a.parent_id ELSE a.id END, 0
+            FROM area a WHERE a.id = ANY(:ids)
+            UNION ALL
+            SELECT up.target, a.parent_id, up.depth + 1 FROM area a JOIN up ON a.id = up.id
+            WHERE a.parent_id IS NOT NULL AND up.depth < 64
+        )
+        SELECT a.code, a.name FROM area a
+        WHERE a.id = ANY(:ids)
+          AND NOT EXISTS (SELECT 1 FROM up WHERE up.target = a.id AND up.id = ANY(:roots))
+        ORDER BY a.code LIMIT 1
+    """), {"ids": list(area_ids), "roots": roots, "strict": strict}).first()
+    if outside is not None:
+        scope = ", ".join(sorted({g.area_code or "?" for g in p.grants if g.role in roles}))
+        raise GeogridError(f"{p.username} may not change {outside.code} ({outside.name}): "
+                           f"outside the {'/'.join(roles)} scope {scope}", status=403)
+
+
+# --------------------------------------------------------------------------- audit
+
+
+def _json(value) -> str | None:
+    return None if value is None else json.dumps(value, ensure_ascii=False, default=str)
+
+
+def record(session: Session, action: str, resource: str, key, before=None, after=None) -> None:
+    """One row of the audit log, in the same transaction as the write it describes."""
+    record_many(session, action, resource, [(key, before, after)])
+
+
+def record_many(session: Session, action: str, resource: str, items) -> None:
+    """Audit rows for a batch: ``items`` are (key, before, after) triples."""
+    who = actor(session)
+    params = [{"actor": who, "action": action, "resource": resource, "key": str(key),
+               "before": _json(before), "after": _json(after)} for key, before, after in items]
+    if params:
+        session.execute(
+            text("INSERT INTO audit (actor, action, resource, key, before, after) "
+                 "VALUES (:actor, :action, :resource, :key, CAST(:before AS jsonb), CAST(:after AS jsonb))"),
+            params,
+        )
+
+
+def audit_log(session: Session, *, resource: str | None = None, key: str | None = None, actor_name: str | None = None,
+              limit: int = 100, offset: int = 0) -> tuple[list[dict], int]:
+    require_role(session, "admin")
+    where, params = ["TRUE"], {"limit": limit, "offset": offset}
+    for column, value in (("resource", resource), ("key", key), ("actor", actor_name)):
+        if value is not None:
+            where.append(f"{column} = :{column}")
+            params[column] = value
+    cond = " AND ".join(where)
+    total = session.execute(text(f"SELECT count(*) FROM audit WHERE {cond}"), params).scalar_one()
+    rows = session.execute(text(f"SELECT id, at, actor, action, resource, key, before, after FROM audit "
+                                f"WHERE {cond} ORDER BY id DESC LIMIT :limit OFFSET :offset"), params).mappings()
+    return [dict(r) for r in rows], total
+
+
+# --------------------------------------------------------------------------- accounts
+
+
+def _account(session: Session, username: str):
+    row = session.execute(text("SELECT * FROM account WHERE username = :u"), {"u": username}).first()
+    if row is None:
+        raise not_found(f"account {username}")
+    return row
+
+
+def create_account(session: Session, username: str, password: str, display_name: str | None = None) -> dict:
+    require_role(session, "admin")
+    if len(password) < 10:
+        raise GeogridError("password must have at least 10 characters")
+    try:
+        with session.begin_nested():
+            account_id = session.execute(text(
+                "INSERT INTO account (username, display_name, password_hash) VALUES (:u, :d, :h) RETURNING id"),
+                {"u": username, "d": display_name, "h": _hasher.hash(password)}).scalar_one()
+    except IntegrityError as exc:
+        if "account_username_chars" in str(exc.orig):
+            raise GeogridError("username may hold 2-64 letters, digits and _ . @ -") from None
+        raise conflict(f"account {username} exists already") from None
+    record(session, "create", "account", username, after={"username": username, "display_name": display_name})
+    return {"id": account_id, "username": username, "display_name": display_name}
+
+
+def set_password(session: Session, username: str, password: str) -> None:
+    require_role(session, "admin")
+    if len(password) < 10:
+        raise GeogridError("password must have at least 10 characters")
+    _account(session, username)
+    session.execute(text("UPDATE account SET password_hash = :h WHERE username = :u"),
+                    {"h": _hasher.hash(password), "u": username})
+    session.execute(text("UPDATE api_token SET revoked_at = now() WHERE revoked_at IS NULL AND account_id = "
+                         "(SELECT id FROM account WHERE username = :u)"), {"u": username})
+    record(session, "password", "account", username)
+
+
+def list_accounts(session: Session) -> list[dict]:
+    require_role(session, "admin")
+    rows = session.execute(text("""
+        SELECT ac.id, ac.username, ac.display_name, ac.active, ac.created_at,
+               coalesce(json_agg(json_build_object('role', g.role, 'area', a.code, 'department', g.department)
+                        ORDER BY g.role, a.code) FILTER (WHERE g.id IS NOT NULL), '[]') AS grants
+        FROM account ac LEFT JOIN role_grant g ON g.account_id = ac.id LEFT JOIN area a ON a.id = g.area_id
+        GROUP BY ac.id ORDER BY ac.username
+    """)).mappings()
+    return [dict(r) for r in rows]
+
+
+def grant(session: Session, username: str, role: str, area_code: str | None = None,
+          department: str | None = None) -> dict:
+    require_role(session, "admin")
+    if role not in ACCESS_ROLES:
+        raise GeogridError(f"unknown role {role!r}; roles: {', '.join(ACCESS_ROLES)}")
+    if role == "admin" and area_code:
+        raise GeogridError("admin is a global role: grant it without an area")
+    account = _account(session, username)
+    area_id = None
+    if area_code:
+        area_id = session.execute(text("SELECT id FROM area WHERE code = :c"), {"c": area_code}).scalar()
+        if area_id is None:
+            raise GeogridError(f"unknown area {area_code}")
+    try:
+        with session.begin_nested():
+            session.execute(text("INSERT INTO role_grant (account_id, role, area_id, department) VALUES (:a, :r, :ar, :d)"),
+                            {"a": account.id, "r": role, "ar": area_id, "d": department})
+    except IntegrityError:
+        raise conflict(f"{username} holds {role} on {area_code or 'everything'} already") from None
+    after = {"role": role, "area": area_code, "department": department}
+    record(session, "grant", "account", username, after=after)
+    return after
+
+
+def revoke(session: Session, username: str, role: str, area_code: str | None = None) -> int:
+    require_role(session, "admin")
+    account = _account(session, username)
+    removed = session.execute(text("""
+        DELETE FROM role_grant g WHERE g.account_id = :a AND g.role = :r
+          AND (CAST(:c AS text) IS NULL OR g.area_id = (SELECT id FROM area WHERE code = :c))
+    """), {"a": account.id, "r": role, "c": area_code}).rowcount
+    if not removed:
+        raise not_found(f"grant of {role} on {area_code or 'any area'} to {username}")
+    record(session, "revoke", "account", username, before={"role": role, "area": area_code})
+    return removed
+
+
+# --------------------------------------------------------------------------- tokens
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def login(session: Session, username: str, password: str, ttl: dt.timedelta) -> dict:
+    """Check a password and issue an opaque bearer token (stored only as its hash)."""
+    row = session.execute(text("SELECT id, password_hash, active FROM account WHERE username = :u"),
+                          {"u": username}).first()
+    try:
+        ok = row is not None and row.active and _hasher.verify(row.password_hash, password)
+    except (VerificationError, InvalidHashError):
+        ok = False
+    if not ok:
+        raise GeogridError("wrong username or password", status=401)
+    token = secrets.token_urlsafe(32)
+    expires = dt.datetime.now(dt.UTC) + ttl
+    session.execute(text("INSERT INTO api_token (account_id, token_hash, expires_at) VALUES (:a, :h, :e)"),
+                    {"a": row.id, "h": _digest(token), "e": expires})
+    return {"access_token": token, "token_type": "bearer", "expires_at": expires.isoformat()}
+
+
+def principal_for_token(session: Session, token: str) -> Principal | None:
+    row = session.execute(text("""
+        SELECT ac.id, ac.username FROM api_token t JOIN account ac ON ac.id = t.account_id
+        WHERE t.token_hash = :h AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > now())
+          AND ac.active
+    """), {"h": _digest(token)}).first()
+    if row is None:
+        return None
+    grants = session.execute(text("""
+        SELECT g.role, g.area_id, a.code, g.department FROM role_grant g LEFT JOIN area a ON a.id = g.area_id
+        WHERE g.account_id = :a ORDER BY g.id
+    """), {"a": row.id}).all()
+    return Principal(row.id, row.username, tuple(Grant(*g) for g in grants))
+
+
+def logout(session: Session, token: str) -> None:
+    session.execute(text("UPDATE api_token SET revoked_at = now() WHERE token_hash = :h AND revoked_at IS NULL"),
+                    {"h": _digest(token)})
