@@ -32,6 +32,9 @@ from geogrid.models import ADMIN_LAYER
 from geogrid.settings import Settings
 
 AREA_FIELDS = ("code", "name", "level", "layer", "parent", "households", "population", "land_use", "notes")
+# Column sizes of table area: a file is checked against them like an API request is.
+TEXT_LIMITS = {"name": 200, "land_use": 64, "notes": 10_000, "code": 32, "parent": 32, "level": 32, "layer": 32}
+MAX_COUNT = 10_000_000
 EDITABLE_FIELDS = ("name", "households", "population", "land_use", "notes")
 
 
@@ -131,8 +134,9 @@ def _count_or_problem(value, name: str, i: int, code: str | None, problems: list
     except (TypeError, ValueError):
         problems.append(Problem(f"{name} must be a whole number, got {value!r}", field=name, index=i, code=code))
         return None
-    if not number.is_integer() or number < 0:
-        problems.append(Problem(f"{name} must be a whole number >= 0, got {value!r}", field=name, index=i, code=code))
+    if not number.is_integer() or not 0 <= number <= MAX_COUNT:
+        problems.append(Problem(f"{name} must be a whole number from 0 to {MAX_COUNT:,}, got {value!r}",
+                                field=name, index=i, code=code))
         return None
     return int(number)
 
@@ -177,6 +181,10 @@ def import_areas(
             row[key] = _count_or_problem(rec.get(key), key, i, code, problems)
         if not row["name"]:
             problems.append(Problem("name is required", field="name", index=i, code=code))
+        for key, most in TEXT_LIMITS.items():
+            if row[key] is not None and len(row[key]) > most:
+                problems.append(Problem(f"{key} is longer than {most} characters", field=key, index=i, code=code[:40] if code else None))
+                row[key] = row[key][:most]
         if row["level"] not in lv:
             problems.append(Problem(f"unknown level {row['level']!r}; known: {', '.join(lv)}", field="level", index=i, code=code))
         if row["layer"] not in ly:

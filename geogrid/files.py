@@ -111,13 +111,16 @@ def read_features(path: Path, *, layer: str | None = None, crs: str | None = Non
         if len(set(crss.values())) > 1:
             detail = ", ".join(f"{k}: {v}" for k, v in crss.items())
             raise GeogridError(f"{label}: mixed CRS across layers ({detail}); import one layer at a time")
-        raise GeogridError(f"{label} has {len(available)} layers ({', '.join(available)}): choose one with layer=")
+        raise GeogridError(f"{label} has {len(available)} layers ({', '.join(available)}): "
+                           "choose one with source_layer= (--source-layer on the command line)")
     if layer is not None and layer not in available:
         raise GeogridError(f"{label}: no layer {layer!r}; layers: {', '.join(available)}")
     try:
         frame = pyogrio.read_dataframe(source, layer=layer or available[0])
     except Exception as exc:
         raise GeogridError(f"{label}: cannot read as {fmt} (truncated or corrupt?): {exc}") from None
+    if not isinstance(frame, gpd.GeoDataFrame) or "geometry" not in frame.columns:
+        raise GeogridError(f"{label}: no geometry column" + (f" in layer {layer!r}" if layer else ""))
 
     declared = None
     if crs:
