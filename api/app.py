@@ -13,7 +13,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 
 from api.deps import RateLimit
-from api.routers import accounts, areas, files, locate, people, reference
+from api.routers import accounts, areas, coverage, files, locate, people, reference
 from geogrid.db import get_engine
 from geogrid.errors import GeogridError
 from geogrid.settings import Settings, get_settings
@@ -126,7 +126,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             postgis = conn.execute(text("SELECT postgis_lib_version()")).scalar()
         return {"status": "ok", "postgis": postgis}
 
-    for router in (accounts.router, areas.areas_router, areas.grids_router, locate.router, files.router,
+    for router in (accounts.router, coverage.router, areas.areas_router, areas.grids_router, locate.router, files.router,
                    people.router, reference.router):
         app.include_router(router)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)

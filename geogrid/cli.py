@@ -206,6 +206,50 @@ def locate(lon: float, lat: float, lang: str = "zh") -> None:
     _run(go)
 
 
+# --------------------------------------------------------------------------- coverage
+
+PROBLEMS_FOUND = 3
+
+
+@app.command("coverage")
+def coverage(
+    code: Annotated[str, typer.Argument(help="Code of the parent area")],
+    layer: Annotated[str, typer.Option(help="Layer whose children are checked")] = "comprehensive",
+    subtree: Annotated[bool, typer.Option(help="Check every parent in the subtree")] = False,
+    out: Annotated[Optional[Path], typer.Option(help="Write the problems as GeoJSON here")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the whole result as JSON")] = False,
+    sliver_width_m: Annotated[Optional[float], typer.Option(help="Default GEOGRID_SLIVER_WIDTH_M")] = None,
+) -> None:
+    """Check coverage (gaps, overlaps, spill-over, invalid, responsibility, size); the run is
+    stored. Exit status 3 when problems are found, so scripts can stop a publication."""
+    from geogrid import coverage_runs, db
+
+    def go():
+        engine = ensure_database()
+        options = coverage_runs.options_from(get_settings(), sliver_width_m=sliver_width_m)
+        with db.transaction(engine) as session:
+            return coverage_runs.run(session, code, layer, options, subtree=subtree)
+
+    result = _run(go)
+    summary = result["summary"]
+    if out:
+        out.write_text(json.dumps(result["problems"], ensure_ascii=False), encoding="utf-8")
+    if as_json:
+        typer.echo(json.dumps(result, ensure_ascii=False, indent=1, default=str))
+    else:
+        typer.echo(f"run {result['id']}: {summary['area']} / {layer}: {summary['grids']} grids under "
+                   f"{summary['parents_checked']} parent(s), coverage {summary['coverage_pct']}% "
+                   f"({result['seconds']} s)")
+        for kind, n in sorted(summary["counts"].items()):
+            typer.echo(f"  {kind:<18} {n}")
+        for s in summary["parents"][:10]:
+            if s["counts"]:
+                typer.echo(f"  worst: {s['parent']} {s['parent_name']}: {s['coverage_pct']}% "
+                           + ", ".join(f"{k} {v}" for k, v in sorted(s["counts"].items())))
+    if summary["problems"]:
+        raise typer.Exit(PROBLEMS_FOUND)
+
+
 # --------------------------------------------------------------------------- users
 
 

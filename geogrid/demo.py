@@ -43,7 +43,13 @@ def load(engine: Engine, settings: Settings, out_dir: Path, *, reset: bool = Fal
                 read = files.read_features(paths[name])
                 areas.import_areas(session, read.records, read.geoms, settings, note=f"demo {name}")
             people.create_persons(session, persons)
-            people.create_assignments(session, json.loads(Path(paths["assignments"]).read_text(encoding="utf-8")))
+            posts = json.loads(Path(paths["assignments"]).read_text(encoding="utf-8"))
+            named = dict(session.execute(text("SELECT name, code FROM area WHERE code LIKE :p AND layer_key <> 'admin'"),
+                                         {"p": COUNTY + "%"}).all())
+            for post in posts:  # grids that had no code in the file got one on import
+                if "area_name" in post:
+                    post["area"] = named[post.pop("area_name")]
+            people.create_assignments(session, posts)
         passwords = _accounts(session, settings)
         counts = dict(session.execute(text(
             "SELECT layer_key, count(*) FROM area WHERE code LIKE :p AND retired_at IS NULL GROUP BY layer_key"),

@@ -275,7 +275,11 @@ def generate(out_dir: Path, seed: int = 20261123, *, as_of: date = AS_OF) -> dic
                         "area_m2": None, "households": h, "note": f"{h} households, outside the 300-500 norm"})
     defects += [{"kind": "no_responsible", "codes": [codes[i]], "village": vil_codes[owner[i]], "area_m2": None,
                  "note": "no grid leader, worker or instructor assigned"} for i in nobody]
-    population = np.round(households * rng.uniform(2.5, 3.5, n)).astype(int)
+    # 300-500 households and 1,000-1,500 people go together (about 3 per household).
+    per_household = np.clip(3.34 - (households - 300) / 200 * 0.34 + rng.normal(0, 0.02, n), 3.0, 3.34)
+    population = np.round(households * per_household).astype(int)
+    normal = (households >= 300) & (households <= 500)
+    population[normal] = np.clip(population[normal], 1000, 1500)
     grid_props = [{"code": codes[i], "name": gname[i], "level": "grid", "layer": "comprehensive",
                    "parent": vil_codes[owner[i]], "households": int(households[i]),
                    "population": int(population[i]),
@@ -310,10 +314,15 @@ def generate(out_dir: Path, seed: int = 20261123, *, as_of: date = AS_OF) -> dic
 
     def assign(ref, area, role, start, end=None, duties=None):
         duties = duties or DUTIES[role].format(n=int(rng.integers(1, 30)))
-        assignments.append({"person": ref, "area": area, "role": role, "start_date": start.isoformat(),
+        # A grid without a code gets one only when it is imported: name it instead.
+        where = {"area": area} if isinstance(area, str) else {"area_name": gname[area]}
+        assignments.append({"person": ref, **where, "role": role, "start_date": start.isoformat(),
                             "end_date": end and end.isoformat(), "duties": duties})
 
-    staffed = [i for i in reading if coded[i] and i not in nobody]
+    def grid(i):
+        return codes[i] if coded[i] else int(i)
+
+    staffed = [i for i in reading if i not in nobody]
     instructors = [person() for _ in range(3)]
     for v in range(n_vil):
         mine = [i for i in staffed if owner[i] == v]
@@ -324,16 +333,16 @@ def generate(out_dir: Path, seed: int = 20261123, *, as_of: date = AS_OF) -> dic
         for i in mine:
             duty = f"{kind}党组织书记兼网格长：统筹{vil_names[v]}各网格工作，督导网格员履职"
             if previous:
-                assign(previous, codes[i], "grid_leader", date(2017, 5, 1), start - timedelta(days=1), duty)
-            assign(leader, codes[i], "grid_leader", start, None, duty)
-            assign(instructor, codes[i], "instructor", since)
+                assign(previous, grid(i), "grid_leader", date(2017, 5, 1), start - timedelta(days=1), duty)
+            assign(leader, grid(i), "grid_leader", start, None, duty)
+            assign(instructor, grid(i), "instructor", since)
         worker = None
         for i in mine:
             role = "grid_worker_fulltime" if urban[v] or rng.random() < 0.2 else "grid_worker_parttime"
             if worker is None or urban[v] or i == expired or rng.random() > 0.1:
                 worker = person()  # else a rural part-timer keeps two neighbouring grids (一人多职)
             if i == expired:
-                assign(worker, codes[i], role, day("2022-01-01", "2023-12-31"),
+                assign(worker, grid(i), role, day("2022-01-01", "2023-12-31"),
                        as_of.replace(day=1) - timedelta(days=int(rng.integers(1, 28))))
                 defects.append({"kind": "expired_assignment", "codes": [codes[i]], "village": vil_codes[v],
                                 "area_m2": None, "person": worker, "as_of": as_of.isoformat(),
@@ -342,10 +351,10 @@ def generate(out_dir: Path, seed: int = 20261123, *, as_of: date = AS_OF) -> dic
                 continue
             start_w = day("2021-06-01", "2025-12-31")
             if rng.random() < 0.1:  # appointment history: a predecessor
-                assign(person(), codes[i], role, day("2018-01-01", "2021-05-31"), start_w - timedelta(days=1))
-            assign(worker, codes[i], role, start_w)
+                assign(person(), grid(i), role, day("2018-01-01", "2021-05-31"), start_w - timedelta(days=1))
+            assign(worker, grid(i), role, start_w)
             if urban[v] and rng.random() < 0.2:
-                assign(person(False), codes[i], "building_head", day("2022-01-01", "2025-12-31"))
+                assign(person(False), grid(i), "building_head", day("2022-01-01", "2025-12-31"))
         for k in range(1 + int(rng.random() < 0.4)):
             ref = leader if k == 0 and rng.random() < 0.3 else person(False)  # 一人多职
             assign(ref, vil_codes[v] + "901", "env_informant", day("2022-01-01", "2025-06-30"))
@@ -355,7 +364,7 @@ def generate(out_dir: Path, seed: int = 20261123, *, as_of: date = AS_OF) -> dic
     urban_grids = [i for i in staffed if urban[owner[i]]]
     while len(persons) < round(1.5 * n):  # about 1.5 persons per grid: the rest are building heads
         i = urban_grids[int(rng.integers(len(urban_grids)))]
-        assign(person(False), codes[i], "building_head", day("2022-01-01", "2025-12-31"))
+        assign(person(False), grid(i), "building_head", day("2022-01-01", "2025-12-31"))
 
     # --- write ------------------------------------------------------------------------
     admin = _to_lonlat(np.r_[[county, town], vil])

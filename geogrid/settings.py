@@ -62,6 +62,13 @@ class Settings(BaseSettings):
         "Smaller spill-over is accepted and left to the coverage check.",
     )
     timezone: str = "Asia/Shanghai"
+
+    # --- coverage checks (defaults from published plans; every county sets its own) -----
+    sliver_width_m: float = Field(default=2.0, description="Gaps narrower than this are slivers, wider ones blind spots.")
+    households_range: tuple[int, int] = (300, 500)
+    population_range: tuple[int, int] = (1000, 1500)
+    expiring_within_days: int = 30
+    max_grids_per_person: int = 5
     language: str = Field(default="zh", description="Default language of user-facing labels: zh or en.")
 
 
