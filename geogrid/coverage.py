@@ -209,15 +209,26 @@ def simplify_layer(geoms, tolerance_m: float, *, around: shapely.Geometry | None
     return _apply(inv, shapely.coverage_simplify(_apply(fwd, geoms), tolerance_m))
 
 
+def metres_to_degrees(metres: float, around: shapely.Geometry) -> float:
+    """A distance in metres as degrees near ``around``, on the longitude scale (the
+    shorter one), so that nothing narrower than ``metres`` escapes a degree threshold."""
+    lat = np.radians(around.centroid.y)
+    return metres / (111_320.0 * max(np.cos(lat), 0.01))
+
+
 def propose_clean(parent: shapely.Geometry, children, *, gap_width_m: float = 5.0,
                   merge_strategy: str = "longest_border", snapping_distance_m: float = -1) -> np.ndarray:
     """GEOS coverage cleaning of ``children`` (lon/lat in and out): overlaps merged into one
     grid by ``merge_strategy``, gaps narrower than ``gap_width_m`` given to a neighbour,
-    shared edges made identical; then clipped to the parent. Nothing is stored here."""
-    fwd, inv = local_projection(parent)
-    kids = _apply(fwd, np.asarray(children, dtype=object))
-    kids = np.asarray([shapely.make_valid(g, method="structure") if not g.is_valid else g for g in kids], dtype=object)
-    cleaned = shapely.coverage_clean(_polygonal(kids), gap_width=gap_width_m, snapping_distance=snapping_distance_m,
+    shared edges made identical; then clipped to the parent. Nothing is stored here.
+
+    Cleaning runs in lon/lat, so grids it does not touch come back vertex for vertex."""
+    kids = np.asarray(children, dtype=object)
+    kids = _polygonal(np.asarray([g if g.is_valid else shapely.make_valid(g, method="structure") for g in kids],
+                                 dtype=object))
+    snap = snapping_distance_m if snapping_distance_m < 0 else metres_to_degrees(snapping_distance_m, parent)
+    cleaned = shapely.coverage_clean(kids, gap_width=metres_to_degrees(gap_width_m, parent), snapping_distance=snap,
                                      merge_strategy=merge_strategy)
-    clipped = _polygonal(shapely.intersection(cleaned, _apply(fwd, parent)))
-    return _apply(inv, clipped)
+    inside = shapely.covered_by(cleaned, parent)
+    cleaned[~inside] = _polygonal(shapely.intersection(cleaned[~inside], parent))
+    return cleaned

@@ -295,7 +295,7 @@ def propose_repair(session: Session, code: str, layer: str, *, gap_width_m: floa
     tree = shapely.STRtree(new_m)
     features, changed = [], 0
     for i, k in enumerate(kids):
-        same = old[i].equals(new[i])
+        same = shapely.equals_exact(shapely.normalize(old[i]), shapely.normalize(_multi(new[i])), tolerance=0)
         gained = shapely.difference(new_m[i], old_m[i])
         lost = shapely.difference(old_m[i], new_m[i])
         to_whom = []
