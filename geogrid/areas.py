@@ -95,6 +95,32 @@ def add_layer(session: Session, key: str, name_zh: str, name_en: str, descriptio
     return layers(session)[key]
 
 
+def update_layer(session: Session, key: str, changes: dict) -> dict:
+    access.require_role(session, "admin")
+    before = layers(session).get(key)
+    if before is None:
+        raise not_found(f"layer {key}")
+    changes = {k: v for k, v in changes.items() if k in ("name_zh", "name_en", "description")}
+    if changes:
+        sets = ", ".join(f"{k} = :{k}" for k in changes)
+        session.execute(text(f"UPDATE layer SET {sets} WHERE key = :key"), {**changes, "key": key})
+        access.record(session, "update", "layer", key, before, layers(session)[key])
+    return layers(session)[key]
+
+
+def delete_layer(session: Session, key: str) -> None:
+    """Remove a thematic net that holds no areas (retired ones included: history stays)."""
+    access.require_role(session, "admin")
+    before = layers(session).get(key)
+    if before is None:
+        raise not_found(f"layer {key}")
+    used = session.execute(text("SELECT count(*) FROM area WHERE layer_key = :k"), {"k": key}).scalar_one()
+    if key == ADMIN_LAYER or used:
+        raise conflict(f"layer {key} holds {used} areas and cannot be deleted" if used else "the admin layer is required")
+    session.execute(text("DELETE FROM layer WHERE key = :k"), {"k": key})
+    access.record(session, "delete", "layer", key, before, None)
+
+
 # --------------------------------------------------------------------------- import
 
 

@@ -190,6 +190,11 @@ def test_levels_layers_roles_are_configurable(client):
     assert r.status_code == 201
     assert "flood" in {x["key"] for x in client.get("/api/layers").json()}
     assert client.post("/api/layers", json={"key": "flood", "name_zh": "x", "name_en": "x"}).status_code == 409
+    renamed = client.patch("/api/layers/flood", json={"name_zh": "防汛防台网格"})
+    assert renamed.status_code == 200 and renamed.json()["name_zh"] == "防汛防台网格"
+    assert client.delete("/api/layers/admin").status_code == 409
+    assert client.delete("/api/layers/flood").status_code == 204
+    assert "flood" not in {x["key"] for x in client.get("/api/layers").json()}
     r = client.post("/api/roles", json={"key": "safety_officer", "name_zh": "安全员", "name_en": "Safety officer"})
     assert r.status_code == 201
     assert client.post("/api/levels", json={"key": "building", "rank": 8, "code_length": 21,

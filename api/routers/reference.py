@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Response, status
+from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import ADMIN, SessionDep
 from api.schemas import LayerIn, LevelIn, RoleIn
+
+
+class LayerPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name_zh: str | None = Field(default=None, min_length=1, max_length=64)
+    name_en: str | None = Field(default=None, min_length=1, max_length=64)
+    description: str | None = Field(default=None, max_length=2000)
 from geogrid import areas, people
 
 router = APIRouter(prefix="/api", tags=["reference"])
@@ -33,6 +42,21 @@ def create_layer(session: SessionDep, body: LayerIn) -> dict:
     out = areas.add_layer(session, **body.model_dump())
     session.commit()
     return out
+
+
+@router.patch("/layers/{key}", dependencies=ADMIN, summary="Rename or describe a thematic net")
+def edit_layer(session: SessionDep, key: str, body: LayerPatch) -> dict:
+    out = areas.update_layer(session, key, body.model_dump(exclude_unset=True))
+    session.commit()
+    return out
+
+
+@router.delete("/layers/{key}", dependencies=ADMIN, status_code=status.HTTP_204_NO_CONTENT,
+               summary="Remove a thematic net that holds no areas")
+def delete_layer(session: SessionDep, key: str) -> Response:
+    areas.delete_layer(session, key)
+    session.commit()
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.get("/roles", summary="Posts a person can hold in a grid")
