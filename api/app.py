@@ -3,6 +3,7 @@ through ``geogrid serve``)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from contextlib import asynccontextmanager
 
@@ -13,7 +14,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 
 from api.deps import RateLimit
-from api.routers import accounts, areas, coverage, files, locate, people, reference
+from api.routers import accounts, areas, coverage, files, incidents, locate, people, public, reference
 from geogrid.db import get_engine
 from geogrid.errors import GeogridError
 from geogrid.settings import Settings, get_settings
@@ -70,13 +71,38 @@ def _validation_problems(exc: RequestValidationError) -> list[dict]:
     return out
 
 
+async def _escalate_periodically(app: FastAPI) -> None:
+    """Automatic escalation by rule: overdue cases climb one level per missed time limit."""
+    from starlette.concurrency import run_in_threadpool
+
+    from geogrid import incidents
+    from geogrid.db import transaction
+
+    def once() -> list[str]:
+        with transaction(app.state.engine) as session:
+            session.info["actor"] = "system:escalation"
+            return incidents.escalate_overdue(session, app.state.settings)
+
+    while True:
+        await asyncio.sleep(app.state.settings.escalation_interval_s)
+        try:
+            done = await run_in_threadpool(once)
+            if done:
+                log.info("escalated %d overdue cases", len(done))
+        except Exception:  # the loop must survive a database hiccup
+            log.exception("automatic escalation failed")
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         app.state.engine = get_engine(settings)
+        task = asyncio.create_task(_escalate_periodically(app)) if settings.escalation_interval_s > 0 else None
         yield
+        if task is not None:
+            task.cancel()
 
     app = FastAPI(
         title="geogrid",
@@ -88,6 +114,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = get_engine(settings)
     app.state.login_limit = RateLimit(settings.login_per_minute)
+    app.state.public_limit = RateLimit(settings.public_reports_per_minute)
 
     @app.exception_handler(GeogridError)
     async def geogrid_error(request: Request, exc: GeogridError):
@@ -126,7 +153,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             postgis = conn.execute(text("SELECT postgis_lib_version()")).scalar()
         return {"status": "ok", "postgis": postgis}
 
-    for router in (accounts.router, coverage.router, areas.areas_router, areas.grids_router, locate.router, files.router,
+    for router in (accounts.router, coverage.router, incidents.router, public.router, areas.areas_router, areas.grids_router, locate.router, files.router,
                    people.router, reference.router):
         app.include_router(router)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)

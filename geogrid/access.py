@@ -83,6 +83,8 @@ def principal_of(session: Session) -> Principal | None:
 
 
 def actor(session: Session) -> str:
+    if "actor" in session.info:  # a service task, e.g. "system:escalation"
+        return session.info["actor"]
     p = principal_of(session)
     return p.username if p is not None else f"cli:{_unix_user()}"
 

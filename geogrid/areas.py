@@ -179,6 +179,7 @@ def import_areas(
     dry_run: bool = False,
     note: str | None = None,
     max_spill_ratio: float | None = None,
+    valid_from: dt.datetime | None = None,
 ) -> ImportReport:
     """Validate and insert areas, all or nothing.
 
@@ -187,7 +188,10 @@ def import_areas(
     usually one level of one net: ``overrides={"level": "county"}``). Codes left out are
     generated under the parent in reading order. A feature's parent may be another
     feature of the same batch. Raises :class:`GeogridError` (422) listing every rejected
-    feature; nothing is written then.
+    feature; nothing is written then. ``max_spill_ratio`` overrides the setting of that
+    name for this import (real data digitised level by level may need more).
+    ``valid_from`` backdates the boundaries (an initial load of boundaries in force for
+    years), so that historical incidents can be routed; default now.
     """
     n = len(records)
     if n == 0:
@@ -274,7 +278,10 @@ def import_areas(
     report.generated_codes = generated
     report.repaired = [{"index": i, "code": rows[i]["code"]} for i in checked.repaired]
     with session.begin_nested() as savepoint:
-        ids = _insert(session, rows, checked.geoms, lv, note)
+        if valid_from is not None and valid_from > dt.datetime.now(dt.UTC):
+            savepoint.rollback()
+            _reject([Problem("valid_from is in the future", field="valid_from")], n)
+        ids = _insert(session, rows, checked.geoms, lv, note, valid_from)
         access.require_scope(session, ("planner",), list(ids.values()), strict=True)
         spill = spill_over(session, list(ids.values()), settings, max_spill_ratio)
         rejected = [s for s in spill if s["rejected"]]
@@ -345,12 +352,13 @@ _INSERT_AREA = text("""
     VALUES (:code, :name, :level, :layer, :households, :population, :land_use, :notes)
 """)
 _INSERT_BOUNDARY = text("""
-    INSERT INTO boundary (area_id, version, geom, note)
-    VALUES (:area_id, :version, ST_SetSRID(ST_GeomFromWKB(:wkb), 4326), :note)
+    INSERT INTO boundary (area_id, version, geom, note, valid)
+    VALUES (:area_id, :version, ST_SetSRID(ST_GeomFromWKB(:wkb), 4326), :note,
+            tstzrange(coalesce(CAST(:valid_from AS timestamptz), now()), NULL))
 """)
 
 
-def _insert(session: Session, rows, geoms, lv, note) -> dict[str, int]:
+def _insert(session: Session, rows, geoms, lv, note, valid_from=None) -> dict[str, int]:
     # Parents before children, so an area's parent row exists when the batch links them.
     order = sorted(range(len(rows)), key=lambda i: lv[rows[i]["level"]]["rank"])
     params = [{k: rows[i][k] for k in ("code", "name", "level", "layer", "households", "population", "land_use", "notes")}
@@ -360,7 +368,8 @@ def _insert(session: Session, rows, geoms, lv, note) -> dict[str, int]:
                                {"codes": [p["code"] for p in params]}).all())
     wkb = shapely.to_wkb(np.asarray([geoms[i] for i in order], dtype=object))
     session.execute(_INSERT_BOUNDARY, [
-        {"area_id": ids[rows[i]["code"]], "version": 1, "wkb": wkb[j], "note": note} for j, i in enumerate(order)
+        {"area_id": ids[rows[i]["code"]], "version": 1, "wkb": wkb[j], "note": note, "valid_from": valid_from}
+        for j, i in enumerate(order)
     ])
     links = [(rows[i]["code"], rows[i]["parent"]) for i in order if rows[i]["parent"]]
     if links:
@@ -480,7 +489,7 @@ def update_area(
                 "area_id": row.id,
                 "version": session.execute(text("SELECT coalesce(max(version), 0) + 1 FROM boundary WHERE area_id = :id"),
                                            {"id": row.id}).scalar_one(),
-                "wkb": shapely.to_wkb(checked.geoms[0]), "note": note,
+                "wkb": shapely.to_wkb(checked.geoms[0]), "note": note, "valid_from": None,
             })
             # The edited area against its parent, and its children against it.
             children = session.execute(text("SELECT id FROM area WHERE parent_id = :id AND retired_at IS NULL"),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -22,6 +23,14 @@ db_app = typer.Typer(help="The database: a local PostGIS cluster, or GEOGRID_DAT
 app.add_typer(db_app, name="db")
 user_app = typer.Typer(help="Accounts and their role grants.", no_args_is_help=True)
 app.add_typer(user_app, name="user")
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    from zoneinfo import ZoneInfo
+
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=ZoneInfo(get_settings().timezone))
 
 
 def fail(message: str) -> None:
@@ -47,8 +56,8 @@ def _run(fn):
     except typer.Exit:
         raise
     except Exception as exc:  # a bug: say so in one line rather than dump a traceback on the user
-        fail(f"unexpected {exc.__class__.__name__}: {exc}\nthis is a bug in geogrid; please report it "
-             "with the command you ran")
+        fail(f"unexpected {exc.__class__.__name__}: {str(exc)[:500]}\nthis is a bug in geogrid; please report "
+             "it with the command you ran")
 
 
 def ensure_database():
@@ -140,6 +149,8 @@ def import_(
     dry_run: Annotated[bool, typer.Option(help="Validate only; write nothing")] = False,
     max_spill: Annotated[Optional[float], typer.Option(
         help="Share of a feature's area allowed outside its parent (default GEOGRID_MAX_SPILL_RATIO)")] = None,
+    valid_from: Annotated[Optional[datetime], typer.Option(
+        help="Boundaries in force since this date (initial loads; default now)")] = None,
 ) -> None:
     """Import areas or grids from a file, all or nothing; prints a report."""
     from geogrid import areas, db, files
@@ -152,7 +163,7 @@ def import_(
             report = areas.import_areas(session, read.records, read.geoms, get_settings(),
                                         overrides={"layer": layer, "level": level}, defaults={"parent": parent},
                                         repair=repair, dry_run=dry_run, note=f"import {file.name}",
-                                        max_spill_ratio=max_spill)
+                                        max_spill_ratio=max_spill, valid_from=_aware(valid_from))
         verb = "would import" if dry_run else "imported"
         typer.echo(f"{verb} {report.imported} features from {file.name} ({read.source_crs}): "
                    + ", ".join(f"{n} {k}" for k, n in report.by_level.items()))
@@ -248,6 +259,44 @@ def coverage(
                            + ", ".join(f"{k} {v}" for k, v in sorted(s["counts"].items())))
     if summary["problems"]:
         raise typer.Exit(PROBLEMS_FOUND)
+
+
+# --------------------------------------------------------------------------- incidents
+
+incidents_app = typer.Typer(help="Incidents: bulk import, overdue escalation.", no_args_is_help=True)
+app.add_typer(incidents_app, name="incidents")
+
+
+@incidents_app.command("import")
+def incidents_import(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help=".csv with lon,lat columns or .geojson")],
+) -> None:
+    """Import historical incidents, all or nothing, with a progress bar."""
+    from geogrid import db, files, incidents
+
+    def go():
+        engine = ensure_database()
+        records = files.read_incident_rows(file)
+        with typer.progressbar(length=len(records), label=f"routing {len(records)} incidents") as bar:
+            with db.transaction(engine) as session:
+                return incidents.import_incidents(session, records, get_settings(), progress=bar.update)
+
+    out = _run(go)
+    typer.echo(f"imported {out['imported']} incidents: " + ", ".join(f"{n} {k}" for k, n in out["by_route"].items()))
+
+
+@incidents_app.command("escalate-overdue")
+def incidents_escalate() -> None:
+    """Escalate overdue cases one level (the service also does it every GEOGRID_ESCALATION_INTERVAL_S)."""
+    from geogrid import db, incidents
+
+    def go():
+        engine = ensure_database()
+        with db.transaction(engine) as session:
+            return incidents.escalate_overdue(session, get_settings())
+
+    done = _run(go)
+    typer.echo(f"escalated {len(done)} cases" + (": " + ", ".join(done) if done else ""))
 
 
 # --------------------------------------------------------------------------- users

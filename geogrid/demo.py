@@ -3,6 +3,7 @@ import path as any user file."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 
@@ -15,6 +16,9 @@ from geogrid import access, areas, db, files, people
 from geogrid.settings import Settings
 
 COUNTY = "339901"
+# The demo's boundaries have been in force since the last re-division, so that
+# historical incidents can be imported and routed.
+DEMO_SINCE = dt.datetime(2021, 1, 1, tzinfo=dt.UTC)
 FILES_IN_ORDER = ("areas", "grids", "environment_grids")
 # One account per role, scoped as such accounts would be in a real town.
 ACCOUNTS = (
@@ -41,7 +45,8 @@ def load(engine: Engine, settings: Settings, out_dir: Path, *, reset: bool = Fal
         if not loaded:
             for name in FILES_IN_ORDER:
                 read = files.read_features(paths[name])
-                areas.import_areas(session, read.records, read.geoms, settings, note=f"demo {name}")
+                areas.import_areas(session, read.records, read.geoms, settings, note=f"demo {name}",
+                                   valid_from=DEMO_SINCE)
             people.create_persons(session, persons)
             posts = json.loads(Path(paths["assignments"]).read_text(encoding="utf-8"))
             named = dict(session.execute(text("SELECT name, code FROM area WHERE code LIKE :p AND layer_key <> 'admin'"),
@@ -96,6 +101,10 @@ def _accounts(session, settings: Settings) -> dict[str, str]:
 def wipe(session, person_refs: list[str]) -> None:
     """Remove the demo jurisdiction: the areas under the demo county and the demo persons."""
     params = {"p": COUNTY + "%"}
+    demo_ids = "SELECT id FROM area WHERE code LIKE :p"
+    session.execute(text(f"DELETE FROM incident WHERE grid_id IN ({demo_ids}) OR authority_id IN ({demo_ids})"), params)
+    session.execute(text(f"DELETE FROM patrol WHERE area_id IN ({demo_ids})"), params)
+    session.execute(text(f"UPDATE pollution_source SET grid_id = NULL WHERE grid_id IN ({demo_ids})"), params)
     session.execute(text("DELETE FROM assignment WHERE area_id IN (SELECT id FROM area WHERE code LIKE :p)"), params)
     session.execute(text("DELETE FROM person WHERE ref = ANY(:refs)"), {"refs": person_refs})
     session.execute(text("DELETE FROM account WHERE username = ANY(:u)"), {"u": [a[0] for a in ACCOUNTS]})

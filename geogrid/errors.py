@@ -14,6 +14,7 @@ class Problem:
     index: int | None = None  # position of the feature in the input, from 0
     code: str | None = None
     location: tuple[float, float] | None = None  # lon, lat of the problem, where known
+    unit: str = "feature"  # what index counts: features of a file, rows of a CSV
 
     def __post_init__(self) -> None:
         # Indices often come from numpy; keep them plain for JSON.
@@ -23,12 +24,12 @@ class Problem:
             self.location = (float(self.location[0]), float(self.location[1]))
 
     def as_dict(self) -> dict:
-        return {k: v for k, v in asdict(self).items() if v is not None}
+        return {k: v for k, v in asdict(self).items() if v is not None and k != "unit"}
 
     def __str__(self) -> str:
         where = []
         if self.index is not None:
-            where.append(f"feature {self.index}")
+            where.append(f"{self.unit} {self.index}")
         if self.code:
             where.append(f"code {self.code}")
         if self.field:

@@ -158,6 +158,56 @@ def read_features(path: Path, *, layer: str | None = None, crs: str | None = Non
     return ReadResult(records, list(frame.geometry.array), source_crs, layer or available[0])
 
 
+INCIDENT_COLUMNS = ("category", "lon", "lat", "crs", "description", "channel", "occurred_at", "media_urls",
+                    "idempotency_key", "state")
+
+
+def read_incident_rows(path: Path, *, name: str | None = None) -> list[dict]:
+    """Historical incidents from a CSV with lon and lat columns (UTF-8, with or without
+    BOM) or a GeoJSON file of points; returns plain records for incidents.import_incidents."""
+    import csv
+
+    path = Path(path)
+    label = name or path.name
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        try:
+            with open(path, encoding="utf-8-sig", newline="") as fh:
+                rows = list(csv.DictReader(fh))
+        except (UnicodeDecodeError, csv.Error) as exc:
+            raise GeogridError(f"{label}: not a UTF-8 CSV file: {exc}") from None
+        if not rows:
+            raise GeogridError(f"{label}: no rows")
+        missing = [c for c in ("category", "lon", "lat", "description") if c not in rows[0]]
+        if missing:
+            raise GeogridError(f"{label}: missing columns {', '.join(missing)}; columns: {', '.join(rows[0])}")
+        out = []
+        for row in rows:
+            record = {k: (row.get(k) or None) for k in INCIDENT_COLUMNS}
+            for k in ("lon", "lat"):
+                try:
+                    record[k] = float(record[k]) if record[k] is not None else None
+                except ValueError:
+                    pass  # left as text: the validation names the row
+            record["media_urls"] = [u for u in (row.get("media_urls") or "").split() if u]
+            out.append(record)
+        return out
+    if suffix in (".geojson", ".json"):
+        _geojson_crs_members(path, label)
+        doc = json.loads(path.read_bytes())
+        out = []
+        for f in doc.get("features") or []:
+            geom = (f or {}).get("geometry") or {}
+            props = (f or {}).get("properties") or {}
+            lon, lat = (geom.get("coordinates") or [None, None])[:2] if geom.get("type") == "Point" else (None, None)
+            out.append({**{k: props.get(k) for k in INCIDENT_COLUMNS}, "lon": lon, "lat": lat,
+                        "media_urls": props.get("media_urls") or []})
+        if not out:
+            raise GeogridError(f"{label}: no features")
+        return out
+    raise GeogridError(f"{label}: unsupported file type {suffix!r}; use .csv (lon, lat columns) or .geojson")
+
+
 def write_features(frame: gpd.GeoDataFrame, fmt: str, out: Path, *, layer: str = "areas") -> Path:
     """Write areas as GeoJSON (RFC 7946), GeoPackage or a zipped Shapefile (UTF-8)."""
     if fmt not in FORMATS:

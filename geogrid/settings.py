@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from functools import lru_cache
 from pathlib import Path
 
@@ -69,6 +70,18 @@ class Settings(BaseSettings):
     population_range: tuple[int, int] = (1000, 1500)
     expiring_within_days: int = 30
     max_grids_per_person: int = 5
+
+    # --- cases: working calendar and patrols ------------------------------------------
+    holidays: list[dt.date] = Field(default_factory=list, description='Days off, e.g. ["2026-10-01", "2026-10-02"]')
+    extra_workdays: list[dt.date] = Field(default_factory=list, description="Weekend days worked (调休)")
+    work_day_start: dt.time = dt.time(8, 30)
+    work_day_end: dt.time = dt.time(17, 30)
+    escalation_interval_s: int = Field(default=300, description="How often the service escalates overdue cases; 0: never")
+    patrol_days_by_level: dict[str, int] = Field(
+        default_factory=lambda: {"county": 30, "town": 30, "village": 7, "grid": 7, "microgrid": 7},
+        description="Environment grids: the longest time between two patrols, by level")
+    key_source_days: int = Field(default=30, description="Key-supervision pollution sources: longest time between visits")
+    public_reports_per_minute: int = Field(default=5, description="Anonymous reports a minute per client address")
     language: str = Field(default="zh", description="Default language of user-facing labels: zh or en.")
 
 

@@ -9,8 +9,9 @@ import pytest
 from conftest import PASSWORD, collection, feature, square
 from fastapi.testclient import TestClient
 
-# Writes any anonymous caller may make: logging in and out.
-OPEN_WRITES = {("post", "/api/token"), ("post", "/api/logout")}
+# Writes any anonymous caller may make: logging in and out, and public intake (rate-limited).
+OPEN_WRITES = {("post", "/api/token"), ("post", "/api/logout"), ("post", "/api/public/reports"),
+               ("post", "/open311/v2/requests.json")}
 
 
 def write_routes(app) -> list[tuple[str, str]]:
@@ -26,19 +27,30 @@ def write_routes(app) -> list[tuple[str, str]]:
 
 def concrete(path: str) -> str:
     return (path.replace("{code}", "339901100").replace("{person_id}", "1")
-            .replace("{assignment_id}", "1").replace("{username}", "root-admin"))
+            .replace("{assignment_id}", "1").replace("{username}", "root-admin").replace("{key}", "sanitation")
+            .replace("{incident_id}", "1").replace("{source_id}", "1").replace("{proposal_id}", "1")
+            .replace("{exemption_id}", "1"))
 
 
 def test_every_write_needs_a_token_and_the_right_role(app, anon, make_user):
     routes = write_routes(app)
     assert len(routes) >= 20
+    roleless = make_user("nobody")
     inspector = make_user("insp", ("inspector", None))
+    planner_only = 0
     for method, path in routes:
         r = anon.request(method, concrete(path))
         assert r.status_code == 401, (method, path, r.status_code, r.text)
         assert r.headers.get("www-authenticate") == "Bearer"
-        r = anon.request(method, concrete(path), headers=inspector)
+        r = anon.request(method, concrete(path), headers=roleless)
         assert r.status_code == 403, (method, path, r.status_code, r.text)
+        if path.startswith(("/api/areas", "/api/grids", "/api/persons", "/api/assignments", "/api/import",
+                            "/api/coverage/repairs", "/api/exemptions", "/api/accounts", "/api/levels",
+                            "/api/layers", "/api/roles")):
+            planner_only += 1
+            r = anon.request(method, concrete(path), headers=inspector)
+            assert r.status_code == 403, (method, path, r.status_code, r.text)
+    assert planner_only >= 20
     bogus = anon.post("/api/areas", headers={"Authorization": "Bearer not-a-token"})
     assert bogus.status_code == 401 and "invalid or expired token" in bogus.text
 

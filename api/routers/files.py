@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import tempfile
 from pathlib import Path
 from typing import Annotated, Literal
@@ -11,6 +12,7 @@ from fastapi.responses import FileResponse
 
 from api.deps import PLANNER, FilterDep, SessionDep, SettingsDep
 from geogrid import areas, files
+from geogrid.areas import as_instant
 
 router = APIRouter(prefix="/api", tags=["files"])
 
@@ -33,6 +35,7 @@ def import_file(
     dry_run: Annotated[bool, Query(description="Validate only; write nothing")] = False,
     max_spill: Annotated[float | None, Query(ge=0, le=1, description="Share of a feature's area allowed "
                                              "outside its parent (default: the service setting)")] = None,
+    valid_from: Annotated[dt.datetime | None, Query(description="Boundaries in force since (initial loads)")] = None,
 ) -> dict:
     suffix = Path(file.filename or "upload").suffix.lower() or ".geojson"
     path = files.save_upload(file.file, suffix, settings.max_body_bytes)
@@ -44,7 +47,7 @@ def import_file(
     report = areas.import_areas(session, read.records, read.geoms, settings,
                                 overrides={"layer": layer, "level": level}, defaults={"parent": parent},
                                 repair=repair, dry_run=dry_run, note=f"import {file.filename}",
-                                max_spill_ratio=max_spill)
+                                max_spill_ratio=max_spill, valid_from=as_instant(valid_from, settings))
     session.commit()
     return {**report.as_dict(), "source_crs": read.source_crs, "source_layer": read.layer}
 

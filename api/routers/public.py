@@ -1,0 +1,154 @@
+"""Public intake: anyone may report (rate-limited per client) and read back the status of
+their own report by its receipt, nothing else. Open311 GeoReport v2 on the same path, so
+existing reporting apps can submit to geogrid."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Form, Query, Request, status
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from api.deps import Lang, SessionDep, SettingsDep
+from api.routers.incidents import Reporter
+from geogrid import incidents
+from geogrid.errors import GeogridError
+
+router = APIRouter(tags=["public"])
+
+
+def public_limit(request: Request) -> None:
+    request.app.state.public_limit(request)
+
+
+class PublicReportIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    category: str
+    lon: float
+    lat: float
+    crs: str = Field(default="wgs84", description="wgs84, cgcs2000, gcj02 (Amap, Tencent) or bd09 (Baidu)")
+    description: str = Field(max_length=20_000)
+    occurred_at: dt.datetime | None = None
+    media_urls: list[str] = Field(default_factory=list, max_length=50)
+    reporter: Reporter | None = Field(default=None, description="Private: never published")
+    idempotency_key: str | None = Field(default=None, max_length=100)
+
+
+@router.post("/api/public/reports", dependencies=[Depends(public_limit)], status_code=status.HTTP_201_CREATED,
+             summary="Report a problem (no account needed); the answer is your receipt")
+def report(session: SessionDep, settings: SettingsDep, body: PublicReportIn, lang: Lang = "zh") -> dict:
+    data = {**body.model_dump(), "channel": "public_web",
+            "reporter": body.reporter.model_dump(exclude_none=True) if body.reporter else None}
+    case = incidents.intake(session, data, settings, lang=lang)
+    session.commit()
+    return incidents.public_view(case, lang)
+
+
+@router.get("/api/public/reports/{receipt}", summary="The status of your report, by its receipt")
+def report_status(session: SessionDep, receipt: str, lang: Lang = "zh") -> dict:
+    return incidents.public_view(incidents.by_receipt(session, receipt), lang)
+
+
+# --------------------------------------------------------------------------- Open311 GeoReport v2
+
+
+def _open311_error(code: int, description: str) -> JSONResponse:
+    return JSONResponse([{"code": code, "description": description}], status_code=code)
+
+
+def _status(state: str) -> str:
+    return "closed" if state in incidents.TERMINAL else "open"
+
+
+def _request(case: dict, lang: str) -> dict:
+    return {"service_request_id": case["receipt"], "status": _status(case["state"]),
+            "status_notes": incidents.STATES[case["state"]][1 if lang == "en" else 0],
+            "service_name": case["category_en" if lang == "en" else "category_zh"], "service_code": case["category"],
+            "agency_responsible": case["department"], "requested_datetime": case["reported_at"],
+            "updated_datetime": case["updated_at"], "lat": case["lat"], "long": case["lon"]}
+
+
+@router.get("/open311/v2/services.json", tags=["open311"], summary="Open311: the categories one may report")
+def services(session: SessionDep, lang: Lang = "zh") -> list[dict]:
+    return [{"service_code": c["key"], "service_name": c["name_en" if lang == "en" else "name_zh"],
+             "description": f"{c['name_zh']} / {c['name_en']}", "metadata": False, "type": "realtime",
+             "keywords": c["group_key"], "group": c["group_key"]}
+            for c in incidents.categories(session).values()]
+
+
+@router.post("/open311/v2/requests.json", tags=["open311"], dependencies=[Depends(public_limit)],
+             status_code=status.HTTP_201_CREATED, summary="Open311: submit a request (form fields)")
+def create_request(
+    session: SessionDep,
+    settings: SettingsDep,
+    service_code: Annotated[str, Form()],
+    lat: Annotated[float | None, Form()] = None,
+    long: Annotated[float | None, Form()] = None,
+    description: Annotated[str, Form(max_length=20_000)] = "",
+    email: Annotated[str | None, Form(max_length=200)] = None,
+    first_name: Annotated[str | None, Form(max_length=50)] = None,
+    last_name: Annotated[str | None, Form(max_length=50)] = None,
+    phone: Annotated[str | None, Form(max_length=32)] = None,
+    media_url: Annotated[str | None, Form(max_length=500)] = None,
+    device_id: Annotated[str | None, Form(max_length=100)] = None,
+    lang: Lang = "zh",
+):
+    if lat is None or long is None:
+        return _open311_error(400, "lat and long are required (WGS84)")
+    reporter = {k: v for k, v in (("name", " ".join(x for x in (first_name, last_name) if x) or None),
+                                  ("email", email), ("phone", phone)) if v}
+    data = {"category": service_code, "lon": long, "lat": lat, "crs": "wgs84", "description": description,
+            "channel": "open311", "media_urls": [media_url] if media_url else [], "reporter": reporter or None}
+    try:
+        case = incidents.intake(session, data, settings, lang=lang)
+    except GeogridError as exc:
+        detail = "; ".join(str(p) for p in exc.problems) or exc.message
+        return _open311_error(exc.status if exc.status < 500 else 400, detail)
+    session.commit()
+    return [{"service_request_id": case["receipt"], "service_notice": incidents.STATES["reported"][0],
+             "account_id": None}]
+
+
+@router.get("/open311/v2/requests.json", tags=["open311"],
+            summary="Open311: requests of public categories (no reporter data)")
+def list_requests(
+    session: SessionDep,
+    service_request_id: Annotated[str | None, Query(description="Comma-separated receipts")] = None,
+    service_code: str | None = None,
+    start_date: dt.datetime | None = None,
+    end_date: dt.datetime | None = None,
+    status_: Annotated[str | None, Query(alias="status", pattern="^(open|closed)(,(open|closed))?$")] = None,
+    lang: Lang = "zh",
+):
+    from sqlalchemy import text
+
+    where, params = ["c.public"], {}
+    if service_request_id:
+        where = ["TRUE"]  # a receipt is its holder's handle: any category
+        where.append("i.receipt = ANY(:receipts)")
+        params["receipts"] = [r.strip() for r in service_request_id.split(",") if r.strip()][:50]
+    if service_code:
+        where.append("i.category_key = :code")
+        params["code"] = service_code
+    if start_date:
+        where.append("i.reported_at >= :start")
+        params["start"] = start_date
+    if end_date:
+        where.append("i.reported_at < :end")
+        params["end"] = end_date
+    if status_ and "," not in status_:
+        where.append(("" if status_ == "closed" else "NOT ") + "(i.state IN ('closed', 'void'))")
+    rows = session.execute(text(incidents._SELECT + " WHERE " + " AND ".join(where) +
+                                " ORDER BY i.id DESC LIMIT 1000"), params).mappings()
+    return [_request(dict(r), lang) for r in rows]
+
+
+@router.get("/open311/v2/requests/{receipt}.json", tags=["open311"], summary="Open311: one request by its id")
+def get_request(session: SessionDep, receipt: str, lang: Lang = "zh"):
+    try:
+        return [_request(incidents.by_receipt(session, receipt), lang)]
+    except GeogridError as exc:
+        return _open311_error(exc.status, exc.message)

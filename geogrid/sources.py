@@ -1,0 +1,217 @@
+"""Pollution sources (环境监管档案) on their environment grid, and patrols of environment
+grids: who walked which grid when, which sources they visited, which grids and key
+sources are behind their patrol frequency.
+
+All SQL touching pollution sources and patrols lives here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from geogrid import access, areas
+from geogrid.errors import GeogridError, Problem, not_found
+from geogrid.settings import Settings
+
+KINDS = {
+    "enterprise": ("排污企业", "Polluting enterprise"),
+    "outfall": ("入河排污口", "River outfall"),
+    "chimney": ("烟囱/废气排放口", "Chimney"),
+    "livestock_farm": ("畜禽养殖场", "Livestock farm"),
+    "construction_site": ("建筑工地", "Construction site"),
+    "catering": ("餐饮店", "Catering"),
+    "mine": ("矿山", "Mine"),
+    "hazardous_chemicals": ("危化品/尾矿库", "Hazardous chemicals or tailings"),
+    "other": ("其他", "Other"),
+}
+RISK = ("low", "medium", "high")
+ENVIRONMENT = "environment"
+FIELDS = ("name", "kind", "pollutants", "permit_no", "key_supervision", "risk_level", "address", "notes")
+
+_SELECT = """
+    SELECT s.id, s.name, s.kind, s.pollutants, s.permit_no, s.key_supervision, s.risk_level, s.address, s.notes,
+           ST_X(s.geom) AS lon, ST_Y(s.geom) AS lat, g.code AS grid, g.name AS grid_name, s.version, s.created_at,
+           (SELECT max(p.at) FROM patrol p WHERE p.sources @> to_jsonb(s.id)) AS last_visit
+    FROM pollution_source s LEFT JOIN area g ON g.id = s.grid_id
+"""
+
+
+def _environment_grid(session: Session, lon: float, lat: float) -> int | None:
+    """The finest environment grid holding the point (the primary, as in GET /api/locate)."""
+    found = [r for r in areas.locate(session, lon, lat, at=None, day=dt.date.today())
+             if r["layer"] == ENVIRONMENT and r["primary"]]
+    if not found:
+        return None
+    return session.execute(text("SELECT id FROM area WHERE code = :c"), {"c": found[-1]["code"]}).scalar_one()
+
+
+def _check(data: dict, settings: Settings, partial: bool = False) -> list[Problem]:
+    problems = []
+    if not partial or "name" in data:
+        if not (data.get("name") or "").strip():
+            problems.append(Problem("name is required", field="name"))
+    if (not partial or "kind" in data) and data.get("kind") not in KINDS:
+        problems.append(Problem(f"unknown kind {data.get('kind')!r}; known: {', '.join(KINDS)}", field="kind"))
+    if "risk_level" in data and data["risk_level"] not in RISK:
+        problems.append(Problem(f"risk_level must be one of {', '.join(RISK)}", field="risk_level"))
+    if not partial or "lon" in data or "lat" in data:
+        lon, lat = data.get("lon"), data.get("lat")
+        x0, y0, x1, y1 = settings.extent
+        if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in (lon, lat)) \
+                or not (x0 <= lon <= x1 and y0 <= lat <= y1):
+            problems.append(Problem(f"lon/lat must be WGS84 degrees inside {settings.extent}", field="location"))
+    return problems
+
+
+def create_source(session: Session, data: dict, settings: Settings) -> dict:
+    access.require_role(session, "inspector", "planner")
+    problems = _check(data, settings)
+    if problems:
+        raise GeogridError("pollution source rejected; nothing was stored", problems=problems)
+    grid_id = _environment_grid(session, data["lon"], data["lat"])
+    if grid_id is not None:
+        access.require_scope(session, ("inspector", "planner"), [grid_id], strict=False)
+    values = {k: data.get(k) for k in FIELDS}
+    values["pollutants"] = json.dumps(values["pollutants"] or [], ensure_ascii=False)
+    values["key_supervision"] = bool(values["key_supervision"])
+    values["risk_level"] = values["risk_level"] or "low"
+    source_id = session.execute(text("""
+        INSERT INTO pollution_source (name, kind, pollutants, permit_no, key_supervision, risk_level, address, notes,
+                                      geom, grid_id)
+        VALUES (:name, :kind, CAST(:pollutants AS jsonb), :permit_no, :key_supervision, :risk_level, :address, :notes,
+                ST_SetSRID(ST_MakePoint(:lon, :lat), 4326), :grid) RETURNING id
+    """), {**values, "lon": data["lon"], "lat": data["lat"], "grid": grid_id}).scalar_one()
+    out = get_source(session, source_id)
+    access.record(session, "create", "pollution_source", source_id, after=out)
+    return out
+
+
+def get_source(session: Session, source_id: int) -> dict:
+    access.require_role(session, *access.STAFF)
+    row = session.execute(text(_SELECT + " WHERE s.id = :id"), {"id": source_id}).mappings().first()
+    if row is None:
+        raise not_found(f"pollution source {source_id}")
+    return dict(row)
+
+
+def list_sources(session: Session, *, area: str | None = None, key_only: bool = False, kind: str | None = None,
+                 limit: int = 100, offset: int = 0) -> tuple[list[dict], int]:
+    access.require_role(session, *access.STAFF)
+    where, params = ["TRUE"], {"limit": limit, "offset": offset}
+    if area:
+        where.append("g.code LIKE :prefix")
+        params["prefix"] = area + "%"
+    if key_only:
+        where.append("s.key_supervision")
+    if kind:
+        where.append("s.kind = :kind")
+        params["kind"] = kind
+    cond = " AND ".join(where)
+    total = session.execute(text(f"SELECT count(*) FROM pollution_source s LEFT JOIN area g ON g.id = s.grid_id "
+                                 f"WHERE {cond}"), params).scalar_one()
+    rows = session.execute(text(f"{_SELECT} WHERE {cond} ORDER BY s.id LIMIT :limit OFFSET :offset"), params)
+    return [dict(r) for r in rows.mappings()], total
+
+
+def update_source(session: Session, source_id: int, changes: dict, settings: Settings,
+                  expected_version: int | None = None) -> dict:
+    before = get_source(session, source_id)
+    access.require_role(session, "inspector", "planner")
+    if before["grid"]:
+        access.require_scope(session, ("inspector", "planner"),
+                             [session.execute(text("SELECT id FROM area WHERE code = :c"), {"c": before["grid"]}).scalar_one()],
+                             strict=False)
+    if expected_version is not None and expected_version != before["version"]:
+        raise GeogridError(f"pollution source {source_id} is at version {before['version']}, not {expected_version}",
+                           status=412, extra={"current_version": before["version"]})
+    problems = _check(changes, settings, partial=True)
+    if problems:
+        raise GeogridError(f"pollution source {source_id} was not changed", problems=problems)
+    values = {k: v for k, v in changes.items() if k in FIELDS}
+    if "pollutants" in values:
+        values["pollutants"] = json.dumps(values["pollutants"] or [], ensure_ascii=False)
+    sets = [f"{k} = CAST(:{k} AS jsonb)" if k == "pollutants" else f"{k} = :{k}" for k in values]
+    if "lon" in changes or "lat" in changes:
+        lon, lat = changes.get("lon", before["lon"]), changes.get("lat", before["lat"])
+        sets += ["geom = ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)", "grid_id = :grid"]
+        values.update(lon=lon, lat=lat, grid=_environment_grid(session, lon, lat))
+    if sets:
+        session.execute(text(f"UPDATE pollution_source SET {', '.join(sets)}, version = version + 1 WHERE id = :id"),
+                        {**values, "id": source_id})
+        access.record(session, "update", "pollution_source", source_id, before, get_source(session, source_id))
+    return get_source(session, source_id)
+
+
+def delete_source(session: Session, source_id: int) -> None:
+    before = get_source(session, source_id)
+    access.require_role(session, "inspector", "planner")
+    session.execute(text("DELETE FROM pollution_source WHERE id = :id"), {"id": source_id})
+    access.record(session, "delete", "pollution_source", source_id, before, None)
+
+
+# --------------------------------------------------------------------------- patrols
+
+
+def record_patrol(session: Session, data: dict, settings: Settings) -> dict:
+    """A patrol check-in on an environment grid: where, when, which sources were visited."""
+    p = access.require_role(session, "grid_worker", "inspector")
+    grid = session.execute(text("SELECT id, code, layer_key FROM area WHERE code = :c AND retired_at IS NULL"),
+                           {"c": data.get("grid")}).first()
+    problems = []
+    if grid is None:
+        problems.append(Problem(f"unknown grid {data.get('grid')!r}", field="grid"))
+    elif grid.layer_key != ENVIRONMENT:
+        problems.append(Problem(f"{grid.code} is not an environment grid", field="grid"))
+    at = data.get("at") or dt.datetime.now(dt.UTC)
+    if isinstance(at, dt.datetime) and at.tzinfo is not None and at > dt.datetime.now(dt.UTC) + dt.timedelta(minutes=5):
+        problems.append(Problem("at is in the future", field="at"))
+    sources = [int(s) for s in data.get("sources") or []]
+    if sources:
+        known = set(session.execute(text("SELECT id FROM pollution_source WHERE id = ANY(:s)"), {"s": sources}).scalars())
+        missing = sorted(set(sources) - known)
+        if missing:
+            problems.append(Problem(f"unknown pollution sources {missing}", field="sources"))
+    if problems:
+        raise GeogridError("patrol rejected; nothing was stored", problems=problems)
+    access.require_scope(session, ("grid_worker", "inspector"), [grid.id], strict=False)
+    lon, lat = data.get("lon"), data.get("lat")
+    patrol_id = session.execute(text("""
+        INSERT INTO patrol (area_id, actor, at, geom, sources, notes)
+        VALUES (:a, :actor, :at, CASE WHEN CAST(:lon AS float8) IS NULL THEN NULL
+                                      ELSE ST_SetSRID(ST_MakePoint(:lon, :lat), 4326) END,
+                CAST(:sources AS jsonb), :notes) RETURNING id
+    """), {"a": grid.id, "actor": access.actor(session) if p else "cli", "at": at, "lon": lon, "lat": lat,
+           "sources": json.dumps(sources), "notes": data.get("notes")}).scalar_one()
+    access.record(session, "create", "patrol", patrol_id, after={"grid": grid.code, "at": at, "sources": sources})
+    return {"id": patrol_id, "grid": grid.code, "at": at, "sources": sources}
+
+
+def patrols_behind(session: Session, settings: Settings, *, area: str | None = None,
+                   now: dt.datetime | None = None) -> dict:
+    """Environment grids whose last patrol is older than their level's frequency, and key
+    pollution sources not visited within ``key_source_days``."""
+    access.require_role(session, *access.STAFF)
+    now = now or dt.datetime.now(dt.UTC)
+    grids = session.execute(text("""
+        SELECT a.code, a.name, a.level_key AS level, max(p.at) AS last_patrol
+        FROM area a LEFT JOIN patrol p ON p.area_id = a.id
+        WHERE a.layer_key = :env AND a.retired_at IS NULL AND (CAST(:prefix AS text) IS NULL OR a.code LIKE :prefix)
+        GROUP BY a.id ORDER BY a.code
+    """), {"env": ENVIRONMENT, "prefix": area + "%" if area else None}).mappings().all()
+    behind = []
+    for g in grids:
+        days = settings.patrol_days_by_level.get(g["level"], 7)
+        due = (g["last_patrol"] + dt.timedelta(days=days)) if g["last_patrol"] else None
+        if due is None or due < now:
+            behind.append({**g, "every_days": days, "due": due,
+                           "days_overdue": None if due is None else (now - due).days})
+    sources = session.execute(text(f"""
+        SELECT * FROM ({_SELECT} WHERE s.key_supervision AND (CAST(:prefix AS text) IS NULL OR g.code LIKE :prefix)) q
+        WHERE last_visit IS NULL OR last_visit < :cutoff ORDER BY last_visit NULLS FIRST, id
+    """), {"prefix": area + "%" if area else None,
+           "cutoff": now - dt.timedelta(days=settings.key_source_days)}).mappings().all()
+    return {"grids": behind, "key_sources": [dict(s) for s in sources], "checked_at": now}
