@@ -14,7 +14,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 
 from api.deps import RateLimit
-from api.routers import accounts, areas, coverage, files, incidents, locate, people, public, reference
+from api.routers import accounts, areas, coverage, files, incidents, locate, maps, people, public, reference
 from geogrid.db import get_engine
 from geogrid.errors import GeogridError
 from geogrid.settings import Settings, get_settings
@@ -153,7 +153,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             postgis = conn.execute(text("SELECT postgis_lib_version()")).scalar()
         return {"status": "ok", "postgis": postgis}
 
-    for router in (accounts.router, coverage.router, incidents.router, public.router, areas.areas_router, areas.grids_router, locate.router, files.router,
+    for router in (accounts.router, coverage.router, incidents.router, public.router, maps.router, areas.areas_router, areas.grids_router, locate.router, files.router,
                    people.router, reference.router):
         app.include_router(router)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)

@@ -31,6 +31,8 @@ def get_session(request: Request, token: Annotated[str | None, Depends(bearer)])
     a token). Writers call ``session.commit()`` before answering, so a client never sees
     success for a write that did not commit; anything else rolls back."""
     session = sessionmaker_for(request.app.state.engine)()
+    if not token and request.method == "GET" and request.url.path.startswith("/maps/"):
+        token = request.cookies.get("geogrid_token")  # set by /maps/login for map pages only
     try:
         principal = access.ANONYMOUS
         if token:

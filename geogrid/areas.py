@@ -513,7 +513,7 @@ def _audit_state(session: Session, area_id: int) -> dict:
     """What the audit log keeps of an area: attributes and boundary version (the boundary
     itself stays in its versions)."""
     row = session.execute(text("""
-        SELECT a.code, a.name, a.level_key AS level, a.layer_key AS layer, p.code AS parent, a.households,
+        SELECT {"a.id AS area_id," if with_ids else ""} a.code, a.name, a.level_key AS level, a.layer_key AS layer, p.code AS parent, a.households,
                a.population, a.land_use, a.notes, a.version, a.retired_at,
                (SELECT max(version) FROM boundary WHERE area_id = a.id) AS boundary_version
         FROM area a LEFT JOIN area p ON p.id = a.parent_id WHERE a.id = :id
@@ -666,14 +666,14 @@ def boundary_history(session: Session, code: str) -> list[dict]:
     """), {"code": code}).scalars().all()
 
 
-def frame(session: Session, f: AreaFilter, *, with_notes: bool = True):
+def frame(session: Session, f: AreaFilter, *, with_notes: bool = True, with_ids: bool = False):
     """Areas as a GeoDataFrame (EPSG:4326), for exports."""
     import geopandas as gpd
 
     check_filter(session, f)
     where, params = _where(f)
     rows = session.execute(text(f"""
-        SELECT a.code, a.name, a.level_key AS level, a.layer_key AS layer, p.code AS parent,
+        SELECT {"a.id AS area_id," if with_ids else ""} a.code, a.name, a.level_key AS level, a.layer_key AS layer, p.code AS parent,
                a.households, a.population, a.land_use, {"a.notes," if with_notes else ""}
                round(b.area_m2::numeric, 1)::float AS area_m2, b.version AS bversion,
                ST_AsBinary(b.geom) AS wkb

@@ -299,6 +299,49 @@ def incidents_escalate() -> None:
     typer.echo(f"escalated {len(done)} cases" + (": " + ", ".join(done) if done else ""))
 
 
+# --------------------------------------------------------------------------- maps
+
+
+@app.command("map")
+def map_(
+    kind: Annotated[str, typer.Argument(help="planner, inspector or public")],
+    area: Annotated[str, typer.Option(help="Code of the area to map")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="The standalone HTML file to write")],
+    layer: Annotated[str, typer.Option(help="Thematic net (planner, public)")] = "comprehensive",
+    lang: Annotated[str, typer.Option(help="zh or en")] = "zh",
+    api: Annotated[Optional[str], typer.Option(help="Service address the planner map saves to")] = None,
+) -> None:
+    """Export a map as one self-contained HTML file (Leaflet and plugins inlined)."""
+    import maps
+    from geogrid import db
+
+    if kind not in maps.KINDS:
+        fail(f"unknown map {kind!r}; use one of {', '.join(maps.KINDS)}")
+    if lang not in ("zh", "en"):
+        fail("lang must be zh or en")
+
+    def go():
+        settings = get_settings()
+        engine = ensure_database()
+        params = {"area": area, "lang": lang, "inline": True}
+        if kind != "inspector":
+            params["layer"] = layer
+        with db.transaction(engine) as session:
+            if kind == "public":
+                from geogrid import access
+
+                session.info["principal"] = access.ANONYMOUS
+            html = maps.render(kind, session, settings, **params)
+        if kind == "planner":
+            base = api or f"http://{settings.host}:{settings.port}"
+            html = html.replace("<head>", f'<head><meta name="geogrid-api" content="{base}"/>', 1)
+        out.write_text(html, encoding="utf-8")
+        return len(html.encode())
+
+    size = _run(go)
+    typer.echo(f"wrote {out} ({size / 1e6:.2f} MB)")
+
+
 # --------------------------------------------------------------------------- users
 
 

@@ -239,6 +239,13 @@ def list_runs(session: Session, *, area: str | None, layer: str | None, limit: i
     return [dict(r) for r in rows]
 
 
+def latest_run(session: Session, area: str, layer: str) -> dict | None:
+    """The newest stored run for exactly this area and layer, if any."""
+    run_id = session.execute(text("SELECT max(id) FROM coverage_run WHERE area_code = :a AND layer = :l"),
+                             {"a": area, "l": layer}).scalar()
+    return get_run(session, run_id) if run_id else None
+
+
 def get_run(session: Session, run_id: int) -> dict:
     access.require_role(session, *access.STAFF)
     row = session.execute(text("SELECT * FROM coverage_run WHERE id = :id"), {"id": run_id}).mappings().first()

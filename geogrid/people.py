@@ -308,8 +308,10 @@ def delete_assignment(session: Session, assignment_id: int, expected_version: in
     access.record(session, "delete", "assignment", assignment_id, current, None)
 
 
-def responsible_persons(session: Session, area_ids: Sequence[int], day: dt.date, lang: str = "zh") -> dict[int, list[dict]]:
-    """Public fields of the persons holding a post in each area on ``day``, by area id."""
+def responsible_persons(session: Session, area_ids: Sequence[int], day: dt.date, lang: str = "zh",
+                        *, public_only: bool = True) -> dict[int, list[dict]]:
+    """The persons holding a post in each area on ``day``, by area id: public fields only
+    (公示), or everything for staff views (``public_only=False``)."""
     if not area_ids:
         return {}
     label = "name_en" if lang == "en" else "name_zh"
@@ -322,6 +324,7 @@ def responsible_persons(session: Session, area_ids: Sequence[int], day: dt.date,
     """), {"ids": list(area_ids), "day": day}).mappings()
     out: dict[int, list[dict]] = defaultdict(list)
     for r in rows:
+        shown = public_fields(r) if public_only else {"name": r["name"], "phone": r["phone"], "photo_url": r["photo_url"]}
         out[r["area_id"]].append({"role": r["role_key"], "role_name": r["role_name"], "duties": r["duties"],
-                                  "since": r["start_date"], **public_fields(r)})
+                                  "since": r["start_date"], **shown})
     return out

@@ -82,6 +82,13 @@ class Settings(BaseSettings):
         description="Environment grids: the longest time between two patrols, by level")
     key_source_days: int = Field(default=30, description="Key-supervision pollution sources: longest time between visits")
     public_reports_per_minute: int = Field(default=5, description="Anonymous reports a minute per client address")
+
+    # --- maps --------------------------------------------------------------------------
+    map_tiles: str = Field(default="OpenStreetMap", description="Folium tiles name or URL template; 'none' for no "
+                           "base map. Use WGS84 tiles: GCJ-02 tiles (Amap, Tencent) put grids hundreds of metres off.")
+    map_attribution: str = "© OpenStreetMap contributors"
+    supervision_hotline: str = Field(default="12345", description="监督电话 shown on the public grid board")
+    map_simplify_m: float = Field(default=2.0, description="Display simplification of boundaries, metres")
     language: str = Field(default="zh", description="Default language of user-facing labels: zh or en.")
 
 

@@ -1,0 +1,143 @@
+"""What the three maps share: labels in two languages, the base map, neighbour-distinct
+colours, display simplification, legends and the final HTML."""
+
+from __future__ import annotations
+
+import html
+import json
+
+import branca
+import folium
+import numpy as np
+import shapely
+from folium import plugins
+
+from geogrid.coverage import simplify_layer
+from geogrid.settings import Settings
+from maps import assets
+
+LABELS = {
+    "zh": {
+        "grids": "网格", "parents": "上级边界", "code": "编码", "name": "名称", "households": "户数",
+        "population": "人口", "area": "面积", "persons": "责任人", "gaps": "缺口（盲区）", "overlaps": "重叠",
+        "spill": "越界", "invalid": "无效几何", "responsibility": "责任空缺", "labels": "网格编码",
+        "legend_planner": "图例", "hotline": "监督电话", "duties": "职责", "phone": "电话", "role": "职务",
+        "find": "查找我的网格", "incidents": "事件", "sources": "污染源", "heat": "事件热力图",
+        "choropleth": "网格事件数", "patrol": "巡查状态", "behind": "巡查滞后", "on_schedule": "按期巡查",
+        "overdue": "超期", "state": "状态", "category": "类别", "due": "时限", "grid": "网格",
+        "history": "处理记录", "key_source": "重点监管", "risk": "风险等级", "public_title": "网格公示",
+        "search_placeholder": "输入网格编码或名称", "public_incidents": "公开事件",
+        "save": "保存到服务", "login": "登录", "username": "用户名", "password": "密码", "new_grid": "新建网格",
+        "reshape": "修改所选网格边界", "parent": "上级编码", "selected": "已选网格", "none": "无",
+        "m2": "平方米", "no_persons": "暂无公示责任人",
+    },
+    "en": {
+        "grids": "Grids", "parents": "Parent boundaries", "code": "Code", "name": "Name", "households": "Households",
+        "population": "Population", "area": "Area", "persons": "Responsible", "gaps": "Gaps (blind spots)",
+        "overlaps": "Overlaps", "spill": "Spill-over", "invalid": "Invalid geometry", "responsibility": "No one responsible",
+        "labels": "Grid codes", "legend_planner": "Legend", "hotline": "Supervision hotline", "duties": "Duties",
+        "phone": "Phone", "role": "Post", "find": "Find my grid", "incidents": "Incidents", "sources": "Pollution sources",
+        "heat": "Incident heat map", "choropleth": "Incidents per grid", "patrol": "Patrol status",
+        "behind": "Patrol behind", "on_schedule": "On schedule", "overdue": "Overdue", "state": "State",
+        "category": "Category", "due": "Time limit", "grid": "Grid", "history": "History", "key_source": "Key supervision",
+        "risk": "Risk", "public_title": "Grid board", "search_placeholder": "Grid code or name",
+        "public_incidents": "Public incidents", "save": "Save to the service", "login": "Log in",
+        "username": "Username", "password": "Password", "new_grid": "New grid", "reshape": "Reshape selected grid",
+        "parent": "Parent code", "selected": "Selected grid", "none": "none", "m2": "m²",
+        "no_persons": "No published responsible person yet",
+    },
+}
+PALETTE = ["#8dd3c7", "#ffffb3", "#bebada", "#80b1d3", "#fdb462", "#b3de69", "#fccde5", "#d9d9d9"]
+PRECISION = 6  # decimals of a degree in the page: about 0.1 m
+
+
+def text(lang: str) -> dict:
+    return LABELS["en" if lang == "en" else "zh"]
+
+
+def esc(value) -> str:
+    return html.escape("" if value is None else str(value))
+
+
+def new_map(settings: Settings, bounds, lang: str) -> folium.Map:
+    """A map framed on ``bounds`` (minx, miny, maxx, maxy) with the configured tiles."""
+    tiles = None if settings.map_tiles.lower() == "none" else settings.map_tiles
+    m = folium.Map(tiles=tiles, attr=settings.map_attribution if tiles else None, control_scale=True,
+                   prefer_canvas=True)
+    x0, y0, x1, y1 = bounds
+    m.fit_bounds([[y0, x0], [y1, x1]])
+    m.get_root().header.add_child(folium.Element(f'<meta name="geogrid-lang" content="{esc(lang)}"/>'))
+    return m
+
+
+def neighbour_colours(geoms) -> np.ndarray:
+    """Greedy colouring so that grids sharing an edge differ (six colours are always enough
+    for a planar map in practice; eight are available)."""
+    geoms = np.asarray(geoms, dtype=object)
+    tree = shapely.STRtree(geoms)
+    a, b = tree.query(geoms, predicate="intersects")
+    neighbours: dict[int, list[int]] = {}
+    for i, j in zip(a, b):
+        if i != j:
+            neighbours.setdefault(int(i), []).append(int(j))
+    colour = np.full(len(geoms), -1, dtype=int)
+    for i in np.argsort([-len(neighbours.get(k, [])) for k in range(len(geoms))], kind="stable"):
+        used = {colour[j] for j in neighbours.get(int(i), [])}
+        colour[i] = next(c for c in range(len(PALETTE) * 4) if c not in used)
+    return colour % len(PALETTE)
+
+
+def for_display(geoms, tolerance_m: float) -> np.ndarray:
+    """Simplify for display. Edge-matched layers keep their shared edges exactly
+    (coverage simplification); others are simplified one by one, topology-preserving."""
+    geoms = np.asarray(geoms, dtype=object)
+    if len(geoms) == 0 or tolerance_m <= 0:
+        return geoms
+    if shapely.coverage_is_valid(geoms):
+        out = simplify_layer(geoms, tolerance_m)
+    else:
+        from geogrid.coverage import metres_to_degrees
+
+        around = shapely.box(*shapely.total_bounds(geoms))
+        out = shapely.simplify(geoms, metres_to_degrees(tolerance_m, around), preserve_topology=True)
+    return shapely.set_precision(out, 10 ** -PRECISION, mode="pointwise")
+
+
+def feature_collection(geoms, properties: list[dict]) -> dict:
+    """GeoJSON (RFC 7946: counter-clockwise exteriors) with rounded coordinates."""
+    geoms = shapely.orient_polygons(np.asarray(geoms, dtype=object))
+    features = []
+    for g, props in zip(geoms, properties):
+        features.append({"type": "Feature", "properties": props,
+                         "geometry": json.loads(shapely.to_geojson(g)) if g is not None else None})
+    return {"type": "FeatureCollection", "features": features}
+
+
+def legend(title: str, items: list[tuple[str, str]]) -> branca.element.MacroElement:
+    """A small legend box: (colour or CSS style, label) pairs."""
+    rows = "".join(
+        f'<div><span style="display:inline-block;width:14px;height:14px;margin-right:6px;'
+        f'vertical-align:middle;{style if ":" in style else "background:" + style}"></span>{esc(label)}</div>'
+        for style, label in items)
+    template = branca.element.Template(f"""
+        {{% macro html(this, kwargs) %}}
+        <div class="geogrid-legend" style="position:absolute;bottom:24px;left:10px;z-index:1000;background:white;
+             padding:8px 10px;border-radius:4px;box-shadow:0 1px 4px rgba(0,0,0,.3);font-size:12px;line-height:18px">
+          <b>{esc(title)}</b>{rows}
+        </div>
+        {{% endmacro %}}""")
+    element = branca.element.MacroElement()
+    element._template = template
+    return element
+
+
+def toolbox(m: folium.Map, *, minimap: bool = True) -> None:
+    plugins.Fullscreen(position="topleft").add_to(m)
+    plugins.MeasureControl(position="topleft", primary_length_unit="meters", primary_area_unit="sqmeters").add_to(m)
+    if minimap:
+        plugins.MiniMap(toggle_display=True, tile_layer=None).add_to(m)
+
+
+def page(m: folium.Map, settings: Settings, *, inline: bool, title: str) -> str:
+    m.get_root().header.add_child(folium.Element(f"<title>{esc(title)}</title>"))
+    return assets.localize(m.get_root().render(), settings, inline=inline)

@@ -1,0 +1,278 @@
+"""The planner's map: grids of an area coloured so that neighbours differ, codes as labels
+when zoomed in, the parent boundaries over them, one layer per thematic net, the latest
+coverage problems as layers of their own, and drawing/reshaping boundaries saved to the
+service (as new boundary versions) with the planner's token."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import branca
+import folium
+import numpy as np
+import shapely
+from folium import plugins
+from sqlalchemy.orm import Session
+
+from geogrid import areas, coverage_runs, people
+from geogrid.models import ADMIN_LAYER
+from geogrid.settings import Settings
+from maps.base import (PALETTE, esc, feature_collection, for_display, legend, neighbour_colours, new_map, page, text,
+                       toolbox)
+
+PROBLEM_STYLE = {
+    "gap": {"color": "#d7191c", "fillColor": "#d7191c", "fillOpacity": 0.6, "weight": 2},
+    "overlap": {"color": "#fd8d3c", "fillColor": "#fd8d3c", "fillOpacity": 0.6, "weight": 2},
+    "spill_over": {"color": "#7b3294", "fillColor": "#7b3294", "fillOpacity": 0.5, "weight": 2},
+    "exempt": {"color": "#2c7bb6", "fillColor": "#2c7bb6", "fillOpacity": 0.3, "weight": 1},
+    "no_responsible": {"color": "#d7191c", "fill": False, "weight": 3, "dashArray": "6 4"},
+    "expiring": {"color": "#fdae61", "fill": False, "weight": 3, "dashArray": "2 4"},
+}
+
+
+def render(session: Session, settings: Settings, *, area: str, layer: str = "comprehensive", lang: str = "zh",
+           inline: bool = False) -> str:
+    t = text(lang)
+    parent = areas.get_area(session, area, lang=lang)
+    parent_geom = shapely.geometry.shape(parent["geometry"])
+    nets = areas.frame(session, areas.AreaFilter(code_prefix=area, grids_only=True), with_notes=False, with_ids=True)
+    admin = areas.frame(session, areas.AreaFilter(code_prefix=area, layer=ADMIN_LAYER), with_notes=False)
+    m = new_map(settings, parent_geom.bounds, lang)
+    posts = people.responsible_persons(session, [int(i) for i in nets["area_id"]] if len(nets) else [], dt.date.today(),
+                                       lang, public_only=False)
+    layer_names = {k: v["name_en" if lang == "en" else "name_zh"] for k, v in areas.layers(session).items()}
+    grid_layer = None
+    for net in sorted(set(nets["layer"]) if len(nets) else [], key=lambda k: (k != layer, k)):
+        part = nets[nets["layer"] == net]
+        geoms = for_display(part.geometry.array, settings.map_simplify_m)
+        colours = neighbour_colours(part.geometry.array)
+        props = []
+        for row, colour in zip(part.itertuples(), colours):
+            persons = posts.get(int(row.area_id), [])
+            props.append({
+                "code": row.code, "name": row.name, "parent": row.parent, "search": f"{row.code} {row.name}",
+                "households": _int(row.households), "population": _int(row.population),
+                "area_m2": round(float(row.area_m2)), "colour": PALETTE[colour], "layer": net,
+                "persons": "、".join(f"{p['role_name']} {p['name']}" for p in persons) or t["none"],
+            })
+        group = folium.FeatureGroup(name=f"{t['grids']} · {layer_names.get(net, net)}", show=(net == layer))
+        gj = folium.GeoJson(
+            feature_collection(geoms, props), name=net,
+            style_function=lambda f: {"fillColor": f["properties"]["colour"], "color": "#555", "weight": 1,
+                                      "fillOpacity": 0.55},
+            highlight_function=lambda f: {"weight": 3, "color": "#000"},
+            tooltip=folium.GeoJsonTooltip(
+                fields=["code", "name", "households", "population", "area_m2", "persons"],
+                aliases=[t["code"], t["name"], t["households"], t["population"], f"{t['area']} ({t['m2']})",
+                         t["persons"]], sticky=True),
+        )
+        gj.add_to(group)
+        group.add_to(m)
+        if net == layer:
+            grid_layer = gj
+            _labels(part, geoms, t).add_to(m)
+    parents = folium.FeatureGroup(name=t["parents"], show=True)
+    if len(admin):
+        folium.GeoJson(
+            feature_collection(for_display(admin.geometry.array, settings.map_simplify_m),
+                               [{"code": r.code, "name": r.name} for r in admin.itertuples()]),
+            style_function=lambda f: {"fill": False, "color": "#222", "weight": 3},
+            tooltip=folium.GeoJsonTooltip(fields=["code", "name"], aliases=[t["code"], t["name"]]),
+        ).add_to(parents)
+    parents.add_to(m)
+    _problems(session, settings, m, area, layer, t)
+    drawn = folium.FeatureGroup(name="✎", show=True).add_to(m)
+    plugins.Draw(feature_group=drawn, export=False, position="topleft",
+                 draw_options={"polyline": False, "circle": False, "circlemarker": False, "marker": False,
+                               "rectangle": True, "polygon": {"allowIntersection": False, "showArea": True}},
+                 edit_options={"edit": True, "remove": True}).add_to(m)
+    if grid_layer is not None:
+        plugins.Search(layer=grid_layer, search_label="search", placeholder=t["search_placeholder"],
+                       collapsed=False, position="topright").add_to(m)
+        m.add_child(SavePanel(m, drawn, grid_layer, t, parent_code=area, layer=layer))
+    toolbox(m, minimap=settings.map_tiles.lower() != "none")
+    m.add_child(legend(t["legend_planner"], [(c, f"{t['grids']} {i + 1}") for i, c in enumerate(PALETTE[:3])] + [
+        (PROBLEM_STYLE["gap"]["fillColor"], t["gaps"]), (PROBLEM_STYLE["overlap"]["fillColor"], t["overlaps"]),
+        (PROBLEM_STYLE["spill_over"]["fillColor"], t["spill"]),
+        ("border:3px dashed #d7191c", t["responsibility"])]))
+    folium.LayerControl(collapsed=False).add_to(m)
+    return page(m, settings, inline=inline, title=f"{parent['properties']['name']} · {t['grids']}")
+
+
+def _int(value):
+    return None if value is None or value != value else int(value)
+
+
+def _labels(part, geoms, t) -> folium.FeatureGroup:
+    """Codes at the grids' label points; shown only when zoomed in enough to read them."""
+    group = folium.FeatureGroup(name=t["labels"], show=True)
+    points = shapely.point_on_surface(np.asarray(geoms, dtype=object))
+    for code, p in zip(part["code"], points):
+        folium.Marker([p.y, p.x], icon=folium.DivIcon(
+            html=f'<div class="geogrid-label" style="font-size:10px;color:#222;white-space:nowrap;'
+                 f'transform:translate(-50%,-50%);text-shadow:0 0 2px #fff">{esc(code[-3:])}</div>',
+            icon_size=(0, 0))).add_to(group)
+    group.add_child(ZoomGate(group, min_zoom=15))
+    return group
+
+
+def _problems(session: Session, settings: Settings, m: folium.Map, area: str, layer: str, t: dict) -> None:
+    run = coverage_runs.latest_run(session, area, layer)
+    if run is not None:
+        features = run["problems"]["features"]
+    else:  # nothing stored yet: check now, without storing a run nobody asked for
+        options = coverage_runs.options_from(settings)
+        features = coverage_runs.run(session, area, layer, options, subtree=True, store=False)["problems"]["features"]
+    groups = {
+        "gap": t["gaps"], "overlap": t["overlaps"], "spill_over": t["spill"], "exempt": "exempt",
+        "no_responsible": t["responsibility"], "expiring": t["responsibility"],
+    }
+    made: dict[str, folium.FeatureGroup] = {}
+    for f in features:
+        kind = f["properties"]["kind"]
+        if f.get("geometry") is None:
+            continue
+        label = groups.get(kind, t["invalid"])
+        group = made.setdefault(label, folium.FeatureGroup(name=label, show=True))
+        props = f["properties"]
+        summary = "<br>".join(f"<b>{esc(k)}</b>: {esc(v)}" for k, v in props.items()
+                              if k not in ("parent",) and v not in (None, [], ""))
+        if f["geometry"]["type"] == "Point":
+            x, y = f["geometry"]["coordinates"][:2]
+            folium.CircleMarker([y, x], radius=7, color="#000", fill=True, fill_opacity=0.8,
+                                popup=folium.Popup(summary, max_width=320)).add_to(group)
+        else:
+            style = PROBLEM_STYLE.get(kind, {"color": "#000", "weight": 2, "fillOpacity": 0.3})
+            folium.GeoJson(f, style_function=lambda _f, s=style: s,
+                           popup=folium.Popup(summary, max_width=320)).add_to(group)
+    for group in made.values():
+        group.add_to(m)
+
+
+class ZoomGate(branca.element.MacroElement):
+    """Show a layer only from ``min_zoom`` on (labels would be noise further out)."""
+
+    _template = branca.element.Template("""
+        {% macro script(this, kwargs) %}
+        (function() {
+            var map = {{ this.map_name }}, layer = {{ this.layer_name }};
+            function gate() {
+                if (map.getZoom() >= {{ this.min_zoom }}) { if (!map.hasLayer(layer)) map.addLayer(layer); }
+                else if (map.hasLayer(layer)) map.removeLayer(layer);
+            }
+            map.on('zoomend', gate); map.whenReady(gate);
+        })();
+        {% endmacro %}""")
+
+    def __init__(self, layer, min_zoom: int):
+        super().__init__()
+        self.layer, self.min_zoom = layer, min_zoom
+
+    def render(self, **kwargs):
+        self.map_name = self.layer._parent.get_name()
+        self.layer_name = self.layer.get_name()
+        super().render(**kwargs)
+
+
+class SavePanel(branca.element.MacroElement):
+    """The planner's save control: log in (token kept in this tab only), pick a grid to
+    reshape or give a parent for a new one, draw, save; shows the service's answer,
+    validation errors included. Saving a reshaped grid sends If-Match, so a boundary
+    someone else changed meanwhile is not overwritten (412)."""
+
+    _template = branca.element.Template("""
+        {% macro html(this, kwargs) %}
+        <div id="geogrid-save" style="position:absolute;top:10px;left:60px;z-index:1000;background:#fff;padding:8px;
+             border-radius:4px;box-shadow:0 1px 4px rgba(0,0,0,.3);font-size:12px;max-width:300px">
+          <div id="geogrid-login">
+            <input id="geogrid-user" placeholder="{{ this.t.username }}" style="width:90px">
+            <input id="geogrid-pass" type="password" placeholder="{{ this.t.password }}" style="width:90px">
+            <button id="geogrid-login-btn">{{ this.t.login }}</button>
+          </div>
+          <div>{{ this.t.selected }}: <b id="geogrid-selected">{{ this.t.none }}</b></div>
+          <div><label><input type="radio" name="geogrid-mode" value="reshape" checked> {{ this.t.reshape }}</label></div>
+          <div><label><input type="radio" name="geogrid-mode" value="new"> {{ this.t.new_grid }}</label>
+            <input id="geogrid-parent" value="{{ this.parent_code }}" placeholder="{{ this.t.parent }}" style="width:110px">
+            <input id="geogrid-name" placeholder="{{ this.t.name }}" style="width:80px"></div>
+          <button id="geogrid-save-btn">{{ this.t.save }}</button>
+          <pre id="geogrid-status" style="white-space:pre-wrap;max-height:160px;overflow:auto;margin:4px 0 0"></pre>
+        </div>
+        {% endmacro %}
+        {% macro script(this, kwargs) %}
+        (function() {
+            var map = {{ this.map_name }}, drawn = {{ this.drawn_name }}, grids = {{ this.grids_name }};
+            var api = (document.querySelector('meta[name="geogrid-api"]') || {}).content || '';
+            var selected = null, version = null, layerKey = {{ this.layer|tojson }};
+            function status(text) { document.getElementById('geogrid-status').textContent = text; }
+            function token() { return sessionStorage.getItem('geogrid-token'); }
+            L.DomEvent.disableClickPropagation(document.getElementById('geogrid-save'));
+            document.getElementById('geogrid-login-btn').onclick = function() {
+                var body = new URLSearchParams({username: document.getElementById('geogrid-user').value,
+                                                password: document.getElementById('geogrid-pass').value});
+                fetch(api + '/api/token', {method: 'POST', body: body}).then(function(r) {
+                    return r.json().then(function(j) {
+                        if (r.ok) { sessionStorage.setItem('geogrid-token', j.access_token); status('OK'); }
+                        else { status(r.status + ' ' + (j.detail || '')); }
+                    });
+                }).catch(function(e) { status(String(e)); });
+            };
+            grids.on('click', function(e) {
+                var f = e.layer.feature; selected = f.properties.code; version = null;
+                document.getElementById('geogrid-selected').textContent = selected + ' ' + f.properties.name;
+                drawn.clearLayers();
+                L.geoJSON(f).eachLayer(function(l) { drawn.addLayer(l); });
+                fetch(api + '/api/grids/' + selected).then(function(r) { version = r.headers.get('ETag'); });
+            });
+            function explain(r, j) {
+                var lines = [r.status + ' ' + (j.detail || '')];
+                (j.problems || []).forEach(function(p) {
+                    lines.push('- ' + (p.field ? p.field + ': ' : '') + p.message +
+                               (p.location ? ' @ ' + p.location.join(', ') : ''));
+                });
+                if (j.properties) { lines.push(j.properties.code + ' v' + j.properties.boundary_version); }
+                if (j.codes) { lines.push(j.codes.join(', ')); }
+                return lines.join('\\n');
+            }
+            document.getElementById('geogrid-save-btn').onclick = function() {
+                var layers = drawn.getLayers();
+                if (!layers.length) { status('✎ ?'); return; }
+                var geometry = layers[layers.length - 1].toGeoJSON().geometry;
+                var mode = document.querySelector('input[name="geogrid-mode"]:checked').value;
+                var headers = {'Content-Type': 'application/json', 'Authorization': 'Bearer ' + (token() || '')};
+                var url, method, body;
+                if (mode === 'reshape') {
+                    if (!selected) { status('{{ this.t.selected }}: {{ this.t.none }}'); return; }
+                    url = api + '/api/grids/' + selected; method = 'PATCH';
+                    body = {type: 'Feature', geometry: geometry, properties: {}, note: 'map edit'};
+                    if (version) headers['If-Match'] = version;
+                } else {
+                    url = api + '/api/grids'; method = 'POST';
+                    body = {type: 'Feature', geometry: geometry, properties: {
+                        name: document.getElementById('geogrid-name').value || '新网格',
+                        parent: document.getElementById('geogrid-parent').value, layer: layerKey}};
+                }
+                fetch(url, {method: method, headers: headers, body: JSON.stringify(body)}).then(function(r) {
+                    return r.json().then(function(j) {
+                        status(explain(r, j));
+                        if (r.ok && r.headers.get('ETag')) version = r.headers.get('ETag');
+                        document.dispatchEvent(new CustomEvent('geogrid-saved', {detail: {status: r.status, body: j}}));
+                    });
+                }).catch(function(e) { status(String(e)); });
+            };
+        })();
+        {% endmacro %}""")
+
+    def __init__(self, m, drawn, grids, t, *, parent_code: str, layer: str):
+        super().__init__()
+        self.m, self.drawn, self.grids, self.t = m, drawn, grids, t
+        self.parent_code, self.layer = parent_code, layer
+
+    def render(self, **kwargs):
+        self.map_name, self.drawn_name, self.grids_name = self.m.get_name(), self.drawn.get_name(), self.grids.get_name()
+        super().render(**kwargs)
+
+
+def api_meta(base_url: str) -> folium.Element:
+    """Where a saved (standalone) page sends its edits."""
+    return folium.Element(f'<meta name="geogrid-api" content="{esc(base_url)}"/>')
+
