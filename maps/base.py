@@ -29,7 +29,7 @@ LABELS = {
         "search_placeholder": "输入网格编码或名称", "public_incidents": "公开事件",
         "save": "保存到服务", "login": "登录", "username": "用户名", "password": "密码", "new_grid": "新建网格",
         "reshape": "修改所选网格边界", "parent": "上级编码", "selected": "已选网格", "none": "无",
-        "m2": "平方米", "no_persons": "暂无公示责任人",
+        "m2": "平方米", "no_persons": "暂无公示责任人", "size": "规模异常",
     },
     "en": {
         "grids": "Grids", "parents": "Parent boundaries", "code": "Code", "name": "Name", "households": "Households",
@@ -44,7 +44,7 @@ LABELS = {
         "public_incidents": "Public incidents", "save": "Save to the service", "login": "Log in",
         "username": "Username", "password": "Password", "new_grid": "New grid", "reshape": "Reshape selected grid",
         "parent": "Parent code", "selected": "Selected grid", "none": "none", "m2": "m²",
-        "no_persons": "No published responsible person yet",
+        "no_persons": "No published responsible person yet", "size": "Size outliers",
     },
 }
 PALETTE = ["#8dd3c7", "#ffffb3", "#bebada", "#80b1d3", "#fdb462", "#b3de69", "#fccde5", "#d9d9d9"]
@@ -62,8 +62,10 @@ def esc(value) -> str:
 def new_map(settings: Settings, bounds, lang: str) -> folium.Map:
     """A map framed on ``bounds`` (minx, miny, maxx, maxy) with the configured tiles."""
     tiles = None if settings.map_tiles.lower() == "none" else settings.map_tiles
+    # maxZoom must be set even without tiles: marker clustering needs it.
     m = folium.Map(tiles=tiles, attr=settings.map_attribution if tiles else None, control_scale=True,
-                   prefer_canvas=True)
+                   prefer_canvas=True, max_zoom=19)
+    m.options["maxZoom"] = 19
     x0, y0, x1, y1 = bounds
     m.fit_bounds([[y0, x0], [y1, x1]])
     m.get_root().header.add_child(folium.Element(f'<meta name="geogrid-lang" content="{esc(lang)}"/>'))

@@ -27,6 +27,8 @@ PROBLEM_STYLE = {
     "exempt": {"color": "#2c7bb6", "fillColor": "#2c7bb6", "fillOpacity": 0.3, "weight": 1},
     "no_responsible": {"color": "#d7191c", "fill": False, "weight": 3, "dashArray": "6 4"},
     "expiring": {"color": "#fdae61", "fill": False, "weight": 3, "dashArray": "2 4"},
+    "size_outlier": {"color": "#2c7bb6", "fill": False, "weight": 2, "dashArray": "1 4"},
+    "area_outlier": {"color": "#2c7bb6", "fill": False, "weight": 2, "dashArray": "1 4"},
 }
 
 
@@ -126,6 +128,7 @@ def _problems(session: Session, settings: Settings, m: folium.Map, area: str, la
     groups = {
         "gap": t["gaps"], "overlap": t["overlaps"], "spill_over": t["spill"], "exempt": "exempt",
         "no_responsible": t["responsibility"], "expiring": t["responsibility"],
+        "size_outlier": t["size"], "area_outlier": t["size"],
     }
     made: dict[str, folium.FeatureGroup] = {}
     for f in features:
