@@ -81,10 +81,16 @@ def _polygonal(geoms: np.ndarray) -> np.ndarray:
     return out
 
 
-def width(geom: shapely.Geometry) -> float:
-    """Width of a polygon: the diameter of its largest inscribed circle (metres in, metres out)."""
+def width(geom: shapely.Geometry, sliver_width: float) -> float:
+    """Width of a polygon in metres: the diameter of its largest inscribed circle.
+
+    A polygon narrower than ``sliver_width`` (it vanishes when shrunk by half of it) is a
+    strip: its width is then 2·area/perimeter, exact for a strip and far cheaper than the
+    inscribed circle, which costs a lot on kilometre-long slivers."""
     if geom.is_empty:
         return 0.0
+    if shapely.buffer(geom, -sliver_width / 2).is_empty:
+        return 2.0 * geom.area / max(geom.length, 1e-12)
     tolerance = max(0.01, min(1.0, np.sqrt(geom.area) / 1000))
     return 2.0 * shapely.maximum_inscribed_circle(geom, tolerance).length
 
@@ -119,13 +125,22 @@ def check_coverage(
             return
         point = shapely.point_on_surface(geom)
         if measure_width:
-            extra["width_m"] = round(width(metric), 2)
+            extra["width_m"] = round(width(metric, options.sliver_width_m), 2)
         problems.append({"kind": kind, "codes": [str(c) for c in involved], "area_m2": round(metric.area, 2),
                          "geometry": geom, "point": (round(point.x, 7), round(point.y, 7)), **extra})
 
     # Invalid geometries: reported, then mended so that the rest of the check can run.
-    valid = shapely.is_valid(kids)
+    missing = np.array([g is None or g.is_empty for g in kids], dtype=bool)
+    kids[missing] = shapely.Polygon()
+    polygonal = np.isin(shapely.get_type_id(kids), (3, 6)) | missing
+    valid = shapely.is_valid(kids) & polygonal & ~missing
     for i in np.flatnonzero(~valid):
+        if missing[i] or not polygonal[i]:
+            problems.append({"kind": INVALID, "codes": [str(codes[i])], "area_m2": None, "geometry": None,
+                             "reason": "missing or empty geometry" if missing[i] else f"not a polygon: {kids[i].geom_type}",
+                             "point": None})
+            kids[i] = shapely.Polygon()
+            continue
         what, where = split_reason(shapely.is_valid_reason(kids[i]))
         problems.append({"kind": INVALID, "codes": [str(codes[i])], "reason": what, "area_m2": None,
                          "geometry": None, "point": where})
@@ -153,8 +168,9 @@ def check_coverage(
     clean_union = shapely.coverage_union_all(kids[~flagged]) if (~flagged).any() else shapely.Polygon()
     union = shapely.union_all([clean_union, *kids[flagged]]) if flagged.any() else clean_union
 
-    # Spill-over: the part of each grid outside its parent.
-    outside = np.flatnonzero(~shapely.covered_by(kids, whole))
+    # Spill-over: the part of each grid outside its parent (prepared: one parent, many grids).
+    shapely.prepare(whole)
+    outside = np.flatnonzero(~shapely.covers(whole, kids))
     if outside.size:
         spills = _polygonal(shapely.difference(kids[outside], whole))
         for i, geom in zip(outside, spills):
@@ -170,9 +186,11 @@ def check_coverage(
     gaps = np.asarray(shapely.get_parts(_polygonal(np.array([uncovered]))[0]), dtype=object)
     if gaps.size:
         near_src, near_dst = tree.query(gaps, predicate="dwithin", distance=1e-7)
+        order = np.argsort(near_src, kind="stable")
+        neighbours = np.split(near_dst[order], np.searchsorted(near_src[order], np.arange(1, len(gaps))))
         for k, gap in enumerate(gaps):
             before = len(problems)
-            emit(GAP, gap, sorted(codes[near_dst[near_src == k]]), measure_width=True)
+            emit(GAP, gap, sorted(codes[neighbours[k]]), measure_width=True)
             if len(problems) > before:
                 w = problems[-1]["width_m"]
                 problems[-1]["width_class"] = "sliver" if w < options.sliver_width_m else "blind_spot"
@@ -229,6 +247,7 @@ def propose_clean(parent: shapely.Geometry, children, *, gap_width_m: float = 5.
     snap = snapping_distance_m if snapping_distance_m < 0 else metres_to_degrees(snapping_distance_m, parent)
     cleaned = shapely.coverage_clean(kids, gap_width=metres_to_degrees(gap_width_m, parent), snapping_distance=snap,
                                      merge_strategy=merge_strategy)
-    inside = shapely.covered_by(cleaned, parent)
+    shapely.prepare(parent)
+    inside = shapely.covers(parent, cleaned)
     cleaned[~inside] = _polygonal(shapely.intersection(cleaned[~inside], parent))
     return cleaned
