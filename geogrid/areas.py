@@ -51,6 +51,11 @@ def as_instant(at: dt.date | dt.datetime | None, settings: Settings) -> dt.datet
     return dt.datetime.combine(at, dt.time.max, tzinfo=ZoneInfo(settings.timezone))
 
 
+def local_today(settings: Settings) -> dt.date:
+    """Today in the jurisdiction's time zone (not the server's)."""
+    return dt.datetime.now(ZoneInfo(settings.timezone)).date()
+
+
 def _valid_clause(at: dt.datetime | None) -> str:
     # upper_inf() lets PostGIS use the partial index of current boundaries.
     return "upper_inf(b.valid)" if at is None else "b.valid @> CAST(:at AS timestamptz)"
@@ -513,7 +518,7 @@ def _audit_state(session: Session, area_id: int) -> dict:
     """What the audit log keeps of an area: attributes and boundary version (the boundary
     itself stays in its versions)."""
     row = session.execute(text("""
-        SELECT {"a.id AS area_id," if with_ids else ""} a.code, a.name, a.level_key AS level, a.layer_key AS layer, p.code AS parent, a.households,
+        SELECT a.code, a.name, a.level_key AS level, a.layer_key AS layer, p.code AS parent, a.households,
                a.population, a.land_use, a.notes, a.version, a.retired_at,
                (SELECT max(version) FROM boundary WHERE area_id = a.id) AS boundary_version
         FROM area a LEFT JOIN area p ON p.id = a.parent_id WHERE a.id = :id

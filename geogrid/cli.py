@@ -211,7 +211,7 @@ def locate(lon: float, lat: float, lang: str = "zh") -> None:
     def go():
         engine = ensure_database()
         with db.transaction(engine) as session:
-            found = areas.locate(session, lon, lat, at=None, day=dt.date.today(), lang=lang)
+            found = areas.locate(session, lon, lat, at=None, day=areas.local_today(get_settings()), lang=lang)
         typer.echo(json.dumps(found, ensure_ascii=False, indent=2, default=str))
 
     _run(go)
@@ -233,13 +233,14 @@ def coverage(
 ) -> None:
     """Check coverage (gaps, overlaps, spill-over, invalid, responsibility, size); the run is
     stored. Exit status 3 when problems are found, so scripts can stop a publication."""
-    from geogrid import coverage_runs, db
+    from geogrid import areas, coverage_runs, db
 
     def go():
         engine = ensure_database()
         options = coverage_runs.options_from(get_settings(), sliver_width_m=sliver_width_m)
         with db.transaction(engine) as session:
-            return coverage_runs.run(session, code, layer, options, subtree=subtree)
+            return coverage_runs.run(session, code, layer, options, subtree=subtree,
+                                     today=areas.local_today(get_settings()))
 
     result = _run(go)
     summary = result["summary"]

@@ -150,7 +150,7 @@ def check_coverage(
         whole = shapely.make_valid(whole, method="structure")
 
     # Grids whose edges do not match their neighbours': only those can overlap anything.
-    flagged = ~shapely.is_empty(shapely.coverage_invalid_edges(kids)) | ~valid
+    flagged = (~shapely.is_empty(shapely.coverage_invalid_edges(kids)) | ~valid) if len(kids) else np.zeros(0, bool)
     tree = shapely.STRtree(kids)
     f_idx = np.flatnonzero(flagged)
     if f_idx.size:
@@ -165,7 +165,8 @@ def check_coverage(
                     emit(OVERLAP, geom, (codes[i], codes[j]), measure_width=True)
 
     # Union: linear coverage union for the clean grids, ordinary union for the flagged few.
-    clean_union = shapely.coverage_union_all(kids[~flagged]) if (~flagged).any() else shapely.Polygon()
+    clean = kids[~flagged & ~shapely.is_empty(kids)]
+    clean_union = shapely.coverage_union_all(clean) if len(clean) else shapely.Polygon()
     union = shapely.union_all([clean_union, *kids[flagged]]) if flagged.any() else clean_union
 
     # Spill-over: the part of each grid outside its parent (prepared: one parent, many grids).
@@ -196,8 +197,14 @@ def check_coverage(
                 problems[-1]["width_class"] = "sliver" if w < options.sliver_width_m else "blind_spot"
 
     parent_m2 = _apply(fwd, whole).area
-    exempt_m2 = _apply(fwd, shapely.intersection(whole, exempt)).area if exempt is not None else 0.0
-    covered_m2 = _apply(fwd, shapely.intersection(whole, union)).area
+    has_exempt = exempt is not None and not exempt.is_empty
+    exempt_m2 = _apply(fwd, shapely.intersection(whole, exempt)).area if has_exempt else 0.0
+    # Coverage is measured on the land that must be covered: grid land inside the
+    # exemption counts neither way.
+    covered = shapely.intersection(whole, union)
+    if has_exempt:
+        covered = shapely.difference(covered, exempt)
+    covered_m2 = _apply(fwd, covered).area
     land = parent_m2 - exempt_m2
     counts: dict[str, int] = {}
     for p in problems:

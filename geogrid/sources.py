@@ -42,7 +42,7 @@ _SELECT = """
 
 def _environment_grid(session: Session, lon: float, lat: float) -> int | None:
     """The finest environment grid holding the point (the primary, as in GET /api/locate)."""
-    found = [r for r in areas.locate(session, lon, lat, at=None, day=dt.date.today())
+    found = [r for r in areas.locate(session, lon, lat, at=None, day=dt.datetime.now(dt.UTC).date())
              if r["layer"] == ENVIRONMENT and r["primary"]]
     if not found:
         return None

@@ -5,7 +5,6 @@ service (as new boundary versions) with the planner's token."""
 
 from __future__ import annotations
 
-import datetime as dt
 
 import branca
 import folium
@@ -40,8 +39,8 @@ def render(session: Session, settings: Settings, *, area: str, layer: str = "com
     nets = areas.frame(session, areas.AreaFilter(code_prefix=area, grids_only=True), with_notes=False, with_ids=True)
     admin = areas.frame(session, areas.AreaFilter(code_prefix=area, layer=ADMIN_LAYER), with_notes=False)
     m = new_map(settings, parent_geom.bounds, lang)
-    posts = people.responsible_persons(session, [int(i) for i in nets["area_id"]] if len(nets) else [], dt.date.today(),
-                                       lang, public_only=False)
+    posts = people.responsible_persons(session, [int(i) for i in nets["area_id"]] if len(nets) else [],
+                                       areas.local_today(settings), lang, public_only=False)
     layer_names = {k: v["name_en" if lang == "en" else "name_zh"] for k, v in areas.layers(session).items()}
     grid_layer = None
     for net in sorted(set(nets["layer"]) if len(nets) else [], key=lambda k: (k != layer, k)):
@@ -124,7 +123,8 @@ def _problems(session: Session, settings: Settings, m: folium.Map, area: str, la
         features = run["problems"]["features"]
     else:  # nothing stored yet: check now, without storing a run nobody asked for
         options = coverage_runs.options_from(settings)
-        features = coverage_runs.run(session, area, layer, options, subtree=True, store=False)["problems"]["features"]
+        features = coverage_runs.run(session, area, layer, options, subtree=True, store=False,
+                                     today=areas.local_today(settings))["problems"]["features"]
     groups = {
         "gap": t["gaps"], "overlap": t["overlaps"], "spill_over": t["spill"], "exempt": "exempt",
         "no_responsible": t["responsibility"], "expiring": t["responsibility"],

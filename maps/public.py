@@ -9,7 +9,6 @@ those only category, state and date.
 
 from __future__ import annotations
 
-import datetime as dt
 
 import branca
 import folium
@@ -32,7 +31,7 @@ def render(session: Session, settings: Settings, *, area: str, layer: str = "com
     grids = areas.frame(session, areas.AreaFilter(code_prefix=area, layer=layer), with_notes=False, with_ids=True)
     villages = areas.frame(session, areas.AreaFilter(code_prefix=area, layer=ADMIN_LAYER), with_notes=False)
     posts = people.responsible_persons(session, [int(i) for i in grids["area_id"]] if len(grids) else [],
-                                       dt.date.today(), lang, public_only=True)
+                                       areas.local_today(settings), lang, public_only=True)
     strings: list[str] = []
     index: dict[str, int] = {}
 

@@ -54,7 +54,8 @@ def engine(settings):
 def clean(engine):
     """An empty jurisdiction with the seeded reference lists, before each test that asks."""
     with engine.begin() as conn:
-        conn.execute(text("TRUNCATE audit, api_token, role_grant, account, assignment, person, boundary, area "
+        conn.execute(text("TRUNCATE incident_event, incident, patrol, pollution_source, coverage_run, repair_proposal, "
+                          "exemption, audit, api_token, role_grant, account, assignment, person, boundary, area "
                           "RESTART IDENTITY CASCADE"))
         for table, keys in SEEDED.items():
             conn.execute(text(f"DELETE FROM {table} WHERE key <> ALL(:keys)"), {"keys": keys.split()})

@@ -10,6 +10,8 @@ from geogrid import demo
 
 
 def test_demo_loads_once_and_answers(client, engine, settings, tmp_path):
+    # Its own state directory: the demo keeps account passwords there.
+    settings = settings.model_copy(update={"state_dir": tmp_path / "state"})
     first = demo.load(engine, settings, tmp_path, reset=False)
     assert "loaded from" in first and "comprehensive" in first
     second = demo.load(engine, settings, tmp_path, reset=False)

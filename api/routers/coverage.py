@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 
 from api.deps import PLANNER, STAFF, PageDep, SessionDep, SettingsDep
 from geogrid import coverage_runs
+from geogrid.areas import local_today
 from geogrid.errors import GeogridError, Problem
 from geogrid.geometry import parse_geojson_geometry
 
@@ -28,7 +29,7 @@ def check(
     min_area_m2: Annotated[float | None, Query(ge=0, le=1e9)] = None,
 ) -> dict:
     options = coverage_runs.options_from(settings, sliver_width_m=sliver_width_m, min_area_m2=min_area_m2)
-    out = coverage_runs.run(session, area, layer, options, subtree=subtree)
+    out = coverage_runs.run(session, area, layer, options, subtree=subtree, today=local_today(settings))
     session.commit()
     return out
 
@@ -89,7 +90,8 @@ class ExemptionIn(BaseModel):
     geometry: dict
 
 
-@router.get("/exemptions", summary="Legitimate voids registered in an area (GeoJSON)")
+@router.get("/exemptions", dependencies=STAFF,
+            summary="Legitimate voids registered in an area (GeoJSON; staff only: military land is among them)")
 def exemptions(session: SessionDep, area: Annotated[str, Query()]) -> Response:
     from geogrid.areas import dumps
 
