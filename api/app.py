@@ -127,6 +127,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def invalid_request(request: Request, exc: RequestValidationError):
         problems = _validation_problems(exc)
         summary = "; ".join(f"{p['field']}: {p['message']}" for p in problems[:3])
+        if request.url.path.startswith("/open311/"):  # GeoReport v2 clients expect its error shape
+            return JSONResponse([{"code": 400, "description": f"invalid request: {summary}"}], status_code=400)
         return JSONResponse({"detail": f"invalid request: {summary}", "problems": problems}, status_code=422)
 
     @app.exception_handler(IntegrityError)

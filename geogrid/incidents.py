@@ -69,6 +69,9 @@ MAY_ENTER = {"accepted": CENTRE, "filed": CENTRE, "dispatched": CENTRE, "void": 
              "in_progress": HANDLERS, "handled": HANDLERS, "verified": CENTRE, "closed": CENTRE}
 # The time limit that starts when a case enters a state (the step it must finish next).
 STEP_OF = {"reported": "accept", "accepted": "dispatch", "dispatched": "handle", "handled": "verify"}
+# The step a case is in, whichever state of it: what an imported open case is timed on.
+STEP_IN = {"reported": "accept", "accepted": "dispatch", "filed": "dispatch", "dispatched": "handle",
+           "in_progress": "handle", "handled": "verify", "verified": "verify"}
 MAX_DESCRIPTION = 5000
 MAX_MEDIA = 10
 CLOCK_SKEW = dt.timedelta(minutes=5)
@@ -114,11 +117,14 @@ def route(session: Session, lon: float, lat: float, category: dict, *, at: dt.da
                            problems=[Problem("outside the jurisdiction", field="location", location=(lon, lat))])
     authority = admin[-1]
     ids = _ids(session, [authority["code"]])
+    # The index finds candidates by distance in degrees; metres decide (a degree of
+    # longitude is shorter than one of latitude away from the equator).
     nearest = session.execute(text("""
-        SELECT a.code, a.name, ST_Distance(b.geom::geography, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)::geography) AS m
-        FROM boundary b JOIN area a ON a.id = b.area_id
-        WHERE a.layer_key = :layer AND """ + areas._valid_clause(at) + """
-        ORDER BY b.geom <-> ST_SetSRID(ST_MakePoint(:lon, :lat), 4326) LIMIT 1
+        SELECT code, name, ST_Distance(geom::geography, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)::geography) AS m
+        FROM (SELECT a.code, a.name, b.geom FROM boundary b JOIN area a ON a.id = b.area_id
+              WHERE a.layer_key = :layer AND """ + areas._valid_clause(at) + """
+              ORDER BY b.geom <-> ST_SetSRID(ST_MakePoint(:lon, :lat), 4326) LIMIT 16) candidates
+        ORDER BY m, code LIMIT 1
     """), {"lon": lon, "lat": lat, "layer": layer, "at": at}).first()
     return {"kind": "blind_spot", "grid": None, "authority": _brief(authority), "grid_id": None,
             "authority_id": ids[authority["code"]],
@@ -172,14 +178,16 @@ def _validate(session: Session, data: dict, settings: Settings, now: dt.datetime
         crs = None
     lon, lat = data.get("lon"), data.get("lat")
     point = None
+    x0, y0, x1, y1 = settings.extent
     if not all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in (lon, lat)):
         problems.append(Problem("lon and lat are required numbers", field="location"))
     elif not (-180 <= lon <= 180 and -90 <= lat <= 90):
-        problems.append(Problem(f"lon {lon}, lat {lat} out of range (lon -180..180, lat -90..90)", field="location"))
+        hint = " (lat and lon look swapped)" if x0 <= lat <= x1 and y0 <= lon <= y1 else ""
+        problems.append(Problem(f"lon {lon}, lat {lat} out of range (lon -180..180, lat -90..90){hint}",
+                                field="location"))
     elif crs:
         x, y = coords.to_wgs84([lon], [lat], crs)
         point = (round(float(x[0]), 7), round(float(y[0]), 7))
-        x0, y0, x1, y1 = settings.extent
         if not (x0 <= point[0] <= x1 and y0 <= point[1] <= y1):
             hint = " (lat and lon look swapped)" if x0 <= lat <= x1 and y0 <= lon <= y1 else ""
             problems.append(Problem(f"outside the service extent {settings.extent}{hint}", field="location",
@@ -203,14 +211,17 @@ def _validate(session: Session, data: dict, settings: Settings, now: dt.datetime
     return clean, problems
 
 
-def intake(session: Session, data: dict, settings: Settings, *, lang: str = "zh") -> dict:
+def intake(session: Session, data: dict, settings: Settings, *, lang: str = "zh", public: bool = False) -> dict:
     """Take in one incident: validate, convert its coordinates, route it, store it with its
-    first time limit. Nothing is stored when anything is wrong."""
+    first time limit. Nothing is stored when anything is wrong. A ``public`` duplicate is
+    refused without naming the first receipt (a guessed key must not reveal one)."""
     now = dt.datetime.now(dt.UTC)
     clean, problems = _validate(session, data, settings, now)
     key = clean["idempotency_key"]
     if key:
         existing = session.execute(text("SELECT receipt FROM incident WHERE idempotency_key = :k"), {"k": key}).scalar()
+        if existing and public:
+            raise GeogridError("duplicate submission: this idempotency key was used before", status=409)
         if existing:
             raise GeogridError(f"duplicate submission: idempotency key {key!r} was used for {existing}", status=409,
                                extra={"receipt": existing})
@@ -346,9 +357,10 @@ def list_incidents(session: Session, *, state=None, category=None, area=None, ov
         where.append("i.occurred_at < :until")
         params["until"] = until
     p = access.principal_of(session)
-    if p is not None and not p.is_admin and not p.has_role(*CENTRE):
-        # Grid workers and department handlers see their own cases only.
-        roots = [r for r in _scope_roots(p, ("grid_worker",)) if r is not None]
+    everywhere = p is None or p.is_admin or None in _scope_roots(p, CENTRE + ("grid_worker",))
+    if not everywhere:
+        # Staff see the cases of their jurisdiction; department handlers their department's.
+        roots = [r for r in _scope_roots(p, CENTRE + ("grid_worker",)) if r is not None]
         departments = [g.department for g in p.grants if g.role == "department_handler" and g.department]
         where.append("""(i.department = ANY(:departments) OR EXISTS (
             WITH RECURSIVE up(id) AS (SELECT i.authority_id UNION SELECT i.grid_id
@@ -411,7 +423,8 @@ def transition(session: Session, incident_id: int, to: str, settings: Settings, 
         due = calendar(settings).add(now, *_limits(session, case["category"])[step])
     elif to in TERMINAL or to == "parked":
         due = None
-    elif case["state"] == "parked":  # back from the parked list: the handling time starts again
+    elif to == "in_progress" and case["state"] in ("parked", "handled"):
+        # Back from the parked list, or sent back by verification: handling starts again.
         due = calendar(settings).add(now, *_limits(session, case["category"])["handle"])
     session.execute(text("""
         UPDATE incident SET state = CAST(:to AS varchar), due_at = :due, version = version + 1, updated_at = now(),
@@ -493,6 +506,8 @@ def move(session: Session, incident_id: int, lon: float, lat: float, crs: str, s
     category = categories(session)[case["category"]]
     where = route(session, *clean["point"], category, at=case["occurred_at"],
                   day=case["occurred_at"].astimezone(tz).date())
+    moved_to = {**case, "grid": where["grid"] and where["grid"]["code"], "authority": where["authority"]["code"]}
+    _require_case_scope(session, moved_to, CENTRE + HANDLERS)  # nobody moves a case out of their reach
     session.execute(text("""
         UPDATE incident SET geom = ST_SetSRID(ST_MakePoint(:lon, :lat), 4326), original = CAST(:original AS jsonb),
                route_kind = :kind, grid_id = :grid_id, authority_id = :authority_id, nearest_grid = CAST(:nearest AS jsonb),
@@ -582,7 +597,10 @@ def import_incidents(session: Session, records: list[dict], settings: Settings, 
     if problems:
         raise GeogridError(f"{len(problems)} of {len(records)} rows rejected; nothing was imported", problems=problems)
     params = []
+    work = calendar(settings)
     for c, where in zip(cleaned, routes):
+        step = STEP_IN.get(c["state"])
+        due = work.add(c["occurred_at"], *c["category"]["time_limits"][step]) if step else None
         params.append({
             "receipt": f"GG{c['occurred_at'].astimezone(tz):%Y%m%d}-{secrets.token_hex(5).upper()}",
             "category": c["category"]["key"], "channel": c["channel"], "description": c["description"],
@@ -590,15 +608,15 @@ def import_incidents(session: Session, records: list[dict], settings: Settings, 
             "key": c["idempotency_key"], "lon": c["point"][0], "lat": c["point"][1], "original": _json(c["original"]),
             "kind": where["kind"], "grid_id": where["grid_id"], "authority_id": where["authority_id"],
             "nearest": _json(where["nearest_grid"]), "responsible": _json(where["responsible"]),
-            "department": c["category"]["department"], "state": c.get("state") or "closed"})
+            "department": c["category"]["department"], "state": c["state"], "due": due})
     session.execute(text("""
         INSERT INTO incident (receipt, category_key, channel, description, occurred_at, reported_at, media_urls, reporter,
             idempotency_key, geom, original, route_kind, grid_id, authority_id, nearest_grid, responsible, department,
-            state, closed_at)
+            state, closed_at, due_at)
         VALUES (:receipt, :category, :channel, :description, :occurred, :occurred, CAST(:media AS jsonb),
             CAST(:reporter AS jsonb), :key, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326), CAST(:original AS jsonb), :kind,
             :grid_id, :authority_id, CAST(:nearest AS jsonb), CAST(:responsible AS jsonb), :department,
-            CAST(:state AS varchar), CASE WHEN CAST(:state AS varchar) IN ('closed', 'void') THEN :occurred END)
+            CAST(:state AS varchar), CASE WHEN CAST(:state AS varchar) IN ('closed', 'void') THEN :occurred END, :due)
     """), params)
     session.execute(text("""
         INSERT INTO incident_event (incident_id, actor, action, to_state, note)

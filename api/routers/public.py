@@ -42,7 +42,7 @@ class PublicReportIn(BaseModel):
 def report(session: SessionDep, settings: SettingsDep, body: PublicReportIn, lang: Lang = "zh") -> dict:
     data = {**body.model_dump(), "channel": "public_web",
             "reporter": body.reporter.model_dump(exclude_none=True) if body.reporter else None}
-    case = incidents.intake(session, data, settings, lang=lang)
+    case = incidents.intake(session, data, settings, lang=lang, public=True)
     session.commit()
     return incidents.public_view(case, lang)
 
@@ -103,7 +103,7 @@ def create_request(
     data = {"category": service_code, "lon": long, "lat": lat, "crs": "wgs84", "description": description,
             "channel": "open311", "media_urls": [media_url] if media_url else [], "reporter": reporter or None}
     try:
-        case = incidents.intake(session, data, settings, lang=lang)
+        case = incidents.intake(session, data, settings, lang=lang, public=True)
     except GeogridError as exc:
         detail = "; ".join(str(p) for p in exc.problems) or exc.message
         return _open311_error(exc.status if exc.status < 500 else 400, detail)
