@@ -16,6 +16,7 @@ from geogrid import access, areas, db, files, people
 from geogrid.settings import Settings
 
 COUNTY = "339901"
+TOWN = "339901100"
 # The demo's boundaries have been in force since the last re-division, so that
 # historical incidents can be imported and routed.
 DEMO_SINCE = dt.datetime(2021, 1, 1, tzinfo=dt.UTC)
@@ -69,7 +70,10 @@ def load(engine: Engine, settings: Settings, out_dir: Path, *, reset: bool = Fal
             + f"; {len(persons)} persons, {assigned} assignments\n"
             + f"demo accounts (passwords kept in {_password_file(settings)}):\n{logins}\n"
             + f"log in: curl -d 'username=demo-planner&password=...' http://{settings.host}:{settings.port}/api/token, "
-            + "or the Authorize button on /docs")
+            + "or the Authorize button on /docs\n"
+            + f"maps: http://{settings.host}:{settings.port}/maps/public?area={TOWN}  (public board)\n"
+            + f"      http://{settings.host}:{settings.port}/maps/login?next=/maps/planner?area={TOWN}  (planner)\n"
+            + f"      http://{settings.host}:{settings.port}/maps/login?next=/maps/inspector?area={TOWN}  (inspector)")
 
 
 def _password_file(settings: Settings) -> Path:
