@@ -462,12 +462,7 @@ def update_area(
 ) -> dict:
     """Change attributes and/or the boundary. A new boundary becomes a new version; the
     old one is kept with its validity period closed now."""
-    row = get_area_row(session, code, for_update=True)
-    access.require_scope(session, ("planner",), [row.id], strict=True)
-    if row.retired_at is not None:
-        raise conflict(f"area {code} is retired")
-    check_version(row, expected_version)
-    before = _audit_state(session, row.id)
+    row, before = _open_for_edit(session, code, expected_version)
     changes = {k: v for k, v in (changes or {}).items() if k in EDITABLE_FIELDS}
     problems: list[Problem] = []
     for key in ("households", "population"):
@@ -514,6 +509,17 @@ def update_area(
     return result
 
 
+def _open_for_edit(session: Session, code: str, expected_version: int | None):
+    """Lock an area for a change: in the caller's scope, not retired, at the expected
+    version; returns the row and its state before, for the audit log."""
+    row = get_area_row(session, code, for_update=True)
+    access.require_scope(session, ("planner",), [row.id], strict=True)
+    if row.retired_at is not None:
+        raise conflict(f"area {code} is retired")
+    check_version(row, expected_version)
+    return row, _audit_state(session, row.id)
+
+
 def _audit_state(session: Session, area_id: int) -> dict:
     """What the audit log keeps of an area: attributes and boundary version (the boundary
     itself stays in its versions)."""
@@ -529,12 +535,7 @@ def _audit_state(session: Session, area_id: int) -> dict:
 def retire_area(session: Session, code: str, *, expected_version: int | None = None) -> None:
     """Retire an area: its boundary's validity ends now, its code stays reserved, its
     history stays queryable. Refused while it has active children."""
-    row = get_area_row(session, code, for_update=True)
-    access.require_scope(session, ("planner",), [row.id], strict=True)
-    if row.retired_at is not None:
-        raise conflict(f"area {code} is retired already")
-    check_version(row, expected_version)
-    before = _audit_state(session, row.id)
+    row, before = _open_for_edit(session, code, expected_version)
     children = session.execute(
         text("SELECT code FROM area WHERE parent_id = :id AND retired_at IS NULL ORDER BY code LIMIT 5"), {"id": row.id}
     ).scalars().all()

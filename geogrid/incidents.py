@@ -334,9 +334,30 @@ def _require_case_scope(session: Session, incident: dict, roles, *, reading: boo
 
 
 def list_incidents(session: Session, *, state=None, category=None, area=None, overdue=None, blind_spot=None,
-                   since=None, until=None, limit=100, offset=0) -> tuple[list[dict], int]:
-    _require_reader(session)
+                   since=None, until=None, reported_since=None, reported_until=None, closed=None,
+                   receipts=None, public_only=False, limit=100, offset=0) -> tuple[list[dict], int]:
+    """Incidents matching the filters, newest first, and how many match.
+
+    Staff see the cases of their jurisdiction. ``public_only`` (public maps, Open311)
+    needs no account and keeps to categories marked public; ``receipts`` are their
+    holders' handles and reach any category. Callers showing the result to the public
+    must pass it through :func:`public_view`."""
+    if not (public_only or receipts):
+        _require_reader(session)
     where, params = ["TRUE"], {"limit": limit, "offset": offset}
+    if receipts:
+        where.append("i.receipt = ANY(:receipts)")
+        params["receipts"] = list(receipts)
+    elif public_only:
+        where.append("c.public")
+    if reported_since:
+        where.append("i.reported_at >= :reported_since")
+        params["reported_since"] = reported_since
+    if reported_until:
+        where.append("i.reported_at < :reported_until")
+        params["reported_until"] = reported_until
+    if closed is not None:
+        where.append(("" if closed else "NOT ") + "(i.state IN ('closed', 'void'))")
     if state:
         where.append("i.state = :state")
         params["state"] = state
@@ -357,7 +378,8 @@ def list_incidents(session: Session, *, state=None, category=None, area=None, ov
         where.append("i.occurred_at < :until")
         params["until"] = until
     p = access.principal_of(session)
-    everywhere = p is None or p.is_admin or None in _scope_roots(p, CENTRE + ("grid_worker",))
+    everywhere = (public_only or bool(receipts) or p is None or p.is_admin
+                  or None in _scope_roots(p, CENTRE + ("grid_worker",)))
     if not everywhere:
         # Staff see the cases of their jurisdiction; department handlers their department's.
         roots = [r for r in _scope_roots(p, CENTRE + ("grid_worker",)) if r is not None]

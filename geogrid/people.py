@@ -140,15 +140,21 @@ def update_person(session: Session, person_id: int, changes: dict, expected_vers
     if "name" in changes and not changes["name"]:
         raise GeogridError("name cannot be empty", problems=[Problem("name cannot be empty", field="name")])
     if changes:
-        sets = ", ".join(f"{k} = :{k}" for k in changes)
-        try:
-            with session.begin_nested():
-                session.execute(text(f"UPDATE person SET {sets}, version = version + 1 WHERE id = :id"),
-                                {**changes, "id": person_id})
-        except IntegrityError:
-            raise conflict(f"a person with ref {changes.get('ref')} exists already") from None
+        _update_versioned(session, "person", person_id, changes,
+                          f"a person with ref {changes.get('ref')} exists already")
         access.record(session, "update", "person", person_id, current, get_person(session, person_id))
     return get_person(session, person_id)
+
+
+def _update_versioned(session: Session, table: str, row_id: int, values: dict, on_conflict: str) -> None:
+    """Set ``values`` and bump the row's version; a constraint violation is a 409."""
+    sets = ", ".join(f"{k} = :{k}" for k in values)
+    try:
+        with session.begin_nested():
+            session.execute(text(f"UPDATE {table} SET {sets}, version = version + 1 WHERE id = :id"),
+                            {**values, "id": row_id})
+    except IntegrityError:
+        raise conflict(on_conflict) from None
 
 
 def delete_person(session: Session, person_id: int, expected_version: int | None = None) -> None:
@@ -289,13 +295,8 @@ def update_assignment(session: Session, assignment_id: int, changes: dict, expec
     if problems:
         raise GeogridError(f"assignment {assignment_id} was not changed", problems=problems)
     if values:
-        sets = ", ".join(f"{k} = :{k}" for k in values)
-        try:
-            with session.begin_nested():
-                session.execute(text(f"UPDATE assignment SET {sets}, version = version + 1 WHERE id = :id"),
-                                {**values, "id": assignment_id})
-        except IntegrityError:
-            raise conflict("the new dates overlap another assignment of the same person, role and area") from None
+        _update_versioned(session, "assignment", assignment_id, values,
+                          "the new dates overlap another assignment of the same person, role and area")
         access.record(session, "update", "assignment", assignment_id, current, get_assignment(session, assignment_id))
     return get_assignment(session, assignment_id)
 

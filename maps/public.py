@@ -9,15 +9,15 @@ those only category, state and date.
 
 from __future__ import annotations
 
+import datetime as dt
 
 import branca
 import folium
 import shapely
 from folium import plugins
-from sqlalchemy import text as sql
 from sqlalchemy.orm import Session
 
-from geogrid import areas, people
+from geogrid import areas, incidents, people
 from geogrid.models import ADMIN_LAYER
 from geogrid.settings import Settings
 from maps.base import esc, feature_collection, for_display, new_map, page, text
@@ -69,23 +69,15 @@ def render(session: Session, settings: Settings, *, area: str, layer: str = "com
 
 
 def _public_incidents(session: Session, m, area: str, t: dict, lang: str, days: int) -> None:
-    rows = session.execute(sql(f"""
-        SELECT c.name_{'en' if lang == 'en' else 'zh'} AS category, i.state, i.reported_at,
-               ST_X(i.geom) AS lon, ST_Y(i.geom) AS lat
-        FROM incident i JOIN category c ON c.key = i.category_key
-        LEFT JOIN area g ON g.id = i.grid_id JOIN area au ON au.id = i.authority_id
-        WHERE c.public AND i.state <> 'void' AND i.reported_at > now() - make_interval(days => :days)
-          AND (g.code LIKE :prefix OR au.code LIKE :prefix)
-        ORDER BY i.id DESC LIMIT 5000
-    """), {"days": days, "prefix": area + "%"}).mappings().all()
-    if not rows:
+    found, _ = incidents.list_incidents(session, public_only=True, area=area, limit=5000,
+                                        reported_since=dt.datetime.now(dt.UTC) - dt.timedelta(days=days))
+    if not found:
         return
-    from geogrid.incidents import STATES
-
-    group = folium.FeatureGroup(name=f"{t['public_incidents']} ({len(rows)})", show=False)
+    shown = [(r["lat"], r["lon"], incidents.public_view(r, lang)) for r in found if r["state"] != "void"]
+    group = folium.FeatureGroup(name=f"{t['public_incidents']} ({len(shown)})", show=False)
     plugins.FastMarkerCluster(
-        [[r["lat"], r["lon"], f"{esc(r['category'])} · {esc(STATES[r['state']][1 if lang == 'en' else 0])} · "
-                              f"{r['reported_at']:%Y-%m-%d}"] for r in rows],
+        [[lat, lon, f"{esc(v['category_name'])} · {esc(v['state_name'])} · {v['reported_at']:%Y-%m-%d}"]
+         for lat, lon, v in shown],
         callback="function (row) { return L.circleMarker(new L.LatLng(row[0], row[1]), {radius: 5, color: '#555'})"
                  ".bindPopup(row[2]); }").add_to(group)
     group.add_to(m)

@@ -123,27 +123,12 @@ def list_requests(
     status_: Annotated[str | None, Query(alias="status", pattern="^(open|closed)(,(open|closed))?$")] = None,
     lang: Lang = "zh",
 ):
-    from sqlalchemy import text
-
-    where, params = ["c.public"], {}
-    if service_request_id:
-        where = ["TRUE"]  # a receipt is its holder's handle: any category
-        where.append("i.receipt = ANY(:receipts)")
-        params["receipts"] = [r.strip() for r in service_request_id.split(",") if r.strip()][:50]
-    if service_code:
-        where.append("i.category_key = :code")
-        params["code"] = service_code
-    if start_date:
-        where.append("i.reported_at >= :start")
-        params["start"] = start_date
-    if end_date:
-        where.append("i.reported_at < :end")
-        params["end"] = end_date
-    if status_ and "," not in status_:
-        where.append(("" if status_ == "closed" else "NOT ") + "(i.state IN ('closed', 'void'))")
-    rows = session.execute(text(incidents._SELECT + " WHERE " + " AND ".join(where) +
-                                " ORDER BY i.id DESC LIMIT 1000"), params).mappings()
-    return [_request(dict(r), lang) for r in rows]
+    receipts = [r.strip() for r in (service_request_id or "").split(",") if r.strip()][:50]
+    rows, _ = incidents.list_incidents(
+        session, public_only=True, receipts=receipts or None, category=service_code,
+        reported_since=start_date, reported_until=end_date,
+        closed=None if not status_ or "," in status_ else status_ == "closed", limit=1000)
+    return [_request(r, lang) for r in rows]
 
 
 @router.get("/open311/v2/requests/{receipt}.json", tags=["open311"], summary="Open311: one request by its id")
