@@ -31,13 +31,17 @@ def get_session(request: Request, token: Annotated[str | None, Depends(bearer)])
     a token). Writers call ``session.commit()`` before answering, so a client never sees
     success for a write that did not commit; anything else rolls back."""
     session = sessionmaker_for(request.app.state.engine)()
+    from_cookie = False
     if not token and request.method == "GET" and request.url.path.startswith("/maps/"):
         token = request.cookies.get("geogrid_token")  # set by /maps/login for map pages only
+        from_cookie = bool(token)
     try:
         principal = access.ANONYMOUS
         if token:
             principal = access.principal_for_token(session, token)
-            if principal is None:
+            if principal is None and from_cookie:
+                principal = access.ANONYMOUS  # a stale cookie: the public pages stay open
+            elif principal is None:
                 raise GeogridError("invalid or expired token: log in again at /api/token", status=401)
         session.info["principal"] = principal
         yield session

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 
 import branca
 import folium
@@ -90,19 +91,15 @@ def neighbour_colours(geoms) -> np.ndarray:
 
 
 def for_display(geoms, tolerance_m: float) -> np.ndarray:
-    """Simplify for display. Edge-matched layers keep their shared edges exactly
-    (coverage simplification); others are simplified one by one, topology-preserving."""
+    """Simplify for display, only where neighbours keep their shared edges exactly
+    (an edge-matched layer: GEOS coverage simplification). A layer with gaps or overlaps
+    is shown as stored: simplifying grids one by one would open slivers between them
+    where "find my grid" would find nothing."""
     geoms = np.asarray(geoms, dtype=object)
-    if len(geoms) == 0 or tolerance_m <= 0:
-        return geoms
-    if shapely.coverage_is_valid(geoms):
-        out = simplify_layer(geoms, tolerance_m)
-    else:
-        from geogrid.coverage import metres_to_degrees
-
-        around = shapely.box(*shapely.total_bounds(geoms))
-        out = shapely.simplify(geoms, metres_to_degrees(tolerance_m, around), preserve_topology=True)
-    return shapely.set_precision(out, 10 ** -PRECISION, mode="pointwise")
+    if len(geoms) and tolerance_m > 0 and shapely.coverage_is_valid(geoms):
+        # Rounding is safe only here: edge-matched neighbours share their vertices exactly.
+        return shapely.set_precision(simplify_layer(geoms, tolerance_m), 10 ** -PRECISION, mode="pointwise")
+    return geoms
 
 
 def feature_collection(geoms, properties: list[dict]) -> dict:
@@ -140,6 +137,20 @@ def toolbox(m: folium.Map, *, minimap: bool = True) -> None:
         plugins.MiniMap(toggle_display=True, tile_layer=None).add_to(m)
 
 
+_ESCAPED_CJK = re.compile(r"(?<!\\)\\u((?:4[ef]|[5-9][0-9a-f])[0-9a-f]{2}|30[0-3][0-9a-f]|ff[0-9a-e][0-9a-f])")
+
+
 def page(m: folium.Map, settings: Settings, *, inline: bool, title: str) -> str:
     m.get_root().header.add_child(folium.Element(f"<title>{esc(title)}</title>"))
-    return assets.localize(m.get_root().render(), settings, inline=inline)
+    html_text = assets.localize(m.get_root().render(), settings, inline=inline)
+    # Folium writes Chinese as \uXXXX escapes (6 bytes a character); as UTF-8 it is 3. Only
+    # CJK ideographs and punctuation are unescaped: never quotes, angle brackets or surrogates.
+    return _ESCAPED_CJK.sub(lambda mt: chr(int(mt.group(1), 16)), html_text)
+
+
+def lean(m: folium.Map) -> folium.Map:
+    """Leave out what folium loads by default and a page without markers never uses
+    (jQuery, Bootstrap, Font Awesome, awesome-markers: about 2 MB inlined)."""
+    m.default_js = [(name, url) for name, url in m.default_js if name == "leaflet"]
+    m.default_css = [(name, url) for name, url in m.default_css if name == "leaflet_css"]
+    return m

@@ -94,7 +94,7 @@ def _choropleth(session: Session, settings: Settings, m, area: str, cases: list[
     values = [counts.get(code, 0) for code in grids["code"]]
     scale = branca.colormap.LinearColormap(["#ffffcc", "#fd8d3c", "#bd0026"], vmin=0, vmax=max(values + [1]),
                                            caption=t["choropleth"])
-    props = [{"code": code, "name": name, "count": v, "colour": scale(v)}
+    props = [{"code": esc(code), "name": esc(name), "count": v, "colour": scale(v)}  # tooltips use innerHTML
              for code, name, v in zip(grids["code"], grids["name"], values)]
     group = folium.FeatureGroup(name=t["choropleth"], show=False)
     folium.GeoJson(feature_collection(for_display(grids.geometry.array, settings.map_simplify_m), props),
@@ -125,7 +125,7 @@ def _patrols(session: Session, settings: Settings, m, area: str, t: dict) -> Non
     if not len(env):
         return
     behind = {g["code"]: g for g in sources.patrols_behind(session, settings, area=area)["grids"]}
-    props = [{"code": code, "name": name,
+    props = [{"code": esc(code), "name": esc(name),
               "status": t["behind"] if code in behind else t["on_schedule"],
               "last": str(behind[code]["last_patrol"] or "—")[:16] if code in behind else "",
               "colour": "#d7191c" if code in behind else "#1a9641"}

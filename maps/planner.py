@@ -50,11 +50,13 @@ def render(session: Session, settings: Settings, *, area: str, layer: str = "com
         props = []
         for row, colour in zip(part.itertuples(), colours):
             persons = posts.get(int(row.area_id), [])
+            # Folium's tooltip and leaflet-search write these with innerHTML: escaped here.
             props.append({
-                "code": row.code, "name": row.name, "parent": row.parent, "search": f"{row.code} {row.name}",
+                "code": esc(row.code), "name": esc(row.name), "parent": esc(row.parent),
+                "search": esc(f"{row.code} {row.name}"),
                 "households": _int(row.households), "population": _int(row.population),
                 "area_m2": round(float(row.area_m2)), "colour": PALETTE[colour], "layer": net,
-                "persons": "、".join(f"{p['role_name']} {p['name']}" for p in persons) or t["none"],
+                "persons": esc("、".join(f"{p['role_name']} {p['name']}" for p in persons) or t["none"]),
             })
         group = folium.FeatureGroup(name=f"{t['grids']} · {layer_names.get(net, net)}", show=(net == layer))
         gj = folium.GeoJson(
@@ -74,11 +76,12 @@ def render(session: Session, settings: Settings, *, area: str, layer: str = "com
             _labels(part, geoms, t).add_to(m)
     parents = folium.FeatureGroup(name=t["parents"], show=True)
     if len(admin):
+        # Not interactive: on a shared canvas an outline would take every click meant for
+        # the grids under it (Leaflet's hit test ignores fill: false).
         folium.GeoJson(
             feature_collection(for_display(admin.geometry.array, settings.map_simplify_m),
-                               [{"code": r.code, "name": r.name} for r in admin.itertuples()]),
-            style_function=lambda f: {"fill": False, "color": "#222", "weight": 3},
-            tooltip=folium.GeoJsonTooltip(fields=["code", "name"], aliases=[t["code"], t["name"]]),
+                               [{"code": esc(r.code)} for r in admin.itertuples()]),
+            style_function=lambda f: {"fill": False, "color": "#222", "weight": 3, "interactive": False},
         ).add_to(parents)
     parents.add_to(m)
     _problems(session, settings, m, area, layer, t)
@@ -98,6 +101,10 @@ def render(session: Session, settings: Settings, *, area: str, layer: str = "com
         ("border:3px dashed #d7191c", t["responsibility"])]))
     folium.LayerControl(collapsed=False).add_to(m)
     return page(m, settings, inline=inline, title=f"{parent['properties']['name']} · {t['grids']}")
+
+
+def _blank(value) -> bool:
+    return value is None or (isinstance(value, list | str) and len(value) == 0)
 
 
 def _int(value):
@@ -139,7 +146,7 @@ def _problems(session: Session, settings: Settings, m: folium.Map, area: str, la
         group = made.setdefault(label, folium.FeatureGroup(name=label, show=True))
         props = f["properties"]
         summary = "<br>".join(f"<b>{esc(k)}</b>: {esc(v)}" for k, v in props.items()
-                              if k not in ("parent",) and v not in (None, [], ""))
+                              if k != "parent" and not _blank(v))
         if f["geometry"]["type"] == "Point":
             x, y = f["geometry"]["coordinates"][:2]
             folium.CircleMarker([y, x], radius=7, color="#000", fill=True, fill_opacity=0.8,
@@ -163,7 +170,7 @@ class ZoomGate(branca.element.MacroElement):
                 if (map.getZoom() >= {{ this.min_zoom }}) { if (!map.hasLayer(layer)) map.addLayer(layer); }
                 else if (map.hasLayer(layer)) map.removeLayer(layer);
             }
-            map.on('zoomend', gate); map.whenReady(gate);
+            map.on('zoomend', gate); map.whenReady(function() { setTimeout(gate, 0); });
         })();
         {% endmacro %}""")
 
@@ -205,7 +212,7 @@ class SavePanel(branca.element.MacroElement):
         (function() {
             var map = {{ this.map_name }}, drawn = {{ this.drawn_name }}, grids = {{ this.grids_name }};
             var api = (document.querySelector('meta[name="geogrid-api"]') || {}).content || '';
-            var selected = null, version = null, layerKey = {{ this.layer|tojson }};
+            var selected = null, version = null, original = null, layerKey = {{ this.layer|tojson }};
             function status(text) { document.getElementById('geogrid-status').textContent = text; }
             function token() { return sessionStorage.getItem('geogrid-token'); }
             L.DomEvent.disableClickPropagation(document.getElementById('geogrid-save'));
@@ -221,10 +228,20 @@ class SavePanel(branca.element.MacroElement):
             };
             grids.on('click', function(e) {
                 var f = e.layer.feature; selected = f.properties.code; version = null;
-                document.getElementById('geogrid-selected').textContent = selected + ' ' + f.properties.name;
+                document.getElementById('geogrid-selected').textContent = selected;
                 drawn.clearLayers();
-                L.geoJSON(f).eachLayer(function(l) { drawn.addLayer(l); });
-                fetch(api + '/api/grids/' + selected).then(function(r) { version = r.headers.get('ETag'); });
+                // The stored boundary, not the simplified one on display: saving an untouched
+                // shape must not move the grid's edges.
+                fetch(api + '/api/grids/' + selected).then(function(r) {
+                    version = r.headers.get('ETag');
+                    return r.json();
+                }).then(function(full) {
+                    L.geoJSON(full).eachLayer(function(l) {
+                        drawn.addLayer(l); original = JSON.stringify(l.toGeoJSON(false).geometry);
+                    });
+                    document.getElementById('geogrid-selected').textContent =
+                        full.properties.code + ' ' + full.properties.name;
+                }).catch(function(err) { status(String(err)); });
             });
             function explain(r, j) {
                 var lines = [r.status + ' ' + (j.detail || '')];
@@ -239,8 +256,14 @@ class SavePanel(branca.element.MacroElement):
             document.getElementById('geogrid-save-btn').onclick = function() {
                 var layers = drawn.getLayers();
                 if (!layers.length) { status('✎ ?'); return; }
-                var geometry = layers[layers.length - 1].toGeoJSON().geometry;
+                // Full precision: Leaflet rounds to 6 decimals unless told not to.
+                var geometry = layers[layers.length - 1].toGeoJSON(false).geometry;
                 var mode = document.querySelector('input[name="geogrid-mode"]:checked').value;
+                if (mode === 'reshape' && JSON.stringify(geometry) === original) {
+                    status('= ' + selected);  // nothing changed: no new boundary version
+                    document.dispatchEvent(new CustomEvent('geogrid-saved', {detail: {status: 304, body: {}}}));
+                    return;
+                }
                 var headers = {'Content-Type': 'application/json', 'Authorization': 'Bearer ' + (token() || '')};
                 var url, method, body;
                 if (mode === 'reshape') {

@@ -20,14 +20,14 @@ from sqlalchemy.orm import Session
 from geogrid import areas, incidents, people
 from geogrid.models import ADMIN_LAYER
 from geogrid.settings import Settings
-from maps.base import esc, feature_collection, for_display, new_map, page, text
+from maps.base import esc, feature_collection, for_display, lean, new_map, page, text
 
 
 def render(session: Session, settings: Settings, *, area: str, layer: str = "comprehensive", lang: str = "zh",
            inline: bool = True, incidents_days: int = 30) -> str:
     t = text(lang)
     parent = areas.get_area(session, area, lang=lang)
-    m = new_map(settings, shapely.geometry.shape(parent["geometry"]).bounds, lang)
+    m = lean(new_map(settings, shapely.geometry.shape(parent["geometry"]).bounds, lang))
     grids = areas.frame(session, areas.AreaFilter(code_prefix=area, layer=layer), with_notes=False, with_ids=True)
     villages = areas.frame(session, areas.AreaFilter(code_prefix=area, layer=ADMIN_LAYER), with_notes=False)
     posts = people.responsible_persons(session, [int(i) for i in grids["area_id"]] if len(grids) else [],
@@ -46,7 +46,8 @@ def render(session: Session, settings: Settings, *, area: str, layer: str = "com
     for row in grids.itertuples():
         persons = [[ref(p["role_name"]), p.get("name", ""), p.get("phone", ""), p.get("photo_url", ""), ref(p["duties"])]
                    for p in posts.get(int(row.area_id), [])]
-        props.append({"code": row.code, "name": row.name, "search": f"{row.code} {row.name}", "p": persons})
+        # "search" is written by leaflet-search with innerHTML: escaped here (the board escapes the rest).
+        props.append({"code": row.code, "name": row.name, "search": esc(f"{row.code} {row.name}"), "p": persons})
     if len(villages):
         folium.GeoJson(
             feature_collection(for_display(villages.geometry.array, settings.map_simplify_m),
