@@ -8,7 +8,8 @@ filling the corner cells of diagonal steps, so no crossed cell is missed); the r
 connected regions (``scipy.ndimage.label``) and one point per region decides its grid.
 
 The answer for a point on a shared boundary is the same as ``GET /api/locate``'s
-primary: the grid with the lowest code among those that cover the point.
+primary: a grid whose interior holds the point if there is one (overlapping grids), else
+the one with the lowest code among those whose boundary it lies on.
 
 >>> import shapely
 >>> router = PointRouter(["b", "a"], [shapely.box(1, 0, 2, 1), shapely.box(0, 0, 1, 1)])
@@ -27,7 +28,7 @@ BOUNDARY = -2
 
 
 class PointRouter:
-    def __init__(self, codes, geoms, *, cells_per_grid: float = 1000.0, max_cells: int = 16_000_000):
+    def __init__(self, codes, geoms, *, cells_per_grid: float = 1600.0, max_cells: int = 16_000_000):
         self.codes = np.asarray(codes, dtype=object)
         self.geoms = np.asarray(geoms, dtype=object)
         # Ties on shared boundaries go to the lowest code: rank grids by code once.
@@ -36,7 +37,9 @@ class PointRouter:
         shapely.prepare(self.geoms)
         x0, y0, x1, y1 = shapely.total_bounds(self.geoms)
         span = max(x1 - x0, y1 - y0, 1e-9)
-        n_cells = min(max_cells, max(1024, int(len(self.geoms) * cells_per_grid)))
+        # Enough cells for many grids and for long, detailed boundaries alike.
+        vertices = int(shapely.get_num_coordinates(self.geoms).sum())
+        n_cells = min(max_cells, max(1024, int(len(self.geoms) * cells_per_grid), 20 * vertices))
         self.cell = span / np.sqrt(n_cells)
         self.x0, self.y0 = x0 - self.cell, y0 - self.cell
         self.nx = int(np.ceil((x1 - self.x0) / self.cell)) + 2
@@ -81,10 +84,14 @@ class PointRouter:
         if len(x) == 0:
             return out
         points = shapely.points(x, y)
-        p_idx, g_idx = self.tree.query(points, predicate="intersects")
+        # Bounding boxes from the tree, then the exact test on the prepared grids (a predicate
+        # in the tree query would prepare the points instead, and test grids unprepared).
+        p_idx, g_idx = self.tree.query(points)
+        hit = shapely.intersects_xy(self.geoms[g_idx], x[p_idx], y[p_idx])
+        p_idx, g_idx = p_idx[hit], g_idx[hit]
         if p_idx.size:
             # As GET /api/locate: a grid whose interior holds the point first, then the lowest code.
-            on_edge = ~shapely.contains(self.geoms[g_idx], points[p_idx])
+            on_edge = ~shapely.contains_xy(self.geoms[g_idx], x[p_idx], y[p_idx])
             order = np.lexsort((self.rank[g_idx], on_edge, p_idx))
             p_idx, g_idx = p_idx[order], g_idx[order]
             first = np.r_[True, p_idx[1:] != p_idx[:-1]]
