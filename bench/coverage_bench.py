@@ -49,6 +49,7 @@ from pathlib import Path
 import numpy as np
 import pyproj
 import shapely
+from machine import describe, loadavg  # noqa: E402  (bench/ is on sys.path when run)
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
@@ -584,24 +585,11 @@ def real_data(repeat: int) -> list[str]:
 
 
 def machine() -> str:
-    cpu = "?"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     import geopandas
 
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:
-        usable = os.cpu_count()
-    return (f"Machine: {os.cpu_count()} CPUs ({usable} usable), {cpu}; {platform.system()} {platform.release()}\n"
-            f"Python {platform.python_version()}; shapely {shapely.__version__} / GEOS {shapely.geos_version_string}; "
-            f"geopandas {geopandas.__version__}; pyproj {pyproj.__version__} / PROJ {pyproj.proj_version_str}; "
-            f"numpy {np.__version__}")
+    return describe(shapely=f"{shapely.__version__} / GEOS {shapely.geos_version_string}",
+                    geopandas=geopandas.__version__, pyproj=f"{pyproj.__version__} / PROJ {pyproj.proj_version_str}",
+                    numpy=np.__version__)
 
 
 def save(path: str, parent, grids, codes) -> None:

@@ -57,6 +57,7 @@ from pathlib import Path
 
 import numpy as np
 import shapely
+from machine import describe, loadavg  # noqa: E402  (bench/ is on sys.path when run)
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
@@ -493,34 +494,14 @@ def profile(settings, password: str, categories: list[str], points: np.ndarray, 
 # --------------------------------------------------------------------------------------------
 
 
-def loadavg() -> str:
-    """1-minute load average: other work on the machine skews every figure here."""
-    try:
-        return Path("/proc/loadavg").read_text().split()[0]
-    except OSError:
-        return "?"
-
-
 def machine() -> str:
     import fastapi
     import httpx
     import sqlalchemy
     import uvicorn
 
-    cpu = "?"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:
-        usable = os.cpu_count()
-    return (f"Machine: {os.cpu_count()} CPUs ({usable} usable), {cpu}; {platform.system()} {platform.release()}; "
-            f"load average {loadavg()}\n"
-            f"Python {platform.python_version()}; uvicorn {uvicorn.__version__}; fastapi {fastapi.__version__}; "
-            f"sqlalchemy {sqlalchemy.__version__}; httpx {httpx.__version__} (client and server share the machine)")
+    return describe(uvicorn=uvicorn.__version__, fastapi=fastapi.__version__, sqlalchemy=sqlalchemy.__version__,
+                    httpx=f"{httpx.__version__} (client and server share the machine)")
 
 
 def main(argv=None) -> int:

@@ -49,6 +49,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from geogrid.routing import PointRouter  # noqa: E402
+from machine import describe, loadavg  # noqa: E402  (bench/ is on sys.path when run)
 
 REAL = Path(__file__).resolve().parents[2] / "shared/data/real/zhejiang"
 CENTRE = (120.3, 30.2)
@@ -356,34 +357,12 @@ def postgis_check(layers: list[tuple[str, np.ndarray, np.ndarray, PointRouter, n
 # --------------------------------------------------------------------------------------------
 
 
-def loadavg() -> str:
-    """1-minute load average: other work on the machine skews every figure here."""
-    try:
-        return Path("/proc/loadavg").read_text().split()[0]
-    except OSError:
-        return "?"
-
-
 def machine() -> str:
     import geopandas
     import scipy
 
-    cpu = "?"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:
-        usable = os.cpu_count()
-    return (f"Machine: {os.cpu_count()} CPUs ({usable} usable), {cpu}; {platform.system()} {platform.release()}; "
-            f"load average {loadavg()}\n"
-            f"Python {platform.python_version()}; numpy {np.__version__}; scipy {scipy.__version__}; "
-            f"shapely {shapely.__version__} / GEOS {shapely.geos_version_string}; geopandas {geopandas.__version__}")
+    return describe(numpy=np.__version__, scipy=scipy.__version__,
+                    shapely=f"{shapely.__version__} / GEOS {shapely.geos_version_string}", geopandas=geopandas.__version__)
 
 
 def main(argv=None) -> int:

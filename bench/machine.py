@@ -1,0 +1,34 @@
+"""What every benchmark prints first: the machine, its load, and the versions that matter."""
+
+from __future__ import annotations
+
+import os
+import platform
+from pathlib import Path
+
+
+def loadavg() -> str:
+    """1-minute load average: other work on the machine skews every figure."""
+    try:
+        return Path("/proc/loadavg").read_text().split()[0]
+    except OSError:
+        return "?"
+
+
+def describe(**versions: str) -> str:
+    """A two-line description: CPUs, model, OS, load; Python and the given versions."""
+    cpu = "?"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:
+        usable = os.cpu_count()
+    listed = "; ".join(f"{name} {version}" for name, version in versions.items())
+    return (f"Machine: {os.cpu_count()} CPUs ({usable} usable), {cpu}; {platform.system()} {platform.release()}; "
+            f"load average {loadavg()}\nPython {platform.python_version()}; {listed}")
