@@ -88,7 +88,8 @@ class Settings(BaseSettings):
                            "base map. Use WGS84 tiles: GCJ-02 tiles (Amap, Tencent) put grids hundreds of metres off.")
     map_attribution: str = "© OpenStreetMap contributors"
     supervision_hotline: str = Field(default="12345", description="监督电话 shown on the public grid board")
-    map_simplify_m: float = Field(default=2.0, description="Display simplification of boundaries, metres")
+    map_simplify_m: float = Field(default=5.0, description="Display simplification of boundaries, metres (edits "
+                                  "and lookups always use the stored boundaries)")
     cors_origins: list[str] = Field(default_factory=lambda: ["*"], description="Origins allowed to call the API from "
                                     "a browser (exported planner maps open from disk); [] turns CORS off")
     language: str = Field(default="zh", description="Default language of user-facing labels: zh or en.")

@@ -46,8 +46,9 @@ def render(session: Session, settings: Settings, *, area: str, layer: str = "com
     for row in grids.itertuples():
         persons = [[ref(p["role_name"]), p.get("name", ""), p.get("phone", ""), p.get("photo_url", ""), ref(p["duties"])]
                    for p in posts.get(int(row.area_id), [])]
-        # "search" is written by leaflet-search with innerHTML: escaped here (the board escapes the rest).
-        props.append({"code": row.code, "name": row.name, "search": esc(f"{row.code} {row.name}"), "p": persons})
+        # Codes are digits: safe for leaflet-search, which writes them with innerHTML; the board
+        # escapes the rest itself.
+        props.append({"code": row.code, "name": row.name, "p": persons})
     if len(villages):
         folium.GeoJson(
             feature_collection(for_display(villages.geometry.array, settings.map_simplify_m),
@@ -59,7 +60,7 @@ def render(session: Session, settings: Settings, *, area: str, layer: str = "com
         style_function=lambda f: {"color": "#2b83ba", "weight": 1, "fillColor": "#abdda4", "fillOpacity": 0.25},
         highlight_function=lambda f: {"weight": 3, "fillOpacity": 0.45})
     board.add_to(m)
-    plugins.Search(layer=board, search_label="search", placeholder=t["search_placeholder"], collapsed=False,
+    plugins.Search(layer=board, search_label="code", placeholder=t["search_code"], collapsed=False,
                    position="topright").add_to(m)
     plugins.LocateControl(strings={"title": t["find"]}, flyTo=True).add_to(m)
     m.add_child(Board(m, board, strings, t, hotline=settings.supervision_hotline))

@@ -273,7 +273,7 @@ def check_english(page, kind: str, w) -> None:
         assert page.locator("#geogrid-save-btn").inner_text() == "Save to the service"
     elif kind == "public":
         assert "Grids" in controls and "Parent boundaries" in controls and "网格" not in controls
-        assert page.locator(".leaflet-control-search input").get_attribute("placeholder") == "Grid code or name"
+        assert page.locator(".leaflet-control-search input").get_attribute("placeholder") == "Grid code"
     else:
         assert f"Incidents ({len(w.incidents)})" in controls and "Incident heat map" in controls
         legend = page.locator(".geogrid-legend").inner_text()
