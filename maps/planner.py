@@ -228,7 +228,7 @@ class SavePanel(branca.element.MacroElement):
             };
             grids.on('click', function(e) {
                 var f = e.layer.feature; selected = f.properties.code; version = null;
-                document.getElementById('geogrid-selected').textContent = selected;
+                document.getElementById('geogrid-selected').textContent = selected + ' …';  // until its boundary is here
                 drawn.clearLayers();
                 // The stored boundary, not the simplified one on display: saving an untouched
                 // shape must not move the grid's edges.
@@ -241,7 +241,10 @@ class SavePanel(branca.element.MacroElement):
                     });
                     document.getElementById('geogrid-selected').textContent =
                         full.properties.code + ' ' + full.properties.name;
-                }).catch(function(err) { status(String(err)); });
+                }).catch(function(err) {
+                    document.getElementById('geogrid-selected').textContent = selected;
+                    status(String(err));
+                });
             });
             function explain(r, j) {
                 var lines = [r.status + ' ' + (j.detail || '')];

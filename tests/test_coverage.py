@@ -27,6 +27,15 @@ GEOGRID = str(Path(sys.executable).with_name("geogrid"))
 VILLAGE_W, VILLAGE_E, TOWN = "339901100001", "339901100002", "339901100"
 
 
+
+
+def jurisdiction_today() -> dt.date:
+    """The service judges posts on the jurisdiction's date (Asia/Shanghai), not the host's."""
+    from geogrid.areas import local_today
+    from geogrid.settings import Settings
+
+    return local_today(Settings())
+
 def geod_area(geom: shapely.Geometry) -> float:
     """Area on the WGS84 ellipsoid in m², independent of the engine's projection."""
     return abs(GEOD.geometry_area_perimeter(shapely.orient_polygons(geom))[0])
@@ -654,7 +663,7 @@ def appoint(client, person: int, area: str, role: str, start: dt.date, end: dt.d
 
 
 def test_responsibility_gaps_and_size_outliers(client, town, engine):
-    today = dt.date.today()
+    today = jurisdiction_today()
     households = [None, 350, 400, 299, 501, 300, 500, 420, 380]
     g = add_grids(client, VILLAGE_W, strips(9), grid_codes(VILLAGE_W, 9), households=households)
     far = add_grids(client, VILLAGE_E, [shapely.box(120.02, 30.0, 120.04, 30.04)], grid_codes(VILLAGE_E, 1))[0]
@@ -705,7 +714,7 @@ def test_responsibility_gaps_and_size_outliers(client, town, engine):
                                                   households_range=(200, 600)))
     with db.transaction(engine) as session:
         other = coverage_runs.run(session, VILLAGE_W, "comprehensive", options, subtree=False, store=False,
-                                  today=dt.date.today())
+                                  today=jurisdiction_today())
     assert {f["properties"]["kind"] for f in other["problems"]["features"]} == {"no_responsible"}
     assert "id" not in other
 
@@ -984,7 +993,7 @@ def test_cli_coverage(client, town, settings, tmp_path):
     # a clean village: one staffed grid of 400 households covers it
     east = add_grids(client, VILLAGE_E, [shapely.box(120.02, 30.0, 120.04, 30.04)], grid_codes(VILLAGE_E, 1),
                      households=400)[0]
-    start = dt.date.today() - dt.timedelta(days=100)
+    start = jurisdiction_today() - dt.timedelta(days=100)
     appoint(client, client.post("/api/persons", json={"name": "书记"}).json()["id"], east, "grid_leader", start)
     appoint(client, client.post("/api/persons", json={"name": "网格员"}).json()["id"], east, "grid_worker_fulltime", start)
     staffed = cli("coverage", VILLAGE_E, "--out", str(tmp_path / "none.geojson"), settings=settings)
@@ -1001,7 +1010,7 @@ def test_cli_coverage(client, town, settings, tmp_path):
 
 
 def test_the_only_worker_leaving_soon_is_announced(client, town):
-    today = dt.date.today()
+    today = jurisdiction_today()
     code = add_grids(client, VILLAGE_W, [shapely.box(120.0, 30.0, 120.02, 30.04)], grid_codes(VILLAGE_W, 1))[0]
     leader = client.post("/api/persons", json={"name": "书记"}).json()["id"]
     worker = client.post("/api/persons", json={"name": "网格员"}).json()["id"]
@@ -1014,7 +1023,7 @@ def test_the_only_worker_leaving_soon_is_announced(client, town):
 
 
 def test_an_overloaded_person_is_reported_once_per_run(client, town):
-    today = dt.date.today()
+    today = jurisdiction_today()
     west = add_grids(client, VILLAGE_W, strips(3), grid_codes(VILLAGE_W, 3))
     east = add_grids(client, VILLAGE_E, strips(3, (120.02, 30.0, 120.04, 30.04)), grid_codes(VILLAGE_E, 3))
     worker = client.post("/api/persons", json={"name": "网格员"}).json()["id"]

@@ -600,8 +600,9 @@ def click_grid(page, geom: shapely.Geometry, code: str | None = None) -> str:
         const p = map.latLngToContainerPoint([lat, lng]), r = map.getContainer().getBoundingClientRect();
         return [r.left + p.x, r.top + p.y]; }""", [target.y, target.x])
     page.mouse.click(*xy)
-    if code:
-        page.wait_for_function("(c) => document.getElementById('geogrid-selected').textContent.startsWith(c)", arg=code)
+    if code:  # the panel fetches the stored boundary: wait until it has it (or said why not)
+        page.wait_for_function("(c) => { const t = document.getElementById('geogrid-selected').textContent;"
+                               " return t.startsWith(c) && !t.endsWith('…'); }", arg=code)
     else:
         page.wait_for_timeout(300)
     return page.locator("#geogrid-selected").inner_text()
