@@ -422,7 +422,8 @@ def serve(
 
     settings = get_settings()
     _run(ensure_database)
-    uvicorn.run(create_app(settings), host=host or settings.host, port=port or settings.port)
+    # A long keep-alive: uvicorn's 5 s default can close a connection just as a busy client reuses it.
+    uvicorn.run(create_app(settings), host=host or settings.host, port=port or settings.port, timeout_keep_alive=75)
 
 
 @app.command("demo")

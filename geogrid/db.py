@@ -36,7 +36,9 @@ def get_engine(settings: Settings | None = None) -> Engine:
     return _engine_for(resolve_url(settings or get_settings()))
 
 
+@lru_cache(maxsize=8)
 def sessionmaker_for(engine: Engine) -> sessionmaker[Session]:
+    """One factory per engine (building one costs more than a request's own work)."""
     return sessionmaker(engine, expire_on_commit=False)
 
 
