@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from urllib.parse import quote
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, RedirectResponse
 from sqlalchemy import text
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 
@@ -119,6 +120,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.exception_handler(GeogridError)
     async def geogrid_error(request: Request, exc: GeogridError):
+        if (exc.status == 401 and request.method == "GET" and request.url.path.startswith("/maps/")
+                and "text/html" in request.headers.get("accept", "")):
+            # A person in a browser: to the login form, and back to the map afterwards.
+            target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+            return RedirectResponse(f"/maps/login?next={quote(target, safe='/')}", status_code=303)
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
         if exc.status == 429:
             headers = {"Retry-After": str(exc.extra.get("retry_after", 60))}
