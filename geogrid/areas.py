@@ -693,14 +693,16 @@ def frame(session: Session, f: AreaFilter, *, with_notes: bool = True, with_ids:
 # --------------------------------------------------------------------------- point lookup
 
 
-def locate(session: Session, lon: float, lat: float, *, at: dt.datetime | None, day: dt.date, lang: str = "zh") -> list[dict]:
+def locate(session: Session, lon: float, lat: float, *, at: dt.datetime | None, day: dt.date, lang: str = "zh",
+           internal: bool = False) -> list[dict]:
     """Every area (all layers, all levels) whose boundary covers the point at ``at``.
 
     A point on a shared boundary is covered by every area that shares it: all are
     returned with ``on_boundary`` true, and per layer and level exactly one is
     ``primary``: an area whose interior holds the point if there is one, else the one
     with the lowest code (codes run west to east, north to south, so ties go to the
-    north-western grid). Routing uses the primary.
+    north-western grid). Routing uses the primary. ``internal`` adds the areas' ids and
+    the persons' unpublished fields, for routing; never for a public answer.
     """
     label = _label(lang)
     rows = session.execute(text(f"""
@@ -718,7 +720,7 @@ def locate(session: Session, lon: float, lat: float, *, at: dt.datetime | None, 
     """), {"lon": lon, "lat": lat, "at": at}).mappings().all()
     from geogrid.people import responsible_persons
 
-    persons = responsible_persons(session, [r["id"] for r in rows], day, lang=lang)
+    persons = responsible_persons(session, [r["id"] for r in rows], day, lang=lang, public_only=not internal)
     out, seen = [], set()
     for r in rows:
         group = (r["layer_key"], r["level_key"])
@@ -727,6 +729,7 @@ def locate(session: Session, lon: float, lat: float, *, at: dt.datetime | None, 
             "layer": r["layer_key"], "layer_name": r["layer_name"], "parent": r["parent"],
             "boundary_version": r["boundary_version"], "on_boundary": r["on_boundary"],
             "primary": group not in seen, "persons": persons.get(r["id"], []),
+            **({"id": r["id"]} if internal else {}),
         })
         seen.add(group)
     return out

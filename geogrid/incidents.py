@@ -88,8 +88,8 @@ def categories(session: Session) -> dict[str, dict]:
     return {r["key"]: dict(r) for r in rows}
 
 
-def _category(session: Session, key: str | None, problems: list[Problem]) -> dict | None:
-    known = categories(session)
+def _category(session: Session, key: str | None, problems: list[Problem], known: dict | None = None) -> dict | None:
+    known = known if known is not None else categories(session)
     if key not in known:
         problems.append(Problem(f"unknown category {key!r}; known: {', '.join(known)}", field="category"))
         return None
@@ -102,21 +102,18 @@ def _category(session: Session, key: str | None, problems: list[Problem]) -> dic
 def route(session: Session, lon: float, lat: float, category: dict, *, at: dt.datetime | None,
           day: dt.date, lang: str = "zh") -> dict:
     """Where an incident at (lon, lat) of ``category`` goes (see the module docstring)."""
-    found = areas.locate(session, lon, lat, at=at, day=day, lang=lang)
+    found = areas.locate(session, lon, lat, at=at, day=day, lang=lang, internal=True)
     layer = category["layer_key"]
     grids = [r for r in found if r["primary"] and r["layer"] == layer]
     admin = [r for r in found if r["primary"] and r["layer"] == ADMIN_LAYER]
     if grids:
         grid = grids[-1]  # locate orders by level rank: the last is the finest
-        ids = _ids(session, [grid["code"]])
         return {"kind": "grid", "grid": _brief(grid), "authority": _brief(grid), "nearest_grid": None,
-                "grid_id": ids[grid["code"]], "authority_id": ids[grid["code"]],
-                "responsible": _responsible(session, ids[grid["code"]], day, lang)}
+                "grid_id": grid["id"], "authority_id": grid["id"], "responsible": _snapshot(grid["persons"])}
     if not admin:
         raise GeogridError(f"point {lon:.7f}, {lat:.7f} is outside the jurisdiction: no area contains it",
                            problems=[Problem("outside the jurisdiction", field="location", location=(lon, lat))])
     authority = admin[-1]
-    ids = _ids(session, [authority["code"]])
     # The index finds candidates by distance in degrees; metres decide (a degree of
     # longitude is shorter than one of latitude away from the equator).
     nearest = session.execute(text("""
@@ -127,10 +124,10 @@ def route(session: Session, lon: float, lat: float, category: dict, *, at: dt.da
         ORDER BY m, code LIMIT 1
     """), {"lon": lon, "lat": lat, "layer": layer, "at": at}).first()
     return {"kind": "blind_spot", "grid": None, "authority": _brief(authority), "grid_id": None,
-            "authority_id": ids[authority["code"]],
+            "authority_id": authority["id"],
             "nearest_grid": {"code": nearest.code, "name": nearest.name, "distance_m": round(nearest.m, 1)}
             if nearest else None,
-            "responsible": _responsible(session, ids[authority["code"]], day, lang)}
+            "responsible": _snapshot(authority["persons"])}
 
 
 def _brief(found: dict) -> dict:
@@ -141,24 +138,18 @@ def _ids(session: Session, codes: list[str]) -> dict[str, int]:
     return dict(session.execute(text("SELECT code, id FROM area WHERE code = ANY(:c)"), {"c": codes}).all())
 
 
-def _responsible(session: Session, area_id: int, day: dt.date, lang: str) -> list[dict]:
-    """Everyone holding a responsible post in the area that day (internal: all fields)."""
-    label = "name_en" if lang == "en" else "name_zh"
-    rows = session.execute(text(f"""
-        SELECT p.id AS person_id, p.name, p.phone, s.role_key AS role, r.{label} AS role_name
-        FROM assignment s JOIN person p ON p.id = s.person_id JOIN role r ON r.key = s.role_key
-        WHERE s.area_id = :a AND s.period @> CAST(:day AS date) AND r.responsible
-        ORDER BY r.rank, p.id
-    """), {"a": area_id, "day": day}).mappings()
-    return [dict(r) for r in rows]
+def _snapshot(posts: list[dict]) -> list[dict]:
+    """What an incident keeps of the persons responsible when it was routed (internal)."""
+    return [{k: p[k] for k in ("person_id", "name", "phone", "role", "role_name")} for p in posts if p["responsible"]]
 
 
 # --------------------------------------------------------------------------- intake
 
 
-def _validate(session: Session, data: dict, settings: Settings, now: dt.datetime) -> tuple[dict, list[Problem]]:
+def _validate(session: Session, data: dict, settings: Settings, now: dt.datetime,
+              known: dict | None = None) -> tuple[dict, list[Problem]]:
     problems: list[Problem] = []
-    category = _category(session, data.get("category"), problems)
+    category = _category(session, data.get("category"), problems, known)
     channel = data.get("channel") or "public_web"
     if channel not in CHANNELS:
         problems.append(Problem(f"unknown channel {channel!r}; known: {', '.join(CHANNELS)}", field="channel"))
@@ -558,10 +549,11 @@ def import_incidents(session: Session, records: list[dict], settings: Settings, 
     if not records:
         raise GeogridError("no incidents to import")
     now = dt.datetime.now(dt.UTC)
+    known = categories(session)  # once, not once a row
     cleaned, problems = [], []
     keys = set()
     for i, data in enumerate(records):
-        clean, found = _validate(session, data, settings, now)
+        clean, found = _validate(session, data, settings, now, known)
         for p in found:
             p.index, p.unit = i, "row"
         problems += found
@@ -604,6 +596,7 @@ def import_incidents(session: Session, records: list[dict], settings: Settings, 
                     routes[i] = {"kind": "grid", "grid_id": ids[code], "authority_id": ids[code], "nearest_grid": None,
                                  "grid": {"code": code}, "authority": {"code": code}}
     done = 0
+    by_day: dict[dt.date, list[int]] = {}
     for i, c in enumerate(cleaned):
         day = c["occurred_at"].astimezone(tz).date()
         if routes[i] is None:
@@ -612,10 +605,15 @@ def import_incidents(session: Session, records: list[dict], settings: Settings, 
             except GeogridError as exc:
                 problems.append(Problem(exc.message, field="location", index=i, location=c["point"], unit="row"))
         else:
-            routes[i]["responsible"] = _responsible(session, routes[i]["grid_id"], day, "zh")
+            by_day.setdefault(day, []).append(i)
         done += 1
         if progress and done % 1000 == 0:
             progress(1000)
+    for day, members in by_day.items():  # one query a day for the persons in post, not one a row
+        posts = people.responsible_persons(session, sorted({routes[i]["grid_id"] for i in members}), day,
+                                           public_only=False)
+        for i in members:
+            routes[i]["responsible"] = _snapshot(posts.get(routes[i]["grid_id"], []))
     if problems:
         raise GeogridError(f"{len(problems)} of {len(records)} rows rejected; nothing was imported", problems=problems)
     params = []

@@ -317,15 +317,18 @@ def responsible_persons(session: Session, area_ids: Sequence[int], day: dt.date,
         return {}
     label = "name_en" if lang == "en" else "name_zh"
     rows = session.execute(text(f"""
-        SELECT s.area_id, s.role_key, r.{label} AS role_name, r.rank, s.duties, s.start_date, s.end_date,
-               p.name, p.phone, p.photo_url, p.name_public, p.phone_public, p.photo_public
+        SELECT s.area_id, s.role_key, r.{label} AS role_name, r.rank, r.responsible, s.duties, s.start_date,
+               s.end_date, p.id AS person_id, p.name, p.phone, p.photo_url, p.name_public, p.phone_public,
+               p.photo_public
         FROM assignment s JOIN person p ON p.id = s.person_id JOIN role r ON r.key = s.role_key
         WHERE s.area_id = ANY(:ids) AND s.period @> CAST(:day AS date)
         ORDER BY s.area_id, r.rank, p.id
     """), {"ids": list(area_ids), "day": day}).mappings()
     out: dict[int, list[dict]] = defaultdict(list)
     for r in rows:
-        shown = public_fields(r) if public_only else {"name": r["name"], "phone": r["phone"], "photo_url": r["photo_url"]}
+        shown = public_fields(r) if public_only else {
+            "person_id": r["person_id"], "name": r["name"], "phone": r["phone"], "photo_url": r["photo_url"],
+            "responsible": r["responsible"]}
         out[r["area_id"]].append({"role": r["role_key"], "role_name": r["role_name"], "duties": r["duties"],
                                   "since": r["start_date"], **shown})
     return out
