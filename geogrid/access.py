@@ -289,18 +289,20 @@ def login(session: Session, username: str, password: str, ttl: dt.timedelta) -> 
 
 
 def principal_for_token(session: Session, token: str) -> Principal | None:
+    # One round trip: this runs on every authenticated request.
     row = session.execute(text("""
-        SELECT ac.id, ac.username FROM api_token t JOIN account ac ON ac.id = t.account_id
+        SELECT ac.id, ac.username,
+               coalesce(json_agg(json_build_array(g.role, g.area_id, a.code, g.department) ORDER BY g.id)
+                        FILTER (WHERE g.id IS NOT NULL), '[]') AS grants
+        FROM api_token t JOIN account ac ON ac.id = t.account_id
+        LEFT JOIN role_grant g ON g.account_id = ac.id LEFT JOIN area a ON a.id = g.area_id
         WHERE t.token_hash = :h AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > now())
           AND ac.active
+        GROUP BY ac.id
     """), {"h": _digest(token)}).first()
     if row is None:
         return None
-    grants = session.execute(text("""
-        SELECT g.role, g.area_id, a.code, g.department FROM role_grant g LEFT JOIN area a ON a.id = g.area_id
-        WHERE g.account_id = :a ORDER BY g.id
-    """), {"a": row.id}).all()
-    return Principal(row.id, row.username, tuple(Grant(*g) for g in grants))
+    return Principal(row.id, row.username, tuple(Grant(*g) for g in row.grants))
 
 
 def logout(session: Session, token: str) -> None:
