@@ -71,13 +71,12 @@ def _apply(transformer: pyproj.Transformer, geoms):
 
 def _polygonal(geoms: np.ndarray) -> np.ndarray:
     """Keep the polygonal parts of each geometry (intersections also yield lines and points)."""
-    out = np.empty(len(geoms), dtype=object)
-    for i, g in enumerate(geoms):
-        if g is None or g.is_empty or g.geom_type in ("Polygon", "MultiPolygon"):
-            out[i] = g
-        else:
-            parts = [p for p in shapely.get_parts(g) if p.geom_type in ("Polygon", "MultiPolygon")]
-            out[i] = shapely.union_all(parts) if parts else shapely.Polygon()
+    out = np.asarray(geoms, dtype=object).copy()
+    # Only collections need work (vectorised test first: this runs on whole layers).
+    mixed = np.flatnonzero(~np.isin(shapely.get_type_id(out), (-1, 3, 6)) & ~shapely.is_empty(out))
+    for i in mixed:
+        parts = [p for p in shapely.get_parts(out[i]) if p.geom_type in ("Polygon", "MultiPolygon")]
+        out[i] = shapely.union_all(parts) if parts else shapely.Polygon()
     return out
 
 
@@ -130,7 +129,7 @@ def check_coverage(
                          "geometry": geom, "point": (round(point.x, 7), round(point.y, 7)), **extra})
 
     # Invalid geometries: reported, then mended so that the rest of the check can run.
-    missing = np.array([g is None or g.is_empty for g in kids], dtype=bool)
+    missing = shapely.is_missing(kids) | shapely.is_empty(kids)
     kids[missing] = shapely.Polygon()
     polygonal = np.isin(shapely.get_type_id(kids), (3, 6)) | missing
     valid = shapely.is_valid(kids) & polygonal & ~missing
