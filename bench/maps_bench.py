@@ -201,10 +201,6 @@ def main() -> int:
 
     base = Settings()
     cluster.up(base)
-    for name in cluster.databases(base, DB_PREFIX):  # left behind by killed runs
-        pid = name.removeprefix(DB_PREFIX)
-        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
-            cluster.drop_database(base, name)
     name = f"{DB_PREFIX}{os.getpid()}"
     out_dir = Path(tempfile.mkdtemp(prefix="maps_bench_"))
     rows, ok = [], True
@@ -218,7 +214,7 @@ def main() -> int:
         print(f"synthetic town: {len(grids):,} grids, {int(shapely.get_num_coordinates(grids).sum()):,} vertices, "
               f"mean {args.cell_m2:,.0f} m², vertex every {args.densify:g} m, jitter {args.jitter:g} m; "
               f"valid {valid}, edge-matched {coverage_ok} ({built:.1f} s)")
-        url = cluster.create_database(base, name, drop_existing=True)
+        name, url = cluster.process_database(base, DB_PREFIX)
         db.migrate(url)
         common = {"database_url": url, "state_dir": base.state_dir, "map_tiles": "none"}
         t = time.perf_counter()

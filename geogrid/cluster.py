@@ -473,3 +473,14 @@ def databases(settings: Settings, prefix: str = "") -> list[str]:
     with _connect(database_url(settings), "postgres") as conn:
         rows = conn.execute("SELECT datname FROM pg_database WHERE starts_with(datname, %s) ORDER BY 1", (prefix,))
         return [r[0] for r in rows]
+
+
+def process_database(settings: Settings, prefix: str) -> tuple[str, str]:
+    """A fresh database ``<prefix><pid>`` for this process (tests, benchmarks), after
+    dropping those left behind by processes that no longer run. Returns (name, url)."""
+    for name in databases(settings, prefix):
+        pid = name.removeprefix(prefix)
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            drop_database(settings, name)
+    name = f"{prefix}{os.getpid()}"
+    return name, create_database(settings, name, drop_existing=True)

@@ -300,8 +300,3 @@ class SavePanel(branca.element.MacroElement):
         self.map_name, self.drawn_name, self.grids_name = self.m.get_name(), self.drawn.get_name(), self.grids.get_name()
         super().render(**kwargs)
 
-
-def api_meta(base_url: str) -> folium.Element:
-    """Where a saved (standalone) page sends its edits."""
-    return folium.Element(f'<meta name="geogrid-api" content="{esc(base_url)}"/>')
-

@@ -5,7 +5,6 @@ the FastAPI app on top of it. Nothing is mocked."""
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -33,12 +32,7 @@ SEEDED = {"level": "province city county town village grid microgrid",
 def settings() -> Iterator[Settings]:
     base = Settings()
     cluster.up(base)
-    for name in cluster.databases(base, TEST_DB_PREFIX):  # left behind by killed runs
-        pid = name.removeprefix(TEST_DB_PREFIX)
-        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
-            cluster.drop_database(base, name)
-    name = f"{TEST_DB_PREFIX}{os.getpid()}"
-    url = cluster.create_database(base, name, drop_existing=True)
+    name, url = cluster.process_database(base, TEST_DB_PREFIX)
     db.migrate(url)
     yield Settings(database_url=url, state_dir=base.state_dir)
     db.get_engine(Settings(database_url=url)).dispose()

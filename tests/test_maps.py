@@ -97,13 +97,8 @@ def _evil_county(session, settings) -> None:
 
 @pytest.fixture(scope="module")
 def world(settings, tmp_path_factory):
-    for name in cluster.databases(settings, DB_PREFIX):  # left behind by killed runs
-        pid = name.removeprefix(DB_PREFIX)
-        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
-            cluster.drop_database(settings, name)
-    name = f"{DB_PREFIX}{os.getpid()}"
     with contextlib.ExitStack() as cleanup:
-        url = cluster.create_database(settings, name, drop_existing=True)
+        name, url = cluster.process_database(settings, DB_PREFIX)
         cleanup.callback(cluster.drop_database, settings, name)
         yield from _build_world(cleanup, url, settings, tmp_path_factory)
 
