@@ -48,6 +48,18 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=64 * 1024 * 1024, description="Largest accepted request body (413 above).")
     token_hours: float = Field(default=8.0, description="Lifetime of a login token.")
     login_per_minute: int = Field(default=10, description="Login attempts a minute per client address (429 above).")
+    login_failures_per_account: int = Field(
+        default=5, description="Failed logins of one account before it must wait (backoff doubles with each further "
+        "failure); counted across every worker and host in PostgreSQL.")
+    login_failures_per_address: int = Field(
+        default=50, description="Failed logins from one client address before it must wait: higher than per account, "
+        "so one attacker behind an office's NAT does not lock the whole office out.")
+    login_backoff_s: float = Field(default=30.0, description="First wait after too many failed logins, seconds.")
+    login_backoff_max_s: float = Field(default=900.0, description="Longest wait after failed logins, seconds.")
+    login_window_s: float = Field(default=900.0, description="Failed logins older than this are forgotten, seconds.")
+    trusted_proxies: list[str] = Field(
+        default_factory=list, description="Addresses of reverse proxies whose X-Forwarded-For/-Proto headers are "
+        "believed (for client addresses in limits and for Secure cookies behind HTTPS); empty: none.")
     default_page_size: int = 100
     max_page_size: int = 1000
 
@@ -63,6 +75,10 @@ class Settings(BaseSettings):
         "Smaller spill-over is accepted and left to the coverage check.",
     )
     timezone: str = "Asia/Shanghai"
+    max_vertices_per_feature: int = Field(
+        default=200_000, description="Most vertices one feature may have (a province outline has ~100,000).")
+    max_vertices_per_request: int = Field(
+        default=5_000_000, description="Most vertices one import or edit may carry in all.")
 
     # --- coverage checks (defaults from published plans; every county sets its own) -----
     sliver_width_m: float = Field(default=2.0, description="Gaps narrower than this are slivers, wider ones blind spots.")
