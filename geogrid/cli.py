@@ -7,6 +7,7 @@ Every expected failure ends with a one-paragraph message on stderr and exit stat
 from __future__ import annotations
 
 import json
+import os
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -327,15 +328,14 @@ def map_(
         params = {"area": area, "lang": lang, "inline": True}
         if kind != "inspector":
             params["layer"] = layer
+        if kind == "planner":  # the service the file saves to: its meta tag and its place in the page's policy
+            params["api"] = api or f"http://{settings.host}:{settings.port}"
         with db.transaction(engine) as session:
             if kind == "public":
                 from geogrid import access
 
                 session.info["principal"] = access.ANONYMOUS
             html = maps.render(kind, session, settings, **params)
-        if kind == "planner":
-            base = api or f"http://{settings.host}:{settings.port}"
-            html = html.replace("<head>", f'<head><meta name="geogrid-api" content="{base}"/>', 1)
         out.write_text(html, encoding="utf-8")
         return len(html.encode())
 
@@ -414,16 +414,45 @@ def user_revoke(username: str, role: str, area: Annotated[Optional[str], typer.O
 def serve(
     host: Annotated[Optional[str], typer.Option(help="Default: GEOGRID_HOST")] = None,
     port: Annotated[Optional[int], typer.Option(help="Default: GEOGRID_PORT")] = None,
+    demo_mode: Annotated[bool, typer.Option(hidden=True)] = False,
 ) -> None:
-    """Run the HTTP API (OpenAPI docs at /docs)."""
+    """Run the HTTP API (OpenAPI docs at /docs). Started as root, it first switches to the
+    unprivileged system user (GEOGRID_DB_SYSTEM_USER), or refuses when that user cannot
+    run it."""
     import uvicorn
 
     from api.app import create_app
 
     settings = get_settings()
     _run(ensure_database)
-    # A long keep-alive: uvicorn's 5 s default can close a connection just as a busy client reuses it.
-    uvicorn.run(create_app(settings), host=host or settings.host, port=port or settings.port, timeout_keep_alive=75)
+    # Everything that needs root or the cluster's password file happens before the switch:
+    # the app's engine holds the URL, and the map assets are on disk.
+    service = create_app(settings)
+    _run(lambda: _drop_root(settings, required=not demo_mode))
+    # A long keep-alive: uvicorn's 5 s default can close a connection just as a busy client
+    # reuses it. Proxy headers are handled inside the app (settings.trusted_proxies), once.
+    uvicorn.run(service, host=host or settings.host, port=port or settings.port, timeout_keep_alive=75,
+                proxy_headers=False)
+
+
+SERVICE_IMPORTS = ("import api.app, maps.planner, maps.inspector, maps.public, pyproj, pyogrio; "
+                   "pyproj.CRS.from_user_input('EPSG:4549')")
+
+
+def _drop_root(settings, *, required: bool) -> None:
+    from geogrid import cluster
+    from maps import assets
+
+    if os.geteuid() != 0:
+        return
+    _run(lambda: assets.ensure_assets(settings))
+    user = cluster.become_service_user(settings, SERVICE_IMPORTS, required=required)
+    if user:
+        typer.echo(f"serving as the unprivileged user {user}")
+    else:
+        typer.secho(f"warning: the demo serves as root because the system user {settings.db_system_user} cannot "
+                    "read this checkout; never expose it beyond this machine (see README, Security)",
+                    fg=typer.colors.YELLOW, err=True)
 
 
 @app.command("demo")
@@ -442,7 +471,7 @@ def demo(
 
     _run(go)
     if serve_after:
-        serve(None, None)
+        serve(None, None, demo_mode=True)
 
 
 def main() -> None:  # pragma: no cover - entry point for python -m

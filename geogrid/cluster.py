@@ -29,6 +29,7 @@ import shutil
 import socket
 import stat
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -366,6 +367,40 @@ def _ensure_database(url: str, name: str, drop_existing: bool = False) -> None:
 
 
 # --- public API -------------------------------------------------------------------
+
+
+def become_service_user(settings: Settings, probe: str, *, required: bool) -> str | None:
+    """Drop root for the service: switch this process to the unprivileged system user
+    that already runs the cluster, after whatever needed root (installing packages,
+    starting the cluster, reading its password, fetching map assets) is done.
+
+    Returns the user switched to, or None when not root. A service must not answer the
+    network as root, so when that user cannot run the code from where it is installed
+    (a checkout under /root, say) this refuses (``required``) or, for the loopback demo,
+    returns None and leaves the caller to warn. The check runs the imports the service
+    needs (``probe``, Python source) as that user in a child process first: a
+    half-switched service would fail on its first lazy import instead.
+    """
+    if os.geteuid() != 0:
+        return None
+    name = _service_user(settings, create=True)
+    entry = pwd.getpwnam(name)
+    try:
+        done = _run([sys.executable, "-c", probe], what=f"running geogrid as {name}", user=name)
+        reason = None
+    except ClusterError as exc:  # the interpreter itself may be out of its reach (pyenv under /root)
+        done, reason = None, str(exc)
+    if done is None:
+        if not required:
+            return None
+        raise ClusterError(f"geogrid will not serve as root, and the system user {name!r} cannot run it from "
+                           f"{Path(sys.executable).parent.parent} ({reason}). Install geogrid where {name} can read "
+                           "it (e.g. /opt/geogrid), or start it as an unprivileged user (see README, Security)")
+    os.setgroups([])
+    os.setgid(entry.pw_gid)
+    os.setuid(entry.pw_uid)
+    os.environ.update(HOME="/nonexistent", USER=name, LOGNAME=name)
+    return name
 
 
 def database_url(settings: Settings, db_name: str | None = None) -> str:
