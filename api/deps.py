@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
@@ -11,7 +11,7 @@ from fastapi import Depends, Header, Query, Request
 from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.orm import Session
 
-from geogrid import access
+from geogrid import access, throttle
 from geogrid.areas import AreaFilter, as_instant
 from geogrid.db import sessionmaker_for
 from geogrid.errors import GeogridError
@@ -158,25 +158,21 @@ def links(request: Request, p: Page, returned: int, matched: int) -> list[dict]:
     return out
 
 
-class RateLimit:
-    """At most ``per_minute`` calls a minute per client address (sliding window, in this
-    process): for the login and, later, anonymous public intake."""
+def client_address(request: Request) -> str:
+    """The client's IP address, for limits. Behind a reverse proxy listed in
+    ``settings.trusted_proxies`` the app's proxy-headers middleware has already put the
+    address that proxy vouched for in its place (see ``api.app.create_app``)."""
+    return request.client.host if request.client else "unknown"
 
-    def __init__(self, per_minute: int):
-        self.per_minute = per_minute
-        self.calls: dict[str, list[float]] = {}
 
-    def __call__(self, request: Request) -> None:
-        import time
+ClientAddress = Annotated[str, Depends(client_address)]
 
-        client = request.client.host if request.client else "unknown"
-        now = time.monotonic()
-        recent = [t for t in self.calls.get(client, []) if now - t < 60.0]
-        if len(recent) >= self.per_minute:
-            retry = int(60 - (now - recent[0])) + 1
-            raise GeogridError(f"too many requests from {client}: at most {self.per_minute} a minute; "
-                               f"retry in {retry} s", status=429, extra={"retry_after": retry})
-        recent.append(now)
-        self.calls[client] = recent
-        if len(self.calls) > 10_000:  # forget idle clients so memory stays bounded
-            self.calls = {k: v for k, v in self.calls.items() if v and now - v[-1] < 60.0}
+
+def rate_limit(name: str, per_minute: Callable[[Settings], int]):
+    """A route dependency: at most ``per_minute(settings)`` requests a minute per client
+    address, counted in PostgreSQL across every worker (429 with Retry-After above)."""
+
+    def check(request: Request, settings: SettingsDep, address: ClientAddress) -> None:
+        throttle.hit(request.app.state.engine, f"{name}:{address}", per_minute(settings), address)
+
+    return check

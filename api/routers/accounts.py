@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response, status
 from fastapi.security import OAuth2PasswordRequestForm
 from pydantic import BaseModel, Field
 
-from api.deps import ADMIN, PageDep, RateLimit, SessionDep, SettingsDep, bearer, links
+from api.deps import ADMIN, ClientAddress, PageDep, SessionDep, SettingsDep, bearer, links
 from geogrid import access
 
 router = APIRouter(prefix="/api", tags=["access"])
@@ -32,15 +32,13 @@ class PasswordIn(BaseModel):
     password: str = Field(min_length=10, max_length=200)
 
 
-def login_limit(request: Request) -> None:
-    limiter = request.app.state.login_limit
-    limiter(request)
-
-
-@router.post("/token", dependencies=[Depends(login_limit)],
-             summary="Log in: username and password (form fields) give a bearer token")
-def token(session: SessionDep, settings: SettingsDep, form: Annotated[OAuth2PasswordRequestForm, Depends()]) -> dict:
-    out = access.login(session, form.username, form.password, dt.timedelta(hours=settings.token_hours))
+@router.post("/token", summary="Log in: username and password (form fields) give a bearer token",
+             description="Throttled per client address and per account name; a refused attempt answers 429 "
+                         "with Retry-After.")
+def token(session: SessionDep, settings: SettingsDep, address: ClientAddress,
+          form: Annotated[OAuth2PasswordRequestForm, Depends()]) -> dict:
+    out = access.login(session, form.username, form.password, dt.timedelta(hours=settings.token_hours),
+                       address=address, settings=settings)
     session.commit()
     return out
 

@@ -7,11 +7,11 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Form, Query, Request, status
+from fastapi import APIRouter, Depends, Form, Query, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.deps import Lang, SessionDep, SettingsDep
+from api.deps import Lang, SessionDep, SettingsDep, rate_limit
 from api.routers.incidents import Reporter
 from geogrid import incidents
 from geogrid.errors import GeogridError
@@ -19,8 +19,7 @@ from geogrid.errors import GeogridError
 router = APIRouter(tags=["public"])
 
 
-def public_limit(request: Request) -> None:
-    request.app.state.public_limit(request)
+public_limit = rate_limit("public", lambda settings: settings.public_reports_per_minute)
 
 
 class PublicReportIn(BaseModel):
