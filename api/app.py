@@ -14,8 +14,9 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, RedirectResponse
 from sqlalchemy import text
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from api.deps import RateLimit
+from api import headers as security_headers
 from api.routers import accounts, areas, coverage, files, incidents, locate, maps, people, public, reference
 from geogrid.db import get_engine
 from geogrid.errors import GeogridError
@@ -100,7 +101,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        app.state.engine = get_engine(settings)
+        # The engine made below, not a new lookup: `geogrid serve` may have given up root,
+        # and with it the right to read the local cluster's password file, since then.
         task = asyncio.create_task(_escalate_periodically(app)) if settings.escalation_interval_s > 0 else None
         yield
         if task is not None:
@@ -112,11 +114,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Grid-based governance (网格化管理): grids and their responsible persons in PostGIS, "
                     "point lookup, import and export. GeoJSON is RFC 7946 (WGS84 lon/lat).",
         lifespan=lifespan,
+        docs_url=None,  # served by api.headers, under the pages' policy
     )
     app.state.settings = settings
     app.state.engine = get_engine(settings)
-    app.state.login_limit = RateLimit(settings.login_per_minute)
-    app.state.public_limit = RateLimit(settings.public_reports_per_minute)
 
     @app.exception_handler(GeogridError)
     async def geogrid_error(request: Request, exc: GeogridError):
@@ -166,6 +167,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                    people.router, reference.router):
         app.include_router(router)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    if settings.trusted_proxies:
+        # The client's address (for limits) and scheme (for Secure cookies) as the reverse
+        # proxy saw them, believed only from the proxies listed; uvicorn's own middleware.
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)
+    security_headers.install(app, settings)  # security headers on every response, /docs included
     if settings.cors_origins:
         # Bearer tokens are never sent by a browser on its own, so a cross-origin page (an
         # exported planner map opened from disk) gains nothing it was not given a token for.

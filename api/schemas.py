@@ -4,11 +4,23 @@ so that every bad boundary gets the same message whatever route it came by."""
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt
 
 Count = Field(default=None, ge=0, le=10_000_000)
+
+
+def _web_address(value: str | None) -> str | None:
+    """Only http(s): a ``javascript:`` or ``data:`` address must never reach a page's src or href."""
+    from maps.base import safe_url
+
+    if value is not None and safe_url(value) is None:
+        raise ValueError("must be an http:// or https:// address")
+    return value
+
+
+WebAddress = Annotated[str | None, AfterValidator(_web_address)]
 
 
 class AreaProperties(BaseModel):
@@ -83,7 +95,7 @@ class PersonIn(BaseModel):
     ref: str | None = Field(default=None, max_length=64, description="Your own reference for this person")
     name: str = Field(min_length=1, max_length=100)
     phone: str | None = Field(default=None, pattern=r"^[0-9+\-() ]{3,32}$")
-    photo_url: str | None = Field(default=None, max_length=500)
+    photo_url: WebAddress = Field(default=None, max_length=500)
     name_public: bool = True
     phone_public: bool = False
     photo_public: bool = False
@@ -96,7 +108,7 @@ class PersonPatch(BaseModel):
     ref: str | None = Field(default=None, max_length=64)
     name: str | None = Field(default=None, min_length=1, max_length=100)
     phone: str | None = Field(default=None, pattern=r"^[0-9+\-() ]{3,32}$")
-    photo_url: str | None = Field(default=None, max_length=500)
+    photo_url: WebAddress = Field(default=None, max_length=500)
     name_public: bool | None = None
     phone_public: bool | None = None
     photo_public: bool | None = None

@@ -3,9 +3,13 @@ colours, display simplification, legends and the final HTML."""
 
 from __future__ import annotations
 
+import base64
+import functools
+import hashlib
 import html
 import json
 import re
+import urllib.parse
 
 import branca
 import folium
@@ -61,7 +65,136 @@ def text(lang: str) -> dict:
 
 
 def esc(value) -> str:
+    """The one escaping of text for HTML built in Python (element text and quoted attributes)."""
     return html.escape("" if value is None else str(value))
+
+
+def safe_url(value) -> str | None:
+    """``value`` if it is an http(s) address, else None: a user's URL never becomes ``javascript:``."""
+    value = (value or "").strip()
+    return value if urllib.parse.urlsplit(value).scheme.lower() in ("http", "https") else None
+
+
+class Helpers(branca.element.MacroElement):
+    """The page's one way of showing user text: ``geogrid.card`` builds popups and tooltips as DOM
+    nodes with textContent, ``geogrid.esc`` escapes what must be an HTML string (the public board).
+    User data reaches the page only as JSON (Jinja's tojson: no raw ``<``, ``>``, ``&``, quote)."""
+
+    _template = branca.element.Template("""
+        {% macro script(this, kwargs) %}
+        window.geogrid = (function() {
+            function esc(s) { return String(s == null ? '' : s).replace(/[&<>"'`]/g, function(c) {
+                return {'&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;', '`': '&#96;'}[c]; }); }
+            function text(tag, value, cls) {
+                var el = document.createElement(tag);
+                if (cls) el.className = cls;
+                el.textContent = value == null ? '' : (typeof value === 'object' ? JSON.stringify(value) : String(value));
+                return el;
+            }
+            function blank(v) { return v == null || v === '' || (Array.isArray(v) && !v.length); }
+            // [title, [label, value, colour], ...] -> a node; a list value becomes a list.
+            function card(spec) {
+                var box = document.createElement('div');
+                box.className = 'geogrid-card';
+                if (!blank(spec[0])) box.appendChild(text('b', spec[0]));
+                spec.slice(1).forEach(function(row) {
+                    if (blank(row[1])) return;
+                    var line = document.createElement('div');
+                    if (!blank(row[0])) line.appendChild(text('b', row[0] + ': '));
+                    if (Array.isArray(row[1])) {
+                        var list = document.createElement('ul');
+                        list.style.margin = '0'; list.style.paddingLeft = '16px';
+                        row[1].forEach(function(v) { list.appendChild(text('li', v)); });
+                        line.appendChild(list);
+                    } else {
+                        var value = line.appendChild(text('span', row[1]));
+                        if (row[2]) { value.style.color = row[2]; value.style.fontWeight = 'bold'; }
+                    }
+                    box.appendChild(line);
+                });
+                return box;
+            }
+            // Tooltip or popup of each feature of a GeoJSON layer: the named fields, or every
+            // property but the excluded ones.
+            function describe(layer, how, fields, aliases, exclude, options) {
+                layer.eachLayer(function(l) {
+                    l[how](function() {
+                        var p = l.feature.properties, keys = fields || Object.keys(p).filter(function(k) {
+                            return exclude.indexOf(k) < 0; });
+                        return card([null].concat(keys.map(function(k, i) {
+                            return [aliases ? aliases[i] : k, p[k]]; })));
+                    }, options);
+                });
+            }
+            function searchTip(value) { return text('li', value); }
+            return {esc: esc, card: card, describe: describe, searchTip: searchTip,
+                    popup: function(spec) { return function() { return card(spec); }; }};
+        })();
+        {% endmacro %}""")
+
+
+class Describe(branca.element.MacroElement):
+    """Tooltips (or popups) of a GeoJSON layer's features, built by ``geogrid.card``."""
+
+    _template = branca.element.Template("""
+        {% macro script(this, kwargs) %}
+        geogrid.describe({{ this.layer.get_name() }}, {{ this.how|tojson }}, {{ this.fields|tojson }},
+                         {{ this.aliases|tojson }}, {{ this.exclude|tojson }}, {{ this.options|tojson }});
+        {% endmacro %}""")
+
+    def __init__(self, layer, *, fields=None, aliases=None, exclude=(), popup: bool = False, **options):
+        super().__init__()
+        self.layer, self.fields, self.aliases, self.exclude = layer, fields, aliases, list(exclude)
+        self.how, self.options = ("bindPopup" if popup else "bindTooltip"), options
+
+
+def describe(layer, **kwargs) -> None:
+    layer.add_child(Describe(layer, **kwargs))
+
+
+class Points(branca.element.MacroElement):
+    """Font Awesome markers in ``group``, each with a popup card: rows are
+    [lat, lon, marker colour, icon name, card]."""
+
+    _template = branca.element.Template("""
+        {% macro script(this, kwargs) %}
+        {{ this.rows|tojson }}.forEach(function(r) {
+            var icon = L.AwesomeMarkers.icon({markerColor: r[2], icon: r[3], prefix: 'fa'});
+            {{ this.group.get_name() }}.addLayer(L.marker([r[0], r[1]], {icon: icon})
+                .bindPopup(geogrid.popup(r[4]), {maxWidth: 300}));
+        });
+        {% endmacro %}""")
+
+    def __init__(self, group, rows):
+        super().__init__()
+        self.group, self.rows = group, rows
+
+
+class Search(plugins.Search):
+    """leaflet-search whose suggestions are text (its own writes them with innerHTML)."""
+
+    _template = branca.element.Template("""
+        {% macro script(this, kwargs) %}
+            var {{ this.get_name() }} = new L.Control.Search({
+                layer: {{ this.layer.get_name() }},
+                propertyName: {{ this.search_label|tojson }},
+                collapsed: {{ this.collapsed|tojson }},
+                textPlaceholder: {{ this.placeholder|tojson }},
+                position: {{ this.position|tojson }},
+                buildTip: geogrid.searchTip,
+                marker: false,
+                moveToLocation: function(latlng, title, map) {
+                    map.flyTo(latlng, map.getBoundsZoom(latlng.layer.getBounds()));
+                }
+            });
+            {{ this.get_name() }}.on('search:locationfound', function(e) { if (e.layer._popup) e.layer.openPopup(); });
+            {{ this._parent.get_name() }}.addControl({{ this.get_name() }});
+        {% endmacro %}""")
+
+    def __init__(self, layer, *, search_label: str, placeholder: str, collapsed: bool = False,
+                 position: str = "topright"):
+        super().__init__(layer, search_label=search_label, geom_type="Polygon", placeholder=placeholder,
+                         collapsed=collapsed, position=position)
 
 
 def new_map(settings: Settings, bounds, lang: str) -> folium.Map:
@@ -71,6 +204,7 @@ def new_map(settings: Settings, bounds, lang: str) -> folium.Map:
     m = folium.Map(tiles=tiles, attr=settings.map_attribution if tiles else None, control_scale=True,
                    prefer_canvas=True, max_zoom=19)
     m.options["maxZoom"] = 19
+    m.add_child(Helpers())  # first: every later script of the page uses it
     x0, y0, x1, y1 = bounds
     m.fit_bounds([[y0, x0], [y1, x1]])
     m.get_root().header.add_child(folium.Element(f'<meta name="geogrid-lang" content="{esc(lang)}"/>'))
@@ -138,7 +272,8 @@ def legend(title: str, items: list[tuple[str, str]]) -> branca.element.MacroElem
 
 def toolbox(m: folium.Map, *, minimap: bool = True) -> None:
     plugins.Fullscreen(position="topleft").add_to(m)
-    plugins.MeasureControl(position="topleft", primary_length_unit="meters", primary_area_unit="sqmeters").add_to(m)
+    # No leaflet-measure: it compiles its templates with new Function(), which the pages'
+    # Content-Security-Policy forbids ('unsafe-eval'). Leaflet.draw shows lengths and areas.
     if minimap:
         plugins.MiniMap(toggle_display=True, tile_layer=None).add_to(m)
 
@@ -146,12 +281,100 @@ def toolbox(m: folium.Map, *, minimap: bool = True) -> None:
 _ESCAPED_CJK = re.compile(r"(?<!\\)\\u((?:4[ef]|[5-9][0-9a-f])[0-9a-f]{2}|30[0-3][0-9a-f]|ff[0-9a-e][0-9a-f])")
 
 
-def page(m: folium.Map, settings: Settings, *, inline: bool, title: str) -> str:
+_SCRIPT = re.compile(r"<script\b([^>]*)>(.*?)</script>", re.S)
+_OPEN_SCRIPT = re.compile(r"<script\b")
+
+
+def page(m: folium.Map, settings: Settings, *, inline: bool, title: str, nonce: str | None = None,
+         connect: tuple[str, ...] = ()) -> str:
+    """The final HTML. Served (``nonce`` given): every script tag carries the nonce of the
+    response's Content-Security-Policy. Standalone (``inline``): the policy travels in a
+    ``<meta>`` with the hashes of the inline scripts. ``connect``: other origins the page
+    may call (an exported planner map's service)."""
     m.get_root().header.add_child(folium.Element(f"<title>{esc(title)}</title>"))
-    html_text = assets.localize(m.get_root().render(), settings, inline=inline)
+    rendered = m.get_root().render()
+    # User text reaches the page only as JSON (tojson: no raw "<") or through esc(), so every
+    # script tag was written by a template: folium's two inline ones (its globals in the
+    # head, the map's bundle) and the libraries'. Anything else would get the nonce below,
+    # so the page is refused instead.
+    inline_scripts = [m for m in _SCRIPT.finditer(rendered) if "src=" not in m.group(1)]
+    if len(inline_scripts) != 2 or len(_OPEN_SCRIPT.findall(rendered)) != len(list(_SCRIPT.finditer(rendered))):
+        raise RuntimeError("the map page holds a script tag no template wrote")
+    html_text = assets.localize(rendered, settings, inline=inline)
     # Folium writes Chinese as \uXXXX escapes (6 bytes a character); as UTF-8 it is 3. Only
     # CJK ideographs and punctuation are unescaped: never quotes, angle brackets or surrogates.
-    return _ESCAPED_CJK.sub(lambda mt: chr(int(mt.group(1), 16)), html_text)
+    html_text = _ESCAPED_CJK.sub(lambda mt: chr(int(mt.group(1), 16)), html_text)
+    if inline:
+        hashes = [script_hash(body) for attrs, body in _SCRIPT.findall(html_text) if "src=" not in attrs]
+        policy = content_security_policy(settings, scripts=hashes, connect=connect, meta=True)
+        html_text = html_text.replace(
+            "<head>", f'<head>\n<meta http-equiv="Content-Security-Policy" content="{esc(policy)}">', 1)
+    elif nonce is not None:
+        html_text = stamp_nonce(html_text, nonce)
+    return html_text
+
+
+def stamp_nonce(html_text: str, nonce: str) -> str:
+    """Give every script tag of a page the service wrote (never one holding user text) a nonce."""
+    return _OPEN_SCRIPT.sub(f'<script nonce="{esc(nonce)}"', html_text)
+
+
+def script_hash(body: str) -> str:
+    return "'sha256-" + base64.b64encode(hashlib.sha256(body.encode("utf-8")).digest()).decode() + "'"
+
+
+@functools.lru_cache(maxsize=16)
+def tile_origins(tiles: str) -> tuple[str, ...]:
+    """The origins a tile layer loads images from: ``settings.map_tiles`` is a URL template
+    or a name folium knows (OpenStreetMap, CartoDB positron...)."""
+    if tiles.lower() == "none":
+        return ()
+    url = tiles if "{" in tiles or "://" in tiles else folium.TileLayer(tiles).tiles
+    parts = urllib.parse.urlsplit(url.replace("{s}", "a"))
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        return ()
+    host = re.sub(r"\{[^}]*\}", "*", urllib.parse.urlsplit(url).netloc.replace("{s}.", "*."))
+    return (f"{parts.scheme}://{host}",)
+
+
+def content_security_policy(settings: Settings, *, scripts=(), connect=(), meta: bool = False) -> str:
+    """The one policy of the service's pages. ``scripts``: nonce or hash sources (none: no
+    script at all). Styles need 'unsafe-inline': Leaflet and folium's templates write style
+    attributes. Images: tiles, data: URIs (inlined icons) and https: (published photos)."""
+    directives = {
+        "default-src": "'none'",
+        "script-src": " ".join(scripts) or "'none'",
+        "style-src": "'self' 'unsafe-inline'",
+        "img-src": " ".join(("'self'", "data:", "blob:", "https:", *tile_origins(settings.map_tiles))),
+        "font-src": "'self' data:",
+        "connect-src": " ".join(("'self'", *connect)),
+        "form-action": "'self'",
+        "object-src": "'none'",
+        "base-uri": "'none'",
+    }
+    if not meta:  # ignored (with a console error) when given in a <meta>
+        directives["frame-ancestors"] = "'none'"
+    return "; ".join(f"{k} {v}" for k, v in directives.items())
+
+
+def nonce_source(nonce: str) -> str:
+    return f"'nonce-{nonce}'"
+
+
+class LogoutButton(branca.element.MacroElement):
+    """On staff maps served by the service: ends the map session (POST /maps/logout)."""
+
+    _template = branca.element.Template("""
+        {% macro html(this, kwargs) %}
+        <form method="post" action="/maps/logout" class="geogrid-logout"
+              style="position:absolute;bottom:24px;right:10px;z-index:1000;margin:0">
+          <button type="submit" style="font-size:12px;padding:3px 8px">{{ this.label|e }}</button>
+        </form>
+        {% endmacro %}""")
+
+    def __init__(self, lang: str):
+        super().__init__()
+        self.label = "Log out" if lang == "en" else "退出登录"
 
 
 def lean(m: folium.Map) -> folium.Map:

@@ -5,6 +5,7 @@ service (as new boundary versions) with the planner's token."""
 
 from __future__ import annotations
 
+import urllib.parse
 
 import branca
 import folium
@@ -16,8 +17,8 @@ from sqlalchemy.orm import Session
 from geogrid import areas, coverage_runs, people
 from geogrid.models import ADMIN_LAYER
 from geogrid.settings import Settings
-from maps.base import (PALETTE, esc, feature_collection, for_display, legend, neighbour_colours, new_map, page, text,
-                       toolbox)
+from maps.base import (PALETTE, LogoutButton, Search, describe, esc, feature_collection, for_display, legend,
+                       neighbour_colours, new_map, page, text, toolbox)
 
 PROBLEM_STYLE = {
     "gap": {"color": "#d7191c", "fillColor": "#d7191c", "fillOpacity": 0.6, "weight": 2},
@@ -32,7 +33,8 @@ PROBLEM_STYLE = {
 
 
 def render(session: Session, settings: Settings, *, area: str, layer: str = "comprehensive", lang: str = "zh",
-           inline: bool = False) -> str:
+           inline: bool = False, nonce: str | None = None, api: str | None = None) -> str:
+    """``api``: the service an exported file saves to (its origin is let through the policy)."""
     t = text(lang)
     parent = areas.get_area(session, area, lang=lang)
     parent_geom = shapely.geometry.shape(parent["geometry"])
@@ -50,25 +52,24 @@ def render(session: Session, settings: Settings, *, area: str, layer: str = "com
         props = []
         for row, colour in zip(part.itertuples(), colours):
             persons = posts.get(int(row.area_id), [])
-            # Folium's tooltip and leaflet-search write these with innerHTML: escaped here.
+            # Plain text: the page shows it with textContent (tooltips, search suggestions).
             props.append({
-                "code": esc(row.code), "name": esc(row.name), "parent": esc(row.parent),
-                "search": esc(f"{row.code} {row.name}"),
+                "code": row.code, "name": row.name, "parent": row.parent, "search": f"{row.code} {row.name}",
                 "households": _int(row.households), "population": _int(row.population),
                 "area_m2": round(float(row.area_m2)), "colour": PALETTE[colour], "layer": net,
-                "persons": esc("、".join(f"{p['role_name']} {p['name']}" for p in persons) or t["none"]),
+                "persons": "、".join(f"{p['role_name']} {p['name']}" for p in persons) or t["none"],
             })
-        group = folium.FeatureGroup(name=f"{t['grids']} · {layer_names.get(net, net)}", show=(net == layer))
+        # Leaflet's layer control writes layer names with innerHTML.
+        group = folium.FeatureGroup(name=esc(f"{t['grids']} · {layer_names.get(net, net)}"), show=(net == layer))
         gj = folium.GeoJson(
-            feature_collection(geoms, props), name=net,
+            feature_collection(geoms, props),
             style_function=lambda f: {"fillColor": f["properties"]["colour"], "color": "#555", "weight": 1,
                                       "fillOpacity": 0.55},
             highlight_function=lambda f: {"weight": 3, "color": "#000"},
-            tooltip=folium.GeoJsonTooltip(
-                fields=["code", "name", "households", "population", "area_m2", "persons"],
-                aliases=[t["code"], t["name"], t["households"], t["population"], f"{t['area']} ({t['m2']})",
-                         t["persons"]], sticky=True),
         )
+        describe(gj, fields=["code", "name", "households", "population", "area_m2", "persons"],
+                 aliases=[t["code"], t["name"], t["households"], t["population"], f"{t['area']} ({t['m2']})",
+                          t["persons"]], sticky=True)
         gj.add_to(group)
         group.add_to(m)
         if net == layer:
@@ -80,7 +81,7 @@ def render(session: Session, settings: Settings, *, area: str, layer: str = "com
         # the grids under it (Leaflet's hit test ignores fill: false).
         folium.GeoJson(
             feature_collection(for_display(admin.geometry.array, settings.map_simplify_m),
-                               [{"code": esc(r.code)} for r in admin.itertuples()]),
+                               [{"code": r.code} for r in admin.itertuples()]),
             style_function=lambda f: {"fill": False, "color": "#222", "weight": 3, "interactive": False},
         ).add_to(parents)
     parents.add_to(m)
@@ -91,8 +92,7 @@ def render(session: Session, settings: Settings, *, area: str, layer: str = "com
                                "rectangle": True, "polygon": {"allowIntersection": False, "showArea": True}},
                  edit_options={"edit": True, "remove": True}).add_to(m)
     if grid_layer is not None:
-        plugins.Search(layer=grid_layer, search_label="search", placeholder=t["search_placeholder"],
-                       collapsed=False, position="topright").add_to(m)
+        Search(grid_layer, search_label="search", placeholder=t["search_placeholder"]).add_to(m)
         m.add_child(SavePanel(m, drawn, grid_layer, t, parent_code=area, layer=layer))
     toolbox(m, minimap=settings.map_tiles.lower() != "none")
     m.add_child(legend(t["legend_planner"], [(c, f"{t['grids']} {i + 1}") for i, c in enumerate(PALETTE[:3])] + [
@@ -100,11 +100,17 @@ def render(session: Session, settings: Settings, *, area: str, layer: str = "com
         (PROBLEM_STYLE["spill_over"]["fillColor"], t["spill"]),
         ("border:3px dashed #d7191c", t["responsibility"])]))
     folium.LayerControl(collapsed=False).add_to(m)
-    return page(m, settings, inline=inline, title=f"{parent['properties']['name']} · {t['grids']}")
+    if not inline:
+        m.add_child(LogoutButton(lang))
+    if api:
+        m.get_root().header.add_child(folium.Element(f'<meta name="geogrid-api" content="{esc(api)}"/>'))
+    return page(m, settings, inline=inline, title=f"{parent['properties']['name']} · {t['grids']}", nonce=nonce,
+                connect=_origin(api))
 
 
-def _blank(value) -> bool:
-    return value is None or (isinstance(value, list | str) and len(value) == 0)
+def _origin(url: str | None) -> tuple[str, ...]:
+    parts = urllib.parse.urlsplit(url or "")
+    return (f"{parts.scheme}://{parts.netloc}",) if parts.scheme in ("http", "https") and parts.netloc else ()
 
 
 def _int(value):
@@ -115,11 +121,7 @@ def _labels(part, geoms, t) -> folium.FeatureGroup:
     """Codes at the grids' label points; shown only when zoomed in enough to read them."""
     group = folium.FeatureGroup(name=t["labels"], show=True)
     points = shapely.point_on_surface(np.asarray(geoms, dtype=object))
-    for code, p in zip(part["code"], points):
-        folium.Marker([p.y, p.x], icon=folium.DivIcon(
-            html=f'<div class="geogrid-label" style="font-size:10px;color:#222;white-space:nowrap;'
-                 f'transform:translate(-50%,-50%);text-shadow:0 0 2px #fff">{esc(code[-3:])}</div>',
-            icon_size=(0, 0))).add_to(group)
+    group.add_child(Labels(group, [[round(p.y, 6), round(p.x, 6), code[-3:]] for code, p in zip(part["code"], points)]))
     group.add_child(ZoomGate(group, min_zoom=15))
     return group
 
@@ -137,26 +139,42 @@ def _problems(session: Session, settings: Settings, m: folium.Map, area: str, la
         "no_responsible": t["responsibility"], "expiring": t["responsibility"],
         "size_outlier": t["size"], "area_outlier": t["size"],
     }
-    made: dict[str, folium.FeatureGroup] = {}
+    made: dict[str, list[dict]] = {}
     for f in features:
-        kind = f["properties"]["kind"]
-        if f.get("geometry") is None:
-            continue
-        label = groups.get(kind, t["invalid"])
-        group = made.setdefault(label, folium.FeatureGroup(name=label, show=True))
-        props = f["properties"]
-        summary = "<br>".join(f"<b>{esc(k)}</b>: {esc(v)}" for k, v in props.items()
-                              if k != "parent" and not _blank(v))
-        if f["geometry"]["type"] == "Point":
-            x, y = f["geometry"]["coordinates"][:2]
-            folium.CircleMarker([y, x], radius=7, color="#000", fill=True, fill_opacity=0.8,
-                                popup=folium.Popup(summary, max_width=320)).add_to(group)
-        else:
-            style = PROBLEM_STYLE.get(kind, {"color": "#000", "weight": 2, "fillOpacity": 0.3})
-            folium.GeoJson(f, style_function=lambda _f, s=style: s,
-                           popup=folium.Popup(summary, max_width=320)).add_to(group)
-    for group in made.values():
+        if f.get("geometry") is not None:
+            made.setdefault(groups.get(f["properties"]["kind"], t["invalid"]), []).append(f)
+    for label, found in made.items():
+        group = folium.FeatureGroup(name=esc(label), show=True)
+        # Points (a ring's self-intersection...) as circles; the popup lists every property.
+        layer = folium.GeoJson(
+            {"type": "FeatureCollection", "features": found},
+            style_function=lambda f: PROBLEM_STYLE.get(f["properties"]["kind"],
+                                                       {"color": "#000", "weight": 2, "fillOpacity": 0.3}),
+            marker=folium.CircleMarker(radius=7, color="#000", fill=True, fill_opacity=0.8))
+        describe(layer, exclude=["parent"], popup=True, maxWidth=320)
+        layer.add_to(group)
         group.add_to(m)
+
+
+class Labels(branca.element.MacroElement):
+    """Grid codes as text markers: ``points`` are [lat, lon, text]."""
+
+    _template = branca.element.Template("""
+        {% macro script(this, kwargs) %}
+        {{ this.points|tojson }}.forEach(function(p) {
+            var label = document.createElement('div');
+            label.className = 'geogrid-label';
+            label.style.cssText = 'font-size:10px;color:#222;white-space:nowrap;transform:translate(-50%,-50%);'
+                                + 'text-shadow:0 0 2px #fff';
+            label.textContent = p[2];
+            {{ this.group.get_name() }}.addLayer(L.marker([p[0], p[1]], {interactive: false, keyboard: false,
+                icon: L.divIcon({html: label, className: 'empty', iconSize: [0, 0]})}));
+        });
+        {% endmacro %}""")
+
+    def __init__(self, group, points):
+        super().__init__()
+        self.group, self.points = group, points
 
 
 class ZoomGate(branca.element.MacroElement):
@@ -202,7 +220,7 @@ class SavePanel(branca.element.MacroElement):
           <div>{{ this.t.selected }}: <b id="geogrid-selected">{{ this.t.none }}</b></div>
           <div><label><input type="radio" name="geogrid-mode" value="reshape" checked> {{ this.t.reshape }}</label></div>
           <div><label><input type="radio" name="geogrid-mode" value="new"> {{ this.t.new_grid }}</label>
-            <input id="geogrid-parent" value="{{ this.parent_code }}" placeholder="{{ this.t.parent }}" style="width:110px">
+            <input id="geogrid-parent" value="{{ this.parent_code|e }}" placeholder="{{ this.t.parent }}" style="width:110px">
             <input id="geogrid-name" placeholder="{{ this.t.name }}" style="width:80px"></div>
           <button id="geogrid-save-btn">{{ this.t.save }}</button>
           <pre id="geogrid-status" style="white-space:pre-wrap;max-height:160px;overflow:auto;margin:4px 0 0"></pre>
@@ -270,7 +288,7 @@ class SavePanel(branca.element.MacroElement):
                 var headers = {'Content-Type': 'application/json', 'Authorization': 'Bearer ' + (token() || '')};
                 var url, method, body;
                 if (mode === 'reshape') {
-                    if (!selected) { status('{{ this.t.selected }}: {{ this.t.none }}'); return; }
+                    if (!selected) { status({{ (this.t.selected ~ ': ' ~ this.t.none)|tojson }}); return; }
                     url = api + '/api/grids/' + selected; method = 'PATCH';
                     body = {type: 'Feature', geometry: geometry, properties: {}, note: 'map edit'};
                     if (version) headers['If-Match'] = version;

@@ -20,11 +20,11 @@ from sqlalchemy.orm import Session
 from geogrid import areas, incidents, people
 from geogrid.models import ADMIN_LAYER
 from geogrid.settings import Settings
-from maps.base import esc, feature_collection, for_display, lean, new_map, page, text
+from maps.base import Search, feature_collection, for_display, lean, new_map, page, safe_url, text
 
 
 def render(session: Session, settings: Settings, *, area: str, layer: str = "comprehensive", lang: str = "zh",
-           inline: bool = True, incidents_days: int = 30) -> str:
+           inline: bool = True, nonce: str | None = None, incidents_days: int = 30) -> str:
     t = text(lang)
     parent = areas.get_area(session, area, lang=lang)
     m = lean(new_map(settings, shapely.geometry.shape(parent["geometry"]).bounds, lang))
@@ -44,10 +44,8 @@ def render(session: Session, settings: Settings, *, area: str, layer: str = "com
 
     props = []
     for row in grids.itertuples():
-        persons = [[ref(p["role_name"]), p.get("name", ""), p.get("phone", ""), p.get("photo_url", ""), ref(p["duties"])]
-                   for p in posts.get(int(row.area_id), [])]
-        # Codes are digits: safe for leaflet-search, which writes them with innerHTML; the board
-        # escapes the rest itself.
+        persons = [[ref(p["role_name"]), p.get("name", ""), p.get("phone", ""), safe_url(p.get("photo_url")) or "",
+                     ref(p["duties"])] for p in posts.get(int(row.area_id), [])]
         props.append({"code": row.code, "name": row.name, "p": persons})
     if len(villages):
         folium.GeoJson(
@@ -60,14 +58,14 @@ def render(session: Session, settings: Settings, *, area: str, layer: str = "com
         style_function=lambda f: {"color": "#2b83ba", "weight": 1, "fillColor": "#abdda4", "fillOpacity": 0.25},
         highlight_function=lambda f: {"weight": 3, "fillOpacity": 0.45})
     board.add_to(m)
-    plugins.Search(layer=board, search_label="code", placeholder=t["search_code"], collapsed=False,
-                   position="topright").add_to(m)
+    Search(board, search_label="code", placeholder=t["search_code"]).add_to(m)
     plugins.LocateControl(strings={"title": t["find"]}, flyTo=True).add_to(m)
     m.add_child(Board(m, board, strings, t, hotline=settings.supervision_hotline))
     _public_incidents(session, m, area, t, lang, incidents_days)
     plugins.Fullscreen(position="topleft").add_to(m)
     folium.LayerControl(collapsed=True).add_to(m)
-    return page(m, settings, inline=inline, title=f"{parent['properties']['name']} · {t['public_title']}")
+    return page(m, settings, inline=inline, title=f"{parent['properties']['name']} · {t['public_title']}",
+                nonce=nonce)
 
 
 def _public_incidents(session: Session, m, area: str, t: dict, lang: str, days: int) -> None:
@@ -78,10 +76,10 @@ def _public_incidents(session: Session, m, area: str, t: dict, lang: str, days: 
     shown = [(r["lat"], r["lon"], incidents.public_view(r, lang)) for r in found if r["state"] != "void"]
     group = folium.FeatureGroup(name=f"{t['public_incidents']} ({len(shown)})", show=False)
     plugins.FastMarkerCluster(
-        [[lat, lon, f"{esc(v['category_name'])} · {esc(v['state_name'])} · {v['reported_at']:%Y-%m-%d}"]
+        [[lat, lon, [f"{v['category_name']} · {v['state_name']} · {v['reported_at']:%Y-%m-%d}"]]
          for lat, lon, v in shown],
         callback="function (row) { return L.circleMarker(new L.LatLng(row[0], row[1]), {radius: 5, color: '#555'})"
-                 ".bindPopup(row[2]); }").add_to(group)
+                 ".bindPopup(geogrid.popup(row[2])); }").add_to(group)
     group.add_to(m)
 
 
@@ -94,21 +92,20 @@ class Board(branca.element.MacroElement):
         (function() {
             var map = {{ this.map_name }}, grids = {{ this.layer_name }};
             var S = {{ this.strings|tojson }}, T = {{ this.t|tojson }}, hotline = {{ this.hotline|tojson }};
-            function esc(s) { return String(s == null ? '' : s).replace(/[&<>"']/g, function(c) {
-                return {'&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;'}[c]; }); }
+            var esc = geogrid.esc;  // every text below, labels included, goes through it
             function board(p) {
-                var h = '<div class="geogrid-board"><b>' + esc(p.name) + '</b><br>' + T.code + ': ' + esc(p.code);
-                if (!p.p.length) h += '<br><i>' + T.no_persons + '</i>';
+                var h = '<div class="geogrid-board"><b>' + esc(p.name) + '</b><br>' + esc(T.code) + ': ' + esc(p.code);
+                if (!p.p.length) h += '<br><i>' + esc(T.no_persons) + '</i>';
                 p.p.forEach(function(q) {
                     h += '<div style="margin-top:6px;border-top:1px solid #eee;padding-top:4px">';
                     if (q[3]) h += '<img src="' + esc(q[3]) + '" alt="" style="width:48px;height:60px;float:left;'
                                  + 'object-fit:cover;margin-right:6px">';
                     h += '<b>' + esc(S[q[0]]) + '</b> ' + esc(q[1]);
-                    if (q[2]) h += '<br>' + T.phone + ': <a href="tel:' + esc(q[2]) + '">' + esc(q[2]) + '</a>';
-                    if (S[q[4]]) h += '<br><small>' + T.duties + ': ' + esc(S[q[4]]) + '</small>';
+                    if (q[2]) h += '<br>' + esc(T.phone) + ': <a href="tel:' + esc(q[2]) + '">' + esc(q[2]) + '</a>';
+                    if (S[q[4]]) h += '<br><small>' + esc(T.duties) + ': ' + esc(S[q[4]]) + '</small>';
                     h += '<div style="clear:both"></div></div>';
                 });
-                return h + '<div style="margin-top:6px">' + T.hotline + ': <b>' + esc(hotline) + '</b></div></div>';
+                return h + '<div style="margin-top:6px">' + esc(T.hotline) + ': <b>' + esc(hotline) + '</b></div></div>';
             }
             grids.eachLayer(function(l) { l.bindPopup(board(l.feature.properties), {maxWidth: 320}); });
             function inRing(x, y, ring) {

@@ -5,15 +5,19 @@ cookie set by /maps/login), /maps/public for everyone; Leaflet's files from
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated
+import secrets
+from html import escape
+from typing import Annotated, Literal
+from urllib.parse import parse_qs, urlsplit
 
-from fastapi import APIRouter, Form, Query
+from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 
-from api.deps import Lang, SessionDep, SettingsDep, require
+from api.deps import ClientAddress, Lang, SessionDep, SettingsDep, require
 from geogrid import access
 from geogrid.errors import GeogridError
 from maps import assets, render
+from maps.base import content_security_policy, nonce_source
 
 router = APIRouter(prefix="/maps", tags=["maps"])
 COOKIE = "geogrid_token"
@@ -23,21 +27,29 @@ COOKIE = "geogrid_token"
             summary="Planner's map: grids, coverage problems, drawing and saving boundaries")
 def planner(session: SessionDep, settings: SettingsDep, area: Annotated[str, Query()],
             layer: str = "comprehensive", lang: Lang = "zh") -> HTMLResponse:
-    return HTMLResponse(render("planner", session, settings, area=area, layer=layer, lang=lang))
+    return _map_page("planner", session, settings, area=area, layer=layer, lang=lang)
 
 
 @router.get("/inspector", response_class=HTMLResponse, dependencies=[require(*access.STAFF)],
             summary="Inspector's map: incidents, pollution sources, patrols, heat map, choropleth")
 def inspector(session: SessionDep, settings: SettingsDep, area: Annotated[str, Query()], lang: Lang = "zh",
               since: dt.datetime | None = None, until: dt.datetime | None = None) -> HTMLResponse:
-    return HTMLResponse(render("inspector", session, settings, area=area, lang=lang, since=since, until=until))
+    return _map_page("inspector", session, settings, area=area, lang=lang, since=since, until=until)
 
 
 @router.get("/public", response_class=HTMLResponse, summary="Public grid map (网格公示): published fields only")
 def public(session: SessionDep, settings: SettingsDep, area: Annotated[str, Query()],
            layer: str = "comprehensive", lang: Lang = "zh") -> HTMLResponse:
     session.info["principal"] = access.ANONYMOUS  # the public page never shows more than the public may see
-    return HTMLResponse(render("public", session, settings, area=area, layer=layer, lang=lang, inline=False))
+    return _map_page("public", session, settings, area=area, layer=layer, lang=lang)
+
+
+def _map_page(kind: str, session, settings, **params) -> HTMLResponse:
+    """A served map: its scripts carry this response's nonce, the only ones its policy runs."""
+    nonce = secrets.token_urlsafe(18)
+    html = render(kind, session, settings, inline=False, nonce=nonce, **params)
+    policy = content_security_policy(settings, scripts=[nonce_source(nonce)])
+    return HTMLResponse(html, headers={"Content-Security-Policy": policy, "Cache-Control": "no-store"})
 
 
 @router.get("/assets/{path:path}", include_in_schema=False)
@@ -45,30 +57,99 @@ def asset(settings: SettingsDep, path: str) -> FileResponse:
     return FileResponse(assets.serve_path(settings, path), headers={"Cache-Control": "public, max-age=86400"})
 
 
-LOGIN_PAGE = """<!doctype html><meta charset="utf-8"><title>geogrid</title>
-<form method="post" style="font:14px sans-serif;margin:3em auto;max-width:20em">
-<h3>geogrid 登录 / Log in</h3>
-<input name="username" placeholder="用户名 / username" required style="width:100%"><br><br>
-<input name="password" type="password" placeholder="密码 / password" required style="width:100%"><br><br>
-<input type="hidden" name="next" value="{next}"><button>登录 / Log in</button></form>"""
+LOGIN_TEXT = {
+    "zh": {"title": "geogrid 登录", "username": "用户名", "password": "密码", "submit": "登录",
+           401: "用户名或密码错误。", 429: "尝试次数过多，请在 {wait} 秒后再试。",
+           "next": "登录后要打开的页面无效：只能是 /maps/ 下的页面。"},
+    "en": {"title": "geogrid log in", "username": "Username", "password": "Password", "submit": "Log in",
+           401: "Wrong username or password.", 429: "Too many attempts: try again in {wait} s.",
+           "next": "The page to open after logging in is invalid: it must be a page under /maps/."},
+}
+DEFAULT_NEXT = "/maps/planner"
+
+
+def _safe_next(target: str) -> str | None:
+    """A page of this service under /maps/, or None: never another site (``//host``, a
+    backslash that browsers read as a slash) and no control characters."""
+    if target.startswith("/maps/") and "\\" not in target and target.isprintable():
+        return target
+    return None
+
+
+def _login_lang(lang: str | None, target: str, settings) -> str:
+    """The language asked for, else the one of the page to open next, else the default."""
+    if lang is None:
+        lang = parse_qs(urlsplit(target).query).get("lang", [settings.language])[-1]
+    return lang if lang in LOGIN_TEXT else "zh"
+
+
+def _login_page(lang: str, target: str, username: str = "", error: str | None = None, status: int = 200,
+                headers: dict | None = None) -> HTMLResponse:
+    t = {k: escape(v) for k, v in LOGIN_TEXT[lang].items() if isinstance(k, str)}
+    alert = f'<p id="geogrid-login-error" role="alert" style="color:#b00020">{escape(error)}</p>' if error else ""
+    html = f"""<!doctype html><html lang="{'en' if lang == 'en' else 'zh-CN'}"><meta charset="utf-8">
+<title>{t["title"]}</title>
+<form method="post" action="/maps/login" style="font:14px sans-serif;margin:3em auto;max-width:20em">
+<h3>{t["title"]}</h3>{alert}
+<input name="username" value="{escape(username)}" placeholder="{t["username"]}" aria-label="{t["username"]}"
+ autocomplete="username" required style="width:100%"><br><br>
+<input name="password" type="password" placeholder="{t["password"]}" aria-label="{t["password"]}"
+ autocomplete="current-password" required style="width:100%"><br><br>
+<input type="hidden" name="next" value="{escape(target)}"><input type="hidden" name="lang" value="{escape(lang)}">
+<button>{t["submit"]}</button></form></html>"""
+    return HTMLResponse(html, status_code=status, headers=headers)
+
+
+def _cookie_attributes(request: Request) -> dict:
+    # Only GET requests under /maps read this cookie: it cannot be used to write anything.
+    # Secure whenever the page came over HTTPS (behind a trusted proxy, uvicorn takes the
+    # scheme from X-Forwarded-Proto).
+    return {"httponly": True, "samesite": "strict", "path": "/maps", "secure": request.url.scheme == "https"}
 
 
 @router.get("/login", response_class=HTMLResponse, include_in_schema=False)
-def login_page(next: str = "/maps/planner") -> HTMLResponse:
-    from html import escape
-
-    return HTMLResponse(LOGIN_PAGE.format(next=escape(next if next.startswith("/maps/") else "/maps/planner")))
+def login_page(settings: SettingsDep, next: str = DEFAULT_NEXT, lang: Literal["zh", "en"] | None = None) -> HTMLResponse:
+    target = _safe_next(next) or DEFAULT_NEXT
+    return _login_page(_login_lang(lang, target, settings), target)
 
 
 @router.post("/login", include_in_schema=False)
-def login(session: SessionDep, settings: SettingsDep, username: Annotated[str, Form()],
-          password: Annotated[str, Form()], next: Annotated[str, Form()] = "/maps/planner"):
-    out = access.login(session, username, password, dt.timedelta(hours=settings.token_hours))
+def login(request: Request, session: SessionDep, settings: SettingsDep, address: ClientAddress,
+          username: Annotated[str, Form()], password: Annotated[str, Form()],
+          next: Annotated[str, Form()] = DEFAULT_NEXT, lang: Annotated[Literal["zh", "en"] | None, Form()] = None):
+    """The form's login: the same throttled ``access.login`` as /api/token; errors come
+    back as the form with a message, the token as a cookie for the map pages."""
+    target = _safe_next(next)
+    lang = _login_lang(lang, target or "", settings)
+    words = LOGIN_TEXT[lang]
+    if target is None:  # refused before the password is checked, so no token is issued for it
+        return _login_page(lang, DEFAULT_NEXT, username, words["next"], status=400)
+    try:
+        out = access.login(session, username, password, dt.timedelta(hours=settings.token_hours),
+                           address=address, settings=settings)
+    except GeogridError as exc:
+        if exc.status == 401:
+            return _login_page(lang, target, username, words[401], status=401, headers={"WWW-Authenticate": "Bearer"})
+        if exc.status == 429:
+            wait = int(exc.extra.get("retry_after", 60))
+            return _login_page(lang, target, username, words[429].format(wait=wait), status=429,
+                               headers={"Retry-After": str(wait)})
+        raise
     session.commit()
-    if not next.startswith("/maps/"):
-        raise GeogridError("next must be a /maps/ page")
-    response = RedirectResponse(next, status_code=303)
-    # Only GET requests under /maps read this cookie: it cannot be used to write anything.
-    response.set_cookie(COOKIE, out["access_token"], httponly=True, samesite="strict", path="/maps",
-                        max_age=int(settings.token_hours * 3600))
+    response = RedirectResponse(target, status_code=303)
+    response.set_cookie(COOKIE, out["access_token"], max_age=int(settings.token_hours * 3600),
+                        **_cookie_attributes(request))
+    return response
+
+
+@router.post("/logout", include_in_schema=False)
+def logout(request: Request, session: SessionDep, lang: Literal["zh", "en"] | None = None) -> RedirectResponse:
+    """End the map session: the cookie's token is revoked (no longer valid anywhere) and
+    the cookie cleared, then back to the login form."""
+    token = request.cookies.get(COOKIE)
+    if token:
+        access.logout(session, token)
+        session.commit()
+    response = RedirectResponse("/maps/login" + (f"?lang={lang}" if lang else ""), status_code=303)
+    response.delete_cookie(COOKIE, **_cookie_attributes(request))
     return response
