@@ -226,7 +226,9 @@ def import_areas(
             problems.append(Problem(f"unknown layer {row['layer']!r}; known: {', '.join(ly)}", field="layer", index=i, code=code))
         rows.append(row)
 
-    checked = check_polygons(geoms, extent=settings.extent, repair=repair, codes=[r["code"] for r in rows])
+    checked = check_polygons(geoms, extent=settings.extent, repair=repair, codes=[r["code"] for r in rows],
+                             max_vertices=settings.max_vertices_per_feature,
+                             max_total_vertices=settings.max_vertices_per_request)
     problems += checked.problems
 
     # Parents: in the database or in this batch.
@@ -295,7 +297,7 @@ def import_areas(
             index = {r["code"]: i for i, r in enumerate(rows)}
             _reject([Problem(s["message"], field="geometry", index=index.get(s["code"]), code=s["code"],
                              location=s["location"]) for s in rejected], n)
-        report.warnings = [
+        report.warnings = [w.as_dict() for w in checked.warnings] + [
             Problem(s["message"], field="geometry", code=s["code"], location=s["location"]).as_dict() for s in spill
         ]
         report.imported = n
@@ -472,8 +474,10 @@ def update_area(
         problems.append(Problem("name cannot be empty", field="name", code=code))
     result = {"repaired": False, "warnings": []}
     if geometry is not None:
-        checked = check_polygons([geometry], extent=settings.extent, repair=repair, codes=[code])
-        for p in checked.problems:
+        checked = check_polygons([geometry], extent=settings.extent, repair=repair, codes=[code],
+                                 max_vertices=settings.max_vertices_per_feature,
+                                 max_total_vertices=settings.max_vertices_per_request)
+        for p in checked.problems + checked.warnings:
             p.index = None
         problems += checked.problems
     if problems:
@@ -501,8 +505,8 @@ def update_area(
                     Problem(s["message"], field="geometry", code=s["code"], location=s["location"])
                     for s in spill if s["rejected"]])
         result["repaired"] = bool(checked.repaired)
-        result["warnings"] = [Problem(s["message"], field="geometry", code=s["code"], location=s["location"]).as_dict()
-                              for s in spill]
+        result["warnings"] = [w.as_dict() for w in checked.warnings] + [
+            Problem(s["message"], field="geometry", code=s["code"], location=s["location"]).as_dict() for s in spill]
     if changes or geometry is not None:
         session.execute(text("UPDATE area SET version = version + 1, updated_at = now() WHERE id = :id"), {"id": row.id})
         access.record(session, "update", "area", code, before, {**_audit_state(session, row.id), "note": note})

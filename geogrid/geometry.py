@@ -2,7 +2,17 @@
 
 Every boundary that enters geogrid (one feature from the API or a whole file) passes
 through :func:`check_polygons`, so a self-intersection, a swapped lat/lon or an empty
-polygon gets the same message wherever it comes from.
+polygon gets the same message wherever it comes from. GeoJSON geometries (API bodies and
+GeoJSON files) are read by :func:`parse_geojson_geometries` first, which counts their
+vertices from the list lengths and refuses oversized input before any geometry is built.
+
+Limits (``Settings.max_vertices_per_feature`` and ``max_vertices_per_request``): a feature
+over its limit is a 422 problem naming the feature, its count and the limit; a request
+over its limit is refused whole with 413 (Content Too Large), since the remedy is to
+split the request, not to fix a feature. Rings must be closed as GeoJSON requires (first
+and last position equal): an unclosed ring is refused, never closed silently. Altitude
+(Z) is accepted, since GeoJSON allows it, but boundaries are 2D: it is dropped with a
+warning in the answer, never silently.
 
 >>> import shapely
 >>> bow_tie = shapely.Polygon([(120, 30), (120.01, 30.01), (120.01, 30), (120, 30.01)])
@@ -25,7 +35,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import shapely
 
-from geogrid.errors import Problem
+from geogrid.errors import GeogridError, Problem
 
 POLYGONAL = {"Polygon", "MultiPolygon"}
 _REASON = re.compile(r"^(?P<what>.*?)\s*\[(?P<x>[-+\d.eE]+|nan) (?P<y>[-+\d.eE]+|nan)\]$")
@@ -38,19 +48,125 @@ class Checked:
     geoms: np.ndarray
     problems: list[Problem] = field(default_factory=list)
     repaired: list[int] = field(default_factory=list)
+    warnings: list[Problem] = field(default_factory=list)
 
 
-def parse_geojson_geometry(obj: object) -> shapely.Geometry | None:
-    """A GeoJSON geometry object (dict) to shapely; raises ValueError with the reason."""
+def count_positions(obj: object) -> int:
+    """Vertices of a GeoJSON geometry dict, summed from list lengths: O(rings), so that an
+    oversized geometry is refused before its positions are visited or built. Malformed
+    nesting counts what it can; :func:`parse_geojson_geometry` names the error."""
+    if not isinstance(obj, dict):
+        return 0
+    kind, coords = obj.get("type"), obj.get("coordinates")
+    if kind == "GeometryCollection":
+        members = obj.get("geometries")
+        return sum(count_positions(g) for g in members) if isinstance(members, list) else 0
+    depth = {"Point": 0, "LineString": 1, "MultiPoint": 1, "Polygon": 2, "MultiLineString": 2,
+             "MultiPolygon": 3}.get(kind)
+    if depth is None or not isinstance(coords, list):
+        return 0
+    if depth == 0:
+        return 1
+    level = [coords]
+    for _ in range(depth - 1):
+        level = [item for lst in level for item in lst if isinstance(item, list)]
+    return sum(len(lst) for lst in level)
+
+
+def vertex_limit_problems(counts: Sequence[int] | np.ndarray, *, per_feature: int | None,
+                          per_request: int | None, codes: Sequence[str | None] | None = None) -> list[Problem]:
+    """Problems for features over ``per_feature`` vertices; raises 413 when all of them
+    together are over ``per_request`` (the request must be split, whatever its features)."""
+    counts = np.asarray(counts, dtype=np.int64)
+    total = int(counts.sum())
+    if per_request is not None and total > per_request:
+        raise GeogridError(f"{total:,} vertices in this request, more than the limit of {per_request:,} "
+                           "(max_vertices_per_request): split it into smaller requests", status=413,
+                           extra={"vertices": total, "limit": per_request})
+    if per_feature is None:
+        return []
+    return [Problem(f"{int(counts[i]):,} vertices, more than the limit of {per_feature:,} per feature "
+                    "(max_vertices_per_feature): simplify the boundary or split the feature",
+                    field="geometry", index=int(i), code=codes[i] if codes is not None else None)
+            for i in np.flatnonzero(counts > per_feature)]
+
+
+def parse_geojson_geometries(objs: Sequence[object], *, codes: Sequence[str | None] | None = None,
+                             max_vertices_per_feature: int | None = None,
+                             max_vertices_per_request: int | None = None,
+                             label: str | None = None) -> list[shapely.Geometry | None]:
+    """GeoJSON geometry dicts (API bodies, GeoJSON files) to shapely, all or nothing.
+
+    Vertex limits are checked first, on counts from the list lengths, so a polygon of a
+    million vertices costs a few list lookups, not a million shapely points. Raises
+    :class:`GeogridError`: 413 over the request limit, else 422 listing every feature
+    that is over its limit or malformed. ``label`` (a file's name) prefixes the message.
+    """
+    n = len(objs)
+    problems = vertex_limit_problems([count_positions(o) for o in objs], per_feature=max_vertices_per_feature,
+                                     per_request=max_vertices_per_request, codes=codes)
+    too_big = {p.index for p in problems}
+    geoms: list[shapely.Geometry | None] = []
+    for i, obj in enumerate(objs):
+        if i in too_big:
+            geoms.append(None)
+            continue
+        try:
+            geoms.append(parse_geojson_geometry(obj))
+        except ValueError as exc:
+            geoms.append(None)
+            problems.append(Problem(str(exc), field="geometry", index=i, code=codes[i] if codes is not None else None))
+    if problems:
+        bad = len({p.index for p in problems})
+        raise GeogridError(f"{label + ': ' if label else ''}{bad} of {n} features rejected; nothing was imported",
+                           problems=sorted(problems, key=lambda p: p.index))
+    return geoms
+
+
+def parse_geojson_geometry(obj: object, *, max_vertices: int | None = None) -> shapely.Geometry | None:
+    """A GeoJSON geometry object (dict) to shapely; raises ValueError with the reason
+    (over ``max_vertices``, malformed positions, an unclosed ring)."""
     if obj is None:
         return None
     if not isinstance(obj, dict) or "type" not in obj:
         raise ValueError("geometry must be a GeoJSON geometry object with a 'type'")
+    if max_vertices is not None and (count := count_positions(obj)) > max_vertices:
+        raise ValueError(f"{count:,} vertices, more than the limit of {max_vertices:,} per feature "
+                         "(max_vertices_per_feature): simplify the boundary or split the feature")
     _check_positions(obj.get("coordinates"), obj.get("type"))
+    _check_rings_closed(obj)
     try:
         return shapely.geometry.shape(obj)
     except Exception as exc:  # shapely raises several types for malformed coordinates
         raise ValueError(f"malformed {obj.get('type')} geometry: {exc}") from None
+
+
+def _check_rings_closed(obj: dict) -> None:
+    """GeoJSON rings end where they start (RFC 7946 3.1.6); shapely would close an open
+    ring silently, turning a truncated or mis-ordered boundary into a different area."""
+    kind, coords = obj.get("type"), obj.get("coordinates")
+    if kind == "Polygon":
+        polygons = [coords]
+    elif kind == "MultiPolygon":
+        polygons = coords
+    else:
+        return
+    if not isinstance(polygons, list):
+        return  # shapely names the malformed structure
+    for p, rings in enumerate(polygons):
+        if not isinstance(rings, list):
+            continue
+        for r, ring in enumerate(rings):
+            if not isinstance(ring, list) or len(ring) < 3 or ring[0] == ring[-1]:
+                continue  # too short or not a list: shapely's message is the better one
+            which = "exterior ring" if r == 0 else f"ring {r} (hole {r})"
+            where = f" of polygon {p}" if kind == "MultiPolygon" else ""
+            raise ValueError(f"{which}{where} is not closed: first point {_position(ring[0])} differs from "
+                             f"last point {_position(ring[-1])}; repeat the first point at the end")
+
+
+def _position(item) -> str:
+    return "[" + ", ".join(map(str, item)) + "]" if isinstance(item, list | tuple) else repr(item)[:60]
 
 
 def _check_positions(coords, kind) -> None:
@@ -94,23 +210,37 @@ def check_polygons(
     extent: Sequence[float],
     repair: bool = False,
     codes: Sequence[str | None] | None = None,
+    max_vertices: int | None = None,
+    max_total_vertices: int | None = None,
 ) -> Checked:
     """Check lon/lat boundaries and return them as valid, counter-clockwise MultiPolygons.
 
-    Rejects: missing or empty geometry, a non-polygonal type, coordinates outside lon/lat
-    range or outside ``extent`` (with a hint when swapping lat and lon would fit), and
-    invalid polygons (GEOS' reason and the location). With ``repair`` an invalid polygon
-    is mended with ``make_valid`` (structure method) and listed in ``repaired`` instead.
+    Rejects: missing or empty geometry, a non-polygonal type, more than ``max_vertices``
+    vertices (all of them together over ``max_total_vertices``: 413 for the whole request),
+    coordinates outside lon/lat range or outside ``extent`` (with a hint when swapping lat
+    and lon would fit), and invalid polygons (GEOS' reason and the location). With
+    ``repair`` an invalid polygon is mended with ``make_valid`` (structure method) and
+    listed in ``repaired`` instead. Altitude is dropped with a warning (boundaries are 2D).
     """
     arr = np.asarray(geoms, dtype=object)
     n = len(arr)
-    present_ = np.array([g is not None for g in arr], dtype=bool)
-    if present_.any():  # altitude is allowed in GeoJSON, but boundaries are 2D
-        arr[present_] = shapely.force_2d(arr[present_])
     codes = list(codes) if codes is not None else [None] * n
-    problems: list[Problem] = []
+    present_ = np.array([g is not None for g in arr], dtype=bool)
+    # Counted before anything else touches the coordinates: the limits bound all later work.
+    counts = np.zeros(n, dtype=np.int64)
+    if present_.any():
+        counts[present_] = shapely.get_num_coordinates(arr[present_])
+    too_big = vertex_limit_problems(counts, per_feature=max_vertices, per_request=max_total_vertices, codes=codes)
+    warnings: list[Problem] = []
+    if present_.any():  # altitude is allowed in GeoJSON, but boundaries are 2D: say so
+        with_z = np.flatnonzero(present_)[shapely.has_z(arr[present_])]
+        warnings += [Problem("altitude (Z) dropped: boundaries are stored in 2D", field="geometry", index=i,
+                             code=codes[i]) for i in with_z]
+        arr[present_] = shapely.force_2d(arr[present_])
+    problems: list[Problem] = list(too_big)
     repaired: list[int] = []
     ok = np.ones(n, dtype=bool)
+    ok[[p.index for p in too_big]] = False
 
     def reject(i: int, message: str, location=None) -> None:
         ok[i] = False
@@ -127,6 +257,8 @@ def check_polygons(
         bounds = shapely.bounds(sub)
         finite = np.isfinite(bounds).all(axis=1)
         for j, i in enumerate(present):
+            if not ok[i]:
+                continue
             if types[j] not in (3, 6):  # Polygon, MultiPolygon
                 reject(i, f"expected a Polygon or MultiPolygon, got {sub[j].geom_type}")
             elif empty[j]:
@@ -176,4 +308,4 @@ def check_polygons(
                 good[single] = shapely.multipolygons(good[single], indices=np.arange(single.sum()))
             out[candidates[keep]] = shapely.orient_polygons(good, exterior_cw=False)
     problems.sort(key=lambda p: p.index)
-    return Checked(out, problems, repaired)
+    return Checked(out, problems, repaired, warnings)

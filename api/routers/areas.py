@@ -15,22 +15,15 @@ from api.deps import PLANNER, AtDep, FilterDep, IfMatchDep, Lang, PageDep, Sessi
 from api.schemas import AreaPatch, FeatureCollectionIn, FeatureIn
 from geogrid import areas
 from geogrid.errors import GeogridError, Problem
-from geogrid.geometry import parse_geojson_geometry
+from geogrid.geometry import parse_geojson_geometries, parse_geojson_geometry
 
 GEOJSON = "application/geo+json"
 
 
-def geometries_of(features: list[FeatureIn]) -> list:
-    geoms, problems = [], []
-    for i, feature in enumerate(features):
-        try:
-            geoms.append(parse_geojson_geometry(feature.geometry))
-        except ValueError as exc:
-            geoms.append(None)
-            problems.append(Problem(str(exc), field="geometry", index=i, code=feature.properties.code))
-    if problems:
-        raise GeogridError(f"{len(problems)} of {len(features)} features rejected; nothing was imported", problems=problems)
-    return geoms
+def geometries_of(features: list[FeatureIn], settings) -> list:
+    return parse_geojson_geometries([f.geometry for f in features], codes=[f.properties.code for f in features],
+                                    max_vertices_per_feature=settings.max_vertices_per_feature,
+                                    max_vertices_per_request=settings.max_vertices_per_request)
 
 
 def make_router(prefix: str, *, grids_only: bool) -> APIRouter:
@@ -59,7 +52,7 @@ def make_router(prefix: str, *, grids_only: bool) -> APIRouter:
         parent: Annotated[str | None, Query(description="Parent for features that name none")] = None,
     ) -> dict:
         features = body.features if isinstance(body, FeatureCollectionIn) else [body]
-        geoms = geometries_of(features)
+        geoms = geometries_of(features, settings)
         report = areas.import_areas(
             session, [f.properties.model_dump() for f in features], geoms, settings,
             defaults={"layer": layer or defaults["layer"], "level": level or defaults["level"], "parent": parent},
@@ -82,7 +75,7 @@ def make_router(prefix: str, *, grids_only: bool) -> APIRouter:
         geometry = None
         if body.geometry is not None:
             try:
-                geometry = parse_geojson_geometry(body.geometry)
+                geometry = parse_geojson_geometry(body.geometry, max_vertices=settings.max_vertices_per_feature)
             except ValueError as exc:
                 raise GeogridError(f"area {code} was not changed", problems=[Problem(str(exc), field="geometry", code=code)]) from None
         result = areas.update_area(

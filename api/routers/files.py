@@ -37,16 +37,16 @@ def import_file(
                                              "outside its parent (default: the service setting)")] = None,
     valid_from: Annotated[dt.datetime | None, Query(description="Boundaries in force since (initial loads)")] = None,
 ) -> dict:
-    suffix = Path(file.filename or "upload").suffix.lower() or ".geojson"
-    path = files.save_upload(file.file, suffix, settings.max_body_bytes)
+    name = files.upload_name(file.filename, "upload.geojson")
+    path = files.save_upload(file.file, Path(name).suffix.lower(), settings.max_body_bytes)
     try:
         fields = {k: v for k, v in (("code", code_field), ("name", name_field), ("parent", parent_field)) if v}
-        read = files.read_features(path, layer=source_layer, crs=crs, fields=fields, name=file.filename)
+        read = files.read_features(path, layer=source_layer, crs=crs, fields=fields, name=name)
     finally:
         files.remove(path)
     report = areas.import_areas(session, read.records, read.geoms, settings,
                                 overrides={"layer": layer, "level": level}, defaults={"parent": parent},
-                                repair=repair, dry_run=dry_run, note=f"import {file.filename}",
+                                repair=repair, dry_run=dry_run, note=f"import {name}",
                                 max_spill_ratio=max_spill, valid_from=as_instant(valid_from, settings))
     session.commit()
     return {**report.as_dict(), "source_crs": read.source_crs, "source_layer": read.layer}
