@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from geogrid import access
 from geogrid.areas import check_version, get_area_row, retire_area, update_area
 from geogrid.coverage import CoverageOptions, check_coverage, local_projection, propose_clean
-from geogrid.errors import GeogridError, conflict, not_found
+from geogrid.errors import GeogridError, conflict
 from geogrid.geometry import check_polygons
 from geogrid.models import ADMIN_LAYER
 from geogrid.settings import Settings
@@ -185,13 +185,11 @@ def run(session: Session, code: str, layer: str, options: CoverageOptions, *, su
         today: dt.date, store: bool = True) -> dict:
     """Check one parent (or every parent in its subtree) on the jurisdiction's ``today``
     (see :func:`geogrid.areas.local_today`), store the run, return it."""
-    access.require_role(session, *access.STAFF)
+    access.require_scope(session, access.STAFF, [get_area_row(session, code).id], strict=False, action="check")
     if layer not in {r for r in session.execute(text("SELECT key FROM layer")).scalars()}:
         raise GeogridError(f"unknown layer {layer!r}")
     started = time.perf_counter()
     parents = parents_in_subtree(session, code, layer) if subtree else [code]
-    if not subtree:
-        get_area_row(session, code)
     results = [check_parent(session, p, layer, options, today=today) for p in parents]
     summaries = sorted((r["summary"] for r in results), key=lambda s: (s["coverage_pct"], -sum(s["counts"].values())))
     problems, seen_people = [], set()
@@ -254,16 +252,30 @@ def _jsonable(value):
     return str(value)
 
 
+_RUN_AREA = "(SELECT a.id FROM area a WHERE a.code = r.area_code)"
+
+
 def list_runs(session: Session, *, area: str | None, layer: str | None, limit: int, offset: int) -> list[dict]:
+    """Stored runs of areas in the caller's scope, newest first."""
     access.require_role(session, *access.STAFF)
-    rows = session.execute(text("""
+    scope, params = access.scope_filter(session, access.STAFF, _RUN_AREA)
+    rows = session.execute(text(f"""
         SELECT id, at, actor, area_code, layer, subtree, seconds, summary->'counts' AS counts,
                summary->'coverage_pct' AS coverage_pct
-        FROM coverage_run WHERE (CAST(:area AS text) IS NULL OR area_code = :area)
-          AND (CAST(:layer AS text) IS NULL OR layer = :layer)
+        FROM coverage_run r WHERE (CAST(:area AS text) IS NULL OR area_code = :area)
+          AND (CAST(:layer AS text) IS NULL OR layer = :layer) AND {scope}
         ORDER BY id DESC LIMIT :limit OFFSET :offset
-    """), {"area": area, "layer": layer, "limit": limit, "offset": offset}).mappings()
+    """), {**params, "area": area, "layer": layer, "limit": limit, "offset": offset}).mappings()
     return [dict(r) for r in rows]
+
+
+def _reached(session: Session, table: str, what: str, row_id: int, roles, *, for_update: bool = False) -> dict:
+    """A stored run or proposal, once the caller's scope over its area is checked (unknown
+    and out-of-scope ones answer alike)."""
+    row = session.execute(text(f"SELECT r.*, {_RUN_AREA} AS area_id FROM {table} r WHERE r.id = :id"
+                               + (" FOR UPDATE OF r" if for_update else "")), {"id": row_id}).mappings().first()
+    access.require_object(session, f"{what} {row_id}", roles, None if row is None else [row["area_id"]])
+    return {k: v for k, v in row.items() if k != "area_id"}
 
 
 def latest_run(session: Session, area: str, layer: str) -> dict | None:
@@ -274,11 +286,7 @@ def latest_run(session: Session, area: str, layer: str) -> dict | None:
 
 
 def get_run(session: Session, run_id: int) -> dict:
-    access.require_role(session, *access.STAFF)
-    row = session.execute(text("SELECT * FROM coverage_run WHERE id = :id"), {"id": run_id}).mappings().first()
-    if row is None:
-        raise not_found(f"coverage run {run_id}")
-    return dict(row)
+    return _reached(session, "coverage_run", "coverage run", run_id, access.STAFF)
 
 
 def compare_runs(session: Session, old_id: int, new_id: int) -> dict:
@@ -357,6 +365,8 @@ def propose_repair(session: Session, code: str, layer: str, *, gap_width_m: floa
         RETURNING id
     """), {"actor": access.actor(session), "code": code, "layer": layer, "params": _dumps(params),
            "base": _dumps({k.code: k.version for k in kids}), "proposal": _dumps(proposal)}).scalar_one()
+    access.record(session, "create", "repair_proposal", proposal_id,
+                  after={"area": code, "layer": layer, "params": params, "changed": changed})
     return {"id": proposal_id, "area": code, "layer": layer, "params": params, "grids": len(kids),
             "changed": changed, "proposal": proposal}
 
@@ -366,11 +376,7 @@ def _multi(g: shapely.Geometry) -> shapely.Geometry:
 
 
 def get_proposal(session: Session, proposal_id: int) -> dict:
-    access.require_role(session, *access.STAFF)
-    row = session.execute(text("SELECT * FROM repair_proposal WHERE id = :id"), {"id": proposal_id}).mappings().first()
-    if row is None:
-        raise not_found(f"repair proposal {proposal_id}")
-    return dict(row)
+    return _reached(session, "repair_proposal", "repair proposal", proposal_id, access.STAFF)
 
 
 def apply_repair(session: Session, proposal_id: int, settings: Settings, *, confirm: bool) -> dict:
@@ -378,10 +384,7 @@ def apply_repair(session: Session, proposal_id: int, settings: Settings, *, conf
     touches has changed since it was made (else 409: propose again)."""
     if not confirm:
         raise GeogridError("applying a repair rewrites boundaries: repeat with confirm=true to do it")
-    row = session.execute(text("SELECT * FROM repair_proposal WHERE id = :id FOR UPDATE"),
-                          {"id": proposal_id}).mappings().first()
-    if row is None:
-        raise not_found(f"repair proposal {proposal_id}")
+    row = _reached(session, "repair_proposal", "repair proposal", proposal_id, ("planner",), for_update=True)
     if row["applied_at"] is not None:
         raise conflict(f"repair proposal {proposal_id} was applied at {row['applied_at']}")
     changed = [f for f in row["proposal"]["features"] if f["properties"]["changed"]]
@@ -421,7 +424,8 @@ def add_exemption(session: Session, code: str, geom: shapely.Geometry, settings:
     """Register a legitimate void (lake, military land, exclave) inside an area."""
     area = get_area_row(session, code)
     access.require_scope(session, ("planner",), [area.id], strict=False)
-    checked = check_polygons([geom], extent=settings.extent)
+    checked = check_polygons([geom], extent=settings.extent, max_vertices=settings.max_vertices_per_feature,
+                             max_total_vertices=settings.max_vertices_per_request)
     if checked.problems:
         raise GeogridError("exemption rejected", problems=checked.problems)
     exemption_id = session.execute(text("""
@@ -433,11 +437,14 @@ def add_exemption(session: Session, code: str, geom: shapely.Geometry, settings:
 
 
 def list_exemptions(session: Session, code: str) -> dict:
-    rows = session.execute(text("""
+    """The exemptions of an area, if it lies in the caller's scope (a list: empty otherwise)."""
+    access.require_role(session, *access.STAFF)
+    scope, params = access.scope_filter(session, access.STAFF, "a.id")
+    rows = session.execute(text(f"""
         SELECT e.id, e.kind, e.name, e.note, ST_AsGeoJSON(ST_ForcePolygonCCW(e.geom), 7) AS geom,
                ST_Area(e.geom::geography) AS area_m2
-        FROM exemption e JOIN area a ON a.id = e.area_id WHERE a.code = :c ORDER BY e.id
-    """), {"c": code}).mappings()
+        FROM exemption e JOIN area a ON a.id = e.area_id WHERE a.code = :c AND {scope} ORDER BY e.id
+    """), {**params, "c": code}).mappings()
     import json
 
     return {"type": "FeatureCollection", "features": [
@@ -447,9 +454,8 @@ def list_exemptions(session: Session, code: str) -> dict:
 
 
 def delete_exemption(session: Session, exemption_id: int) -> None:
-    row = session.execute(text("SELECT area_id, kind, name FROM exemption WHERE id = :id"), {"id": exemption_id}).first()
-    if row is None:
-        raise not_found(f"exemption {exemption_id}")
-    access.require_scope(session, ("planner",), [row.area_id], strict=False)
+    row = session.execute(text("SELECT area_id, kind, name FROM exemption WHERE id = :id FOR UPDATE"),
+                          {"id": exemption_id}).first()
+    access.require_object(session, f"exemption {exemption_id}", ("planner",), None if row is None else [row.area_id])
     session.execute(text("DELETE FROM exemption WHERE id = :id"), {"id": exemption_id})
     access.record(session, "delete", "exemption", exemption_id, before={"kind": row.kind, "name": row.name})

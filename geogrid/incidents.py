@@ -204,14 +204,22 @@ def _validate(session: Session, data: dict, settings: Settings, now: dt.datetime
 
 def intake(session: Session, data: dict, settings: Settings, *, lang: str = "zh", public: bool = False) -> dict:
     """Take in one incident: validate, convert its coordinates, route it, store it with its
-    first time limit. Nothing is stored when anything is wrong. A ``public`` duplicate is
-    refused without naming the first receipt (a guessed key must not reveal one)."""
+    first time limit. Nothing is stored when anything is wrong.
+
+    Idempotency keys belong to their channel and account (:func:`idempotency_scope`): a
+    key used by one reporter never blocks another. A duplicate names the first receipt
+    only to an account (the same one, since the key is looked up in its scope), never to
+    the ``public``, who share one anonymous scope. Anyone may report anywhere as the
+    public (``public``, a channel of its own); staff take in cases only where they may act
+    on them (the routed grid or authority in their reach)."""
     now = dt.datetime.now(dt.UTC)
     clean, problems = _validate(session, data, settings, now)
     key = clean["idempotency_key"]
+    key_scope = idempotency_scope(session, clean["channel"])
     if key:
-        existing = session.execute(text("SELECT receipt FROM incident WHERE idempotency_key = :k"), {"k": key}).scalar()
-        if existing and public:
+        existing = session.execute(text("SELECT receipt FROM incident WHERE idempotency_scope = :s "
+                                        "AND idempotency_key = :k"), {"s": key_scope, "k": key}).scalar()
+        if existing and (public or key_scope.endswith(":anonymous")):
             raise GeogridError("duplicate submission: this idempotency key was used before", status=409)
         if existing:
             raise GeogridError(f"duplicate submission: idempotency key {key!r} was used for {existing}", status=409,
@@ -221,22 +229,28 @@ def intake(session: Session, data: dict, settings: Settings, *, lang: str = "zh"
     tz = ZoneInfo(settings.timezone)
     occurred = clean["occurred_at"]
     where = route(session, *clean["point"], clean["category"], at=occurred, day=occurred.astimezone(tz).date(), lang=lang)
+    if not public:
+        place = {"grid": where["grid"] and where["grid"]["code"], "authority": where["authority"]["code"],
+                 "department": clean["category"]["department"]}
+        if not _in_reach(session, place, CENTRE + HANDLERS):
+            raise GeogridError(f"{access.actor(session)} may not take in an incident at {place['authority']}: "
+                               "outside their scope", status=403)
     receipt = f"GG{now.astimezone(tz):%Y%m%d}-{secrets.token_hex(5).upper()}"
     due = calendar(settings).add(now, *clean["category"]["time_limits"]["accept"])
     try:
         with session.begin_nested():
             incident_id = session.execute(text("""
                 INSERT INTO incident (receipt, category_key, channel, description, occurred_at, reported_at, media_urls,
-                    reporter, idempotency_key, geom, original, route_kind, grid_id, authority_id, nearest_grid,
-                    responsible, department, due_at)
+                    reporter, idempotency_key, idempotency_scope, geom, original, route_kind, grid_id, authority_id,
+                    nearest_grid, responsible, department, due_at)
                 VALUES (:receipt, :category, :channel, :description, :occurred, :now, CAST(:media AS jsonb),
-                    CAST(:reporter AS jsonb), :key, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326), CAST(:original AS jsonb),
+                    CAST(:reporter AS jsonb), :key, :key_scope, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326), CAST(:original AS jsonb),
                     :kind, :grid_id, :authority_id, CAST(:nearest AS jsonb), CAST(:responsible AS jsonb), :department, :due)
                 RETURNING id
             """), {"receipt": receipt, "category": clean["category"]["key"], "channel": clean["channel"],
                    "description": clean["description"], "occurred": occurred, "now": now,
                    "media": json.dumps(clean["media_urls"]), "reporter": _json(clean["reporter"]), "key": key,
-                   "lon": clean["point"][0], "lat": clean["point"][1], "original": _json(clean["original"]),
+                   "key_scope": key_scope if key else None, "lon": clean["point"][0], "lat": clean["point"][1], "original": _json(clean["original"]),
                    "kind": where["kind"], "grid_id": where["grid_id"], "authority_id": where["authority_id"],
                    "nearest": _json(where["nearest_grid"]), "responsible": _json(where["responsible"]),
                    "department": clean["category"]["department"], "due": due}).scalar_one()
@@ -244,6 +258,13 @@ def intake(session: Session, data: dict, settings: Settings, *, lang: str = "zh"
         raise GeogridError(f"duplicate submission: idempotency key {key!r} was just used", status=409) from None
     _event(session, incident_id, "report", None, "reported", data={"route": _route_summary(where)})
     return get_incident(session, incident_id, check=False)
+
+
+def idempotency_scope(session: Session, channel: str) -> str:
+    """The namespace of a caller's idempotency keys: ``channel:account`` (``anonymous``
+    without an account, ``cli:USER`` on the command line)."""
+    p = access.principal_of(session)
+    return f"{channel}:{p.username if p is not None and p.authenticated else 'anonymous' if p else access.actor(session)}"
 
 
 def _json(value) -> str | None:
@@ -278,14 +299,12 @@ _SELECT = """
 
 
 def get_incident(session: Session, incident_id: int, *, check: bool = True, history: bool = False) -> dict:
-    if check:
-        _require_reader(session)
     row = session.execute(text(_SELECT + " WHERE i.id = :id"), {"id": incident_id}).mappings().first()
-    if row is None:
-        raise not_found(f"incident {incident_id}")
-    out = dict(row)
+    out = None if row is None else dict(row)
     if check:
-        _require_case_scope(session, out, CENTRE + HANDLERS, reading=True)
+        _require_readable(session, incident_id, out)
+    elif out is None:
+        raise not_found(f"incident {incident_id}")
     out["allowed"] = list(TRANSITIONS[out["state"]])
     if history:
         out["history"] = [dict(r) for r in session.execute(text(
@@ -302,26 +321,31 @@ def _scope_roots(p: access.Principal, roles) -> list[int | None]:
     return [g.area_id for g in p.grants if g.role in roles]
 
 
-def _require_case_scope(session: Session, incident: dict, roles, *, reading: bool = False) -> None:
+def _in_reach(session: Session, incident: dict, roles) -> bool:
     """A case is in an account's reach when its grid or its current authority lies in the
-    subtree of one of its grants (department handlers: their department's cases)."""
+    subtree of one of its grants of ``roles`` (department handlers: their department's cases)."""
+    p = access.principal_of(session)
+    if p is not None and any(g.role == "department_handler" and g.department and g.department == incident["department"]
+                             for g in p.grants if g.role in roles):
+        return True
+    area_roles = tuple(r for r in roles if r != "department_handler") or tuple(roles)
+    return access.in_scope(session, area_roles,
+                           _ids(session, [c for c in (incident["grid"], incident["authority"]) if c]).values())
+
+
+def _require_readable(session: Session, incident_id: int, incident: dict | None) -> None:
+    """Before anything about a case is revealed: unknown and out-of-reach cases answer alike."""
+    readers = CENTRE + HANDLERS
+    access.require_object(session, f"incident {incident_id}", readers, None if incident is None else [],
+                          reachable=incident is not None and _in_reach(session, incident, readers))
+
+
+def _require_case_scope(session: Session, incident: dict, roles, doing: str) -> None:
+    """The caller, who may read the case, must also reach it with one of ``roles`` to do this."""
     p = access.require_role(session, *roles)
-    if p is None or p.is_admin:
-        return
-    handler = [g for g in p.grants if g.role == "department_handler" and g.role in roles]
-    if any(g.department and g.department == incident["department"] for g in handler):
-        return
-    area_ids = [i for i in _ids(session, [c for c in (incident["grid"], incident["authority"]) if c]).values()]
-    errors = []
-    for area_id in area_ids:
-        try:
-            access.require_scope(session, tuple(r for r in roles if r != "department_handler") or roles,
-                                 [area_id], strict=False)
-            return
-        except GeogridError as exc:
-            errors.append(exc)
-    raise GeogridError(f"{p.username} may not {'see' if reading else 'act on'} incident {incident['receipt']}: "
-                       "outside their scope", status=403)
+    if not _in_reach(session, incident, roles):
+        raise GeogridError(f"{p.username} may not {doing} incident {incident['receipt']}: outside their scope",
+                           status=403)
 
 
 def list_incidents(session: Session, *, state=None, category=None, area=None, overdue=None, blind_spot=None,
@@ -405,14 +429,14 @@ def by_receipt(session: Session, receipt: str) -> dict:
 # --------------------------------------------------------------------------- workflow
 
 
-def _locked(session: Session, incident_id: int, expected_version: int | None) -> dict:
-    row = session.execute(text("SELECT id, version FROM incident WHERE id = :id FOR UPDATE"), {"id": incident_id}).first()
-    if row is None:
-        raise not_found(f"incident {incident_id}")
-    if expected_version is not None and expected_version != row.version:
-        raise GeogridError(f"incident {incident_id} is at version {row.version}, not {expected_version}: reload it",
-                           status=412, extra={"current_version": row.version})
-    return get_incident(session, incident_id, check=False)
+def _locked(session: Session, incident_id: int, expected_version: int | None, *, check: bool = True) -> dict:
+    """The case, locked, once the caller's reach is checked (``check``), then its version."""
+    session.execute(text("SELECT id FROM incident WHERE id = :id FOR UPDATE"), {"id": incident_id})
+    case = get_incident(session, incident_id, check=check)
+    if expected_version is not None and expected_version != case["version"]:
+        raise GeogridError(f"incident {incident_id} is at version {case['version']}, not {expected_version}: reload it",
+                           status=412, extra={"current_version": case["version"]})
+    return case
 
 
 def transition(session: Session, incident_id: int, to: str, settings: Settings, *, note: str | None = None,
@@ -426,7 +450,7 @@ def transition(session: Session, incident_id: int, to: str, settings: Settings, 
     if to not in allowed:
         raise GeogridError(f"incident {case['receipt']} is {case['state']}: it cannot go to {to}", status=409,
                            extra={"state": case["state"], "allowed": list(allowed)})
-    _require_case_scope(session, case, MAY_ENTER[to])
+    _require_case_scope(session, case, MAY_ENTER[to], f"move to {to}")
     if satisfaction is not None and to != "closed":
         raise GeogridError("satisfaction is given when a case is closed")
     now = dt.datetime.now(dt.UTC)
@@ -460,9 +484,7 @@ def escalate(session: Session, incident_id: int, settings: Settings, *, note: st
     area, and the current step's time limit starts again there."""
     if not automatic:
         _require_reader(session)
-    case = _locked(session, incident_id, expected_version)
-    if not automatic:
-        _require_case_scope(session, case, CENTRE + HANDLERS)
+    case = _locked(session, incident_id, expected_version, check=not automatic)
     if case["state"] in TERMINAL:
         raise GeogridError(f"incident {case['receipt']} is {case['state']}", status=409)
     parent = session.execute(text("SELECT p.id, p.code FROM area a JOIN area p ON p.id = a.parent_id WHERE a.code = :c"),
@@ -505,7 +527,6 @@ def move(session: Session, incident_id: int, lon: float, lat: float, crs: str, s
     """Correct an incident's location: it is routed again, and the old route stays in its history."""
     _require_reader(session)
     case = _locked(session, incident_id, expected_version)
-    _require_case_scope(session, case, CENTRE + HANDLERS)
     if case["state"] in TERMINAL:
         raise GeogridError(f"incident {case['receipt']} is {case['state']}: its location is final", status=409)
     problems: list[Problem] = []
@@ -520,7 +541,7 @@ def move(session: Session, incident_id: int, lon: float, lat: float, crs: str, s
     where = route(session, *clean["point"], category, at=case["occurred_at"],
                   day=case["occurred_at"].astimezone(tz).date())
     moved_to = {**case, "grid": where["grid"] and where["grid"]["code"], "authority": where["authority"]["code"]}
-    _require_case_scope(session, moved_to, CENTRE + HANDLERS)  # nobody moves a case out of their reach
+    _require_case_scope(session, moved_to, CENTRE + HANDLERS, f"move to {moved_to['authority']}")  # the new place too
     session.execute(text("""
         UPDATE incident SET geom = ST_SetSRID(ST_MakePoint(:lon, :lat), 4326), original = CAST(:original AS jsonb),
                route_kind = :kind, grid_id = :grid_id, authority_id = :authority_id, nearest_grid = CAST(:nearest AS jsonb),
@@ -562,15 +583,18 @@ def import_incidents(session: Session, records: list[dict], settings: Settings, 
             problems.append(Problem(f"unknown state {clean['state']!r}; states: {', '.join(STATES)}", field="state",
                                     index=i, unit="row"))
         key = clean["idempotency_key"]
-        if key and key in keys:
+        clean["key_scope"] = idempotency_scope(session, clean["channel"]) if key else None
+        if key and (clean["key_scope"], key) in keys:
             problems.append(Problem(f"idempotency key {key!r} repeats in the file", field="idempotency_key", index=i,
                                     unit="row"))
-        keys.add(key)
+        keys.add((clean["key_scope"], key))
         cleaned.append(clean)
-    taken = session.execute(text("SELECT idempotency_key FROM incident WHERE idempotency_key = ANY(:k)"),
-                            {"k": [k for k in keys if k]}).scalars().all()
+    taken = {tuple(r) for r in session.execute(text(
+        "SELECT idempotency_scope, idempotency_key FROM incident WHERE idempotency_key = ANY(:k) "
+        "AND idempotency_scope = ANY(:s)"),
+        {"k": [k for _, k in keys if k], "s": sorted({s for s, k in keys if k})})}
     for i, c in enumerate(cleaned):
-        if c["idempotency_key"] in taken:
+        if (c["key_scope"], c["idempotency_key"]) in taken:
             problems.append(Problem(f"idempotency key {c['idempotency_key']!r} was imported before",
                                     field="idempotency_key", index=i, unit="row"))
     if problems:
@@ -614,6 +638,15 @@ def import_incidents(session: Session, records: list[dict], settings: Settings, 
                                            public_only=False)
         for i in members:
             routes[i]["responsible"] = _snapshot(posts.get(routes[i]["grid_id"], []))
+    # Every row must land in the importer's jurisdiction: a history is not written into another town.
+    outside = access.outside_scope(session, CENTRE, {a for w in routes if w for a in (w["grid_id"], w["authority_id"])})
+    foreign = [Problem(f"routed to {where['authority']['code']}, outside your scope", field="location", index=i,
+                       location=cleaned[i]["point"], unit="row")
+               for i, where in enumerate(routes)
+               if where and where["authority_id"] in outside and (where["grid_id"] is None or where["grid_id"] in outside)]
+    if foreign:
+        raise GeogridError(f"{len(foreign)} of {len(records)} rows lie outside your scope; nothing was imported",
+                           status=403, problems=foreign)
     if problems:
         raise GeogridError(f"{len(problems)} of {len(records)} rows rejected; nothing was imported", problems=problems)
     params = []
@@ -625,16 +658,16 @@ def import_incidents(session: Session, records: list[dict], settings: Settings, 
             "receipt": f"GG{c['occurred_at'].astimezone(tz):%Y%m%d}-{secrets.token_hex(5).upper()}",
             "category": c["category"]["key"], "channel": c["channel"], "description": c["description"],
             "occurred": c["occurred_at"], "media": json.dumps(c["media_urls"]), "reporter": _json(c["reporter"]),
-            "key": c["idempotency_key"], "lon": c["point"][0], "lat": c["point"][1], "original": _json(c["original"]),
+            "key": c["idempotency_key"], "key_scope": c["key_scope"], "lon": c["point"][0], "lat": c["point"][1], "original": _json(c["original"]),
             "kind": where["kind"], "grid_id": where["grid_id"], "authority_id": where["authority_id"],
             "nearest": _json(where["nearest_grid"]), "responsible": _json(where["responsible"]),
             "department": c["category"]["department"], "state": c["state"], "due": due})
     session.execute(text("""
         INSERT INTO incident (receipt, category_key, channel, description, occurred_at, reported_at, media_urls, reporter,
-            idempotency_key, geom, original, route_kind, grid_id, authority_id, nearest_grid, responsible, department,
-            state, closed_at, due_at)
+            idempotency_key, idempotency_scope, geom, original, route_kind, grid_id, authority_id, nearest_grid,
+            responsible, department, state, closed_at, due_at)
         VALUES (:receipt, :category, :channel, :description, :occurred, :occurred, CAST(:media AS jsonb),
-            CAST(:reporter AS jsonb), :key, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326), CAST(:original AS jsonb), :kind,
+            CAST(:reporter AS jsonb), :key, :key_scope, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326), CAST(:original AS jsonb), :kind,
             :grid_id, :authority_id, CAST(:nearest AS jsonb), CAST(:responsible AS jsonb), :department,
             CAST(:state AS varchar), CASE WHEN CAST(:state AS varchar) IN ('closed', 'void') THEN :occurred END, :due)
     """), params)

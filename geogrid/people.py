@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from geogrid import access
-from geogrid.errors import GeogridError, Problem, conflict, not_found
+from geogrid.errors import GeogridError, Problem, conflict
 
 PERSON_FIELDS = ("ref", "name", "phone", "photo_url", "name_public", "phone_public", "photo_public", "notes")
 ASSIGNMENT_FIELDS = ("role", "start_date", "end_date", "duties")
@@ -83,20 +83,68 @@ def create_persons(session: Session, records: Sequence[dict]) -> list[dict]:
     return out
 
 
-def get_person(session: Session, person_id: int, *, for_update: bool = False) -> dict:
-    access.require_role(session, *access.STAFF)
-    row = session.execute(text(f"SELECT {_PERSON_COLUMNS} FROM person WHERE id = :id"
-                               + (" FOR UPDATE" if for_update else "")), {"id": person_id}).mappings().first()
-    if row is None:
-        raise not_found(f"person {person_id}")
-    return dict(row)
+EDITORS = ("planner",)
+
+
+def _visibility(session: Session) -> tuple[str, str, dict]:
+    """SQL conditions on ``person p``: who the caller may see (a post, held or past, in
+    their scope) and edit (the same for planners, and persons with no post yet, whom any
+    planner may appoint)."""
+    staff, params = access.scope_filter(session, access.STAFF, "s.area_id", "staff_roots")
+    planner, more = access.scope_filter(session, EDITORS, "s.area_id", "planner_roots")
+    p = access.principal_of(session)
+    params.update(more, may_plan=p is None or p.has_role(*EDITORS))
+    editable = (f"(EXISTS (SELECT 1 FROM assignment s WHERE s.person_id = p.id AND {planner}) "
+                "OR (:may_plan AND NOT EXISTS (SELECT 1 FROM assignment s WHERE s.person_id = p.id)))")
+    visible = f"(EXISTS (SELECT 1 FROM assignment s WHERE s.person_id = p.id AND {staff}) OR {editable})"
+    return visible, editable, params
+
+
+_COLUMNS = tuple(c.strip() for c in _PERSON_COLUMNS.split(","))
+
+
+def _shown(row) -> dict:
+    """A person as the caller may see them: notes and unpublished phones only for those who
+    may edit the person (planners in scope); other staff see what the public would, and names."""
+    out = {k: row[k] for k in _COLUMNS}
+    if not row["editable"]:
+        out["notes"] = None
+        if not out["phone_public"]:
+            out["phone"] = None
+    return out
+
+
+def _person(session: Session, person_id: int, *, for_update: bool = False):
+    visible, editable, params = _visibility(session)
+    return session.execute(text(f"SELECT {_PERSON_COLUMNS}, {visible} AS visible, {editable} AS editable "
+                                "FROM person p WHERE p.id = :id" + (" FOR UPDATE OF p" if for_update else "")),
+                           {**params, "id": person_id}).mappings().first()
+
+
+def get_person(session: Session, person_id: int) -> dict:
+    row = _person(session, person_id)
+    access.require_object(session, f"person {person_id}", access.STAFF, None if row is None else [],
+                          reachable=bool(row and row["visible"]))
+    return _shown(row)
+
+
+def _editable_person(session: Session, person_id: int) -> dict:
+    """The person, locked, once the caller is known to be a planner who may edit them."""
+    row = _person(session, person_id, for_update=True)
+    access.require_object(session, f"person {person_id}", EDITORS, None if row is None else [],
+                          reachable=bool(row and row["editable"]))
+    return _shown(row)
 
 
 def list_persons(session: Session, *, q: str | None, area: str | None, limit: int, offset: int) -> tuple[list[dict], int]:
+    """Persons the caller may see (see :func:`_visibility`), private fields as in :func:`_shown`."""
     access.require_role(session, *access.STAFF)
-    where, params = ["TRUE"], {"limit": limit, "offset": offset}
+    visible, editable, params = _visibility(session)
+    where = [visible]
+    params.update(limit=limit, offset=offset)
     if q:
-        where.append("(p.name ILIKE :q OR p.ref ILIKE :q OR p.phone LIKE :q)")
+        # Unpublished phones are searchable only by those who may see them.
+        where.append(f"(p.name ILIKE :q OR p.ref ILIKE :q OR (p.phone LIKE :q AND (p.phone_public OR {editable})))")
         params["q"] = f"%{q}%"
     if area:
         where.append("EXISTS (SELECT 1 FROM assignment s JOIN area a ON a.id = s.area_id "
@@ -104,9 +152,9 @@ def list_persons(session: Session, *, q: str | None, area: str | None, limit: in
         params["area"] = area
     cond = " AND ".join(where)
     total = session.execute(text(f"SELECT count(*) FROM person p WHERE {cond}"), params).scalar_one()
-    rows = session.execute(text(f"SELECT {_PERSON_COLUMNS} FROM person p WHERE {cond} ORDER BY id LIMIT :limit OFFSET :offset"),
-                           params).mappings().all()
-    return [dict(r) for r in rows], total
+    rows = session.execute(text(f"SELECT {_PERSON_COLUMNS}, {editable} AS editable FROM person p WHERE {cond} "
+                                "ORDER BY id LIMIT :limit OFFSET :offset"), params).mappings().all()
+    return [_shown(r) for r in rows], total
 
 
 def _check_expected(kind: str, key, current: int, expected: int | None) -> None:
@@ -115,26 +163,8 @@ def _check_expected(kind: str, key, current: int, expected: int | None) -> None:
                            status=412, extra={"current_version": current})
 
 
-def _require_person_scope(session: Session, person_id: int) -> None:
-    """A planner may edit a person who holds (or held) a post in their scope, or none yet."""
-    areas = session.execute(text("SELECT DISTINCT area_id FROM assignment WHERE person_id = :id"),
-                            {"id": person_id}).scalars().all()
-    p = access.require_role(session, "planner")
-    if p is None or p.is_admin or not areas:
-        return
-    errors = []
-    for area_id in areas:
-        try:
-            access.require_scope(session, ("planner",), [area_id], strict=False)
-            return
-        except GeogridError as exc:
-            errors.append(exc)
-    raise errors[0]
-
-
 def update_person(session: Session, person_id: int, changes: dict, expected_version: int | None = None) -> dict:
-    current = get_person(session, person_id, for_update=True)
-    _require_person_scope(session, person_id)
+    current = _editable_person(session, person_id)
     _check_expected("person", person_id, current["version"], expected_version)
     changes = {k: v for k, v in changes.items() if k in PERSON_FIELDS}
     if "name" in changes and not changes["name"]:
@@ -159,8 +189,7 @@ def _update_versioned(session: Session, table: str, row_id: int, values: dict, o
 
 def delete_person(session: Session, person_id: int, expected_version: int | None = None) -> None:
     """Delete a person who never held a post; one with a history is kept (end their posts instead)."""
-    current = get_person(session, person_id, for_update=True)
-    _require_person_scope(session, person_id)
+    current = _editable_person(session, person_id)
     _check_expected("person", person_id, current["version"], expected_version)
     held = session.execute(text("SELECT count(*) FROM assignment WHERE person_id = :id"), {"id": person_id}).scalar_one()
     if held:
@@ -179,11 +208,15 @@ _ASSIGNMENT_SELECT = """
 
 
 def _resolve_person(session: Session, value) -> int | None:
+    """A person the caller may appoint, by id or ref; None for unknown and out-of-scope alike."""
+    _, editable, params = _visibility(session)
     if isinstance(value, int) or (isinstance(value, str) and value.isdigit()):
-        found = session.execute(text("SELECT id FROM person WHERE id = :id"), {"id": int(value)}).scalar()
+        found = session.execute(text(f"SELECT id FROM person p WHERE id = :id AND {editable}"),
+                                {**params, "id": int(value)}).scalar()
         if found is not None:
             return found
-    return session.execute(text("SELECT id FROM person WHERE ref = :ref"), {"ref": str(value)}).scalar()
+    return session.execute(text(f"SELECT id FROM person p WHERE ref = :ref AND {editable}"),
+                           {**params, "ref": str(value)}).scalar()
 
 
 def create_assignments(session: Session, records: Sequence[dict]) -> list[dict]:
@@ -201,7 +234,8 @@ def create_assignments(session: Session, records: Sequence[dict]) -> list[dict]:
         area_id = session.execute(text("SELECT id FROM area WHERE code = :c AND retired_at IS NULL"),
                                   {"c": str(r.get("area"))}).scalar()
         if person_id is None:
-            problems.append(Problem(f"unknown person {r.get('person')!r}", field="person", index=i))
+            problems.append(Problem(f"unknown person {r.get('person')!r} (or outside your scope)", field="person",
+                                    index=i))
         if area_id is None:
             problems.append(Problem(f"unknown or retired area {r.get('area')!r}", field="area", index=i))
         if r.get("role") not in known_roles:
@@ -244,8 +278,11 @@ def _as_date(value, name: str, i: int, problems: list[Problem]) -> dt.date | Non
 def list_assignments(session: Session, *, ids: Sequence[int] | None = None, area: str | None = None,
                      person: int | None = None, active_on: dt.date | None = None,
                      limit: int = 1000, offset: int = 0) -> list[dict]:
+    """Assignments in areas of the caller's scope, filtered."""
     access.require_role(session, *access.STAFF)
-    where, params = ["TRUE"], {"limit": limit, "offset": offset}
+    scope, params = access.scope_filter(session, access.STAFF, "s.area_id")
+    where = [scope]
+    params.update(limit=limit, offset=offset)
     if ids is not None:
         where.append("s.id = ANY(:ids)")
         params["ids"] = list(ids)
@@ -264,16 +301,13 @@ def list_assignments(session: Session, *, ids: Sequence[int] | None = None, area
 
 
 def get_assignment(session: Session, assignment_id: int, *, for_update: bool = False) -> dict:
-    """One assignment; ``for_update`` locks it and checks the planner's scope over its area."""
-    if for_update:
-        area_id = session.execute(text("SELECT area_id FROM assignment WHERE id = :id FOR UPDATE"),
-                                  {"id": assignment_id}).scalar()
-        if area_id is not None:
-            access.require_scope(session, ("planner",), [area_id], strict=False)
-    found = list_assignments(session, ids=[assignment_id])
-    if not found:
-        raise not_found(f"assignment {assignment_id}")
-    return found[0]
+    """One assignment in the caller's scope; ``for_update`` locks it and needs a planner's
+    scope over its area. Unknown and out-of-scope assignments answer alike."""
+    area_id = session.execute(text("SELECT area_id FROM assignment WHERE id = :id" + (" FOR UPDATE" if for_update else "")),
+                              {"id": assignment_id}).scalar()
+    access.require_object(session, f"assignment {assignment_id}", EDITORS if for_update else access.STAFF,
+                          None if area_id is None else [area_id])
+    return list_assignments(session, ids=[assignment_id])[0]
 
 
 def update_assignment(session: Session, assignment_id: int, changes: dict, expected_version: int | None = None) -> dict:

@@ -14,7 +14,8 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from geogrid import access, areas
-from geogrid.errors import GeogridError, Problem, not_found
+from geogrid.errors import GeogridError, Problem
+from geogrid.models import ADMIN_LAYER
 from geogrid.settings import Settings
 
 KINDS = {
@@ -32,21 +33,62 @@ RISK = ("low", "medium", "high")
 ENVIRONMENT = "environment"
 FIELDS = ("name", "kind", "pollutants", "permit_no", "key_supervision", "risk_level", "address", "notes")
 
-_SELECT = """
+# A source's place, for scope: its environment grid, else the finest administrative area
+# holding it (a source outside every environment grid still belongs to a town).
+_PLACE = """coalesce(s.grid_id, (
+    SELECT a.id FROM area a JOIN boundary b ON b.area_id = a.id AND upper_inf(b.valid) JOIN level lv ON lv.key = a.level_key
+    WHERE a.layer_key = 'admin' AND a.retired_at IS NULL AND ST_Covers(b.geom, s.geom)
+    ORDER BY lv.rank DESC, a.code LIMIT 1))"""
+_SELECT = f"""
     SELECT s.id, s.name, s.kind, s.pollutants, s.permit_no, s.key_supervision, s.risk_level, s.address, s.notes,
            ST_X(s.geom) AS lon, ST_Y(s.geom) AS lat, g.code AS grid, g.name AS grid_name, s.version, s.created_at,
-           (SELECT max(p.at) FROM patrol p WHERE p.sources @> to_jsonb(s.id)) AS last_visit
+           (SELECT max(p.at) FROM patrol p WHERE p.sources @> to_jsonb(s.id)) AS last_visit, {_PLACE} AS place_id
     FROM pollution_source s LEFT JOIN area g ON g.id = s.grid_id
 """
+EDITORS = ("inspector", "planner")
 
 
-def _environment_grid(session: Session, lon: float, lat: float) -> int | None:
-    """The finest environment grid holding the point (the primary, as in GET /api/locate)."""
-    found = [r for r in areas.locate(session, lon, lat, at=None, day=dt.datetime.now(dt.UTC).date())
-             if r["layer"] == ENVIRONMENT and r["primary"]]
-    if not found:
-        return None
-    return session.execute(text("SELECT id FROM area WHERE code = :c"), {"c": found[-1]["code"]}).scalar_one()
+def _place(session: Session, lon: float, lat: float) -> tuple[int | None, int | None]:
+    """(environment grid, place) of a point: the finest environment grid holding it (the
+    primary, as in GET /api/locate), and as its place that grid, else the finest
+    administrative area holding it; (None, None) outside the jurisdiction."""
+    found = [r for r in areas.locate(session, lon, lat, at=None, day=dt.datetime.now(dt.UTC).date(), internal=True)
+             if r["primary"]]
+    grids = [r["id"] for r in found if r["layer"] == ENVIRONMENT]
+    admin = [r["id"] for r in found if r["layer"] == ADMIN_LAYER]
+    if grids:
+        return grids[-1], grids[-1]
+    return None, (admin[-1] if admin else None)
+
+
+def _require_place(session: Session, lon: float, lat: float, action: str) -> int | None:
+    """The environment grid of a new or moved source, after checking that its place lies in
+    the caller's scope; a point outside the jurisdiction is refused."""
+    grid_id, place_id = _place(session, lon, lat)
+    if place_id is None:
+        raise GeogridError(f"point {lon:.7f}, {lat:.7f} is outside the jurisdiction: no area contains it",
+                           problems=[Problem("outside the jurisdiction", field="location", location=(lon, lat))])
+    access.require_scope(session, EDITORS, [place_id], strict=False, action=action)
+    return grid_id
+
+
+def _row(session: Session, source_id: int, *, for_update: bool = False) -> dict | None:
+    row = session.execute(text(_SELECT + " WHERE s.id = :id" + (" FOR UPDATE OF s" if for_update else "")),
+                          {"id": source_id}).mappings().first()
+    return None if row is None else dict(row)
+
+
+def _shown(row: dict) -> dict:
+    return {k: v for k, v in row.items() if k != "place_id"}
+
+
+def _reached(session: Session, source_id: int, roles, *, for_update: bool = False) -> dict:
+    """The source, once the caller's scope over its place is checked (unknown and out of
+    scope answer alike)."""
+    row = _row(session, source_id, for_update=for_update)
+    access.require_object(session, f"pollution source {source_id}", roles,
+                          None if row is None else [row["place_id"]])
+    return row
 
 
 def _check(data: dict, settings: Settings, partial: bool = False) -> list[Problem]:
@@ -68,13 +110,11 @@ def _check(data: dict, settings: Settings, partial: bool = False) -> list[Proble
 
 
 def create_source(session: Session, data: dict, settings: Settings) -> dict:
-    access.require_role(session, "inspector", "planner")
+    access.require_role(session, *EDITORS)
     problems = _check(data, settings)
     if problems:
         raise GeogridError("pollution source rejected; nothing was stored", problems=problems)
-    grid_id = _environment_grid(session, data["lon"], data["lat"])
-    if grid_id is not None:
-        access.require_scope(session, ("inspector", "planner"), [grid_id], strict=False)
+    grid_id = _require_place(session, data["lon"], data["lat"], "add a pollution source in")
     values = {k: data.get(k) for k in FIELDS}
     values["pollutants"] = json.dumps(values["pollutants"] or [], ensure_ascii=False)
     values["key_supervision"] = bool(values["key_supervision"])
@@ -91,17 +131,16 @@ def create_source(session: Session, data: dict, settings: Settings) -> dict:
 
 
 def get_source(session: Session, source_id: int) -> dict:
-    access.require_role(session, *access.STAFF)
-    row = session.execute(text(_SELECT + " WHERE s.id = :id"), {"id": source_id}).mappings().first()
-    if row is None:
-        raise not_found(f"pollution source {source_id}")
-    return dict(row)
+    return _shown(_reached(session, source_id, access.STAFF))
 
 
 def list_sources(session: Session, *, area: str | None = None, key_only: bool = False, kind: str | None = None,
                  limit: int = 100, offset: int = 0) -> tuple[list[dict], int]:
+    """Sources in the caller's scope (their place in it), filtered."""
     access.require_role(session, *access.STAFF)
-    where, params = ["TRUE"], {"limit": limit, "offset": offset}
+    scope, params = access.scope_filter(session, access.STAFF, _PLACE)
+    where = [scope]
+    params.update(limit=limit, offset=offset)
     if area:
         where.append("g.code LIKE :prefix")
         params["prefix"] = area + "%"
@@ -114,17 +153,13 @@ def list_sources(session: Session, *, area: str | None = None, key_only: bool = 
     total = session.execute(text(f"SELECT count(*) FROM pollution_source s LEFT JOIN area g ON g.id = s.grid_id "
                                  f"WHERE {cond}"), params).scalar_one()
     rows = session.execute(text(f"{_SELECT} WHERE {cond} ORDER BY s.id LIMIT :limit OFFSET :offset"), params)
-    return [dict(r) for r in rows.mappings()], total
+    return [_shown(dict(r)) for r in rows.mappings()], total
 
 
 def update_source(session: Session, source_id: int, changes: dict, settings: Settings,
                   expected_version: int | None = None) -> dict:
-    before = get_source(session, source_id)
-    access.require_role(session, "inspector", "planner")
-    if before["grid"]:
-        access.require_scope(session, ("inspector", "planner"),
-                             [session.execute(text("SELECT id FROM area WHERE code = :c"), {"c": before["grid"]}).scalar_one()],
-                             strict=False)
+    """Edit a source: the old place and, when it moves, the new place must be in scope."""
+    before = _shown(_reached(session, source_id, EDITORS, for_update=True))
     if expected_version is not None and expected_version != before["version"]:
         raise GeogridError(f"pollution source {source_id} is at version {before['version']}, not {expected_version}",
                            status=412, extra={"current_version": before["version"]})
@@ -138,7 +173,7 @@ def update_source(session: Session, source_id: int, changes: dict, settings: Set
     if "lon" in changes or "lat" in changes:
         lon, lat = changes.get("lon", before["lon"]), changes.get("lat", before["lat"])
         sets += ["geom = ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)", "grid_id = :grid"]
-        values.update(lon=lon, lat=lat, grid=_environment_grid(session, lon, lat))
+        values.update(lon=lon, lat=lat, grid=_require_place(session, lon, lat, "move a pollution source into"))
     if sets:
         session.execute(text(f"UPDATE pollution_source SET {', '.join(sets)}, version = version + 1 WHERE id = :id"),
                         {**values, "id": source_id})
@@ -147,8 +182,7 @@ def update_source(session: Session, source_id: int, changes: dict, settings: Set
 
 
 def delete_source(session: Session, source_id: int) -> None:
-    before = get_source(session, source_id)
-    access.require_role(session, "inspector", "planner")
+    before = _shown(_reached(session, source_id, EDITORS, for_update=True))
     session.execute(text("DELETE FROM pollution_source WHERE id = :id"), {"id": source_id})
     access.record(session, "delete", "pollution_source", source_id, before, None)
 
@@ -156,11 +190,18 @@ def delete_source(session: Session, source_id: int) -> None:
 # --------------------------------------------------------------------------- patrols
 
 
+PATROLLERS = ("grid_worker", "inspector")
+
+
 def record_patrol(session: Session, data: dict, settings: Settings) -> dict:
-    """A patrol check-in on an environment grid: where, when, which sources were visited."""
-    p = access.require_role(session, "grid_worker", "inspector")
+    """A patrol check-in on an environment grid: where, when, which sources were visited.
+    The grid must be in the caller's scope, and every source named must be one they may
+    see that lies in that grid."""
+    p = access.require_role(session, *PATROLLERS)
     grid = session.execute(text("SELECT id, code, layer_key FROM area WHERE code = :c AND retired_at IS NULL"),
                            {"c": data.get("grid")}).first()
+    if grid is not None:
+        access.require_scope(session, PATROLLERS, [grid.id], strict=False, action="patrol")
     problems = []
     if grid is None:
         problems.append(Problem(f"unknown grid {data.get('grid')!r}", field="grid"))
@@ -170,14 +211,27 @@ def record_patrol(session: Session, data: dict, settings: Settings) -> dict:
     if isinstance(at, dt.datetime) and at.tzinfo is not None and at > dt.datetime.now(dt.UTC) + dt.timedelta(minutes=5):
         problems.append(Problem("at is in the future", field="at"))
     sources = [int(s) for s in data.get("sources") or []]
-    if sources:
-        known = set(session.execute(text("SELECT id FROM pollution_source WHERE id = ANY(:s)"), {"s": sources}).scalars())
+    if sources and grid is not None:
+        scope, params = access.scope_filter(session, PATROLLERS, _PLACE)
+        # In the grid: filed under it (or a grid below it), or lying on its current boundary.
+        known = set(session.execute(text(f"""
+            SELECT s.id FROM pollution_source s
+            WHERE s.id = ANY(:s) AND {scope}
+              AND (EXISTS (WITH RECURSIVE up(id, depth) AS (
+                           SELECT s.grid_id, 0 UNION ALL
+                           SELECT a.parent_id, up.depth + 1 FROM area a JOIN up ON a.id = up.id
+                           WHERE a.parent_id IS NOT NULL AND up.depth < 64)
+                       SELECT 1 FROM up WHERE up.id = :grid)
+                   OR EXISTS (SELECT 1 FROM boundary b WHERE b.area_id = :grid AND upper_inf(b.valid)
+                              AND ST_Covers(b.geom, s.geom)))
+        """), {**params, "s": sources, "grid": grid.id}).scalars())
         missing = sorted(set(sources) - known)
         if missing:
-            problems.append(Problem(f"unknown pollution sources {missing}", field="sources"))
+            # Unknown and out-of-scope sources answer alike: the ids are all the caller learns.
+            problems.append(Problem(f"pollution sources {missing} are unknown, outside your scope or not in "
+                                    f"grid {grid.code}", field="sources"))
     if problems:
         raise GeogridError("patrol rejected; nothing was stored", problems=problems)
-    access.require_scope(session, ("grid_worker", "inspector"), [grid.id], strict=False)
     lon, lat = data.get("lon"), data.get("lat")
     patrol_id = session.execute(text("""
         INSERT INTO patrol (area_id, actor, at, geom, sources, notes)
@@ -193,15 +247,17 @@ def record_patrol(session: Session, data: dict, settings: Settings) -> dict:
 def patrols_behind(session: Session, settings: Settings, *, area: str | None = None,
                    now: dt.datetime | None = None) -> dict:
     """Environment grids whose last patrol is older than their level's frequency, and key
-    pollution sources not visited within ``key_source_days``."""
+    pollution sources not visited within ``key_source_days``, in the caller's scope."""
     access.require_role(session, *access.STAFF)
     now = now or dt.datetime.now(dt.UTC)
-    grids = session.execute(text("""
+    in_scope, scope_params = access.scope_filter(session, access.STAFF, "a.id")
+    grids = session.execute(text(f"""
         SELECT a.code, a.name, a.level_key AS level, max(p.at) AS last_patrol
         FROM area a LEFT JOIN patrol p ON p.area_id = a.id
         WHERE a.layer_key = :env AND a.retired_at IS NULL AND (CAST(:prefix AS text) IS NULL OR a.code LIKE :prefix)
+          AND {in_scope}
         GROUP BY a.id ORDER BY a.code
-    """), {"env": ENVIRONMENT, "prefix": area + "%" if area else None}).mappings().all()
+    """), {**scope_params, "env": ENVIRONMENT, "prefix": area + "%" if area else None}).mappings().all()
     behind = []
     for g in grids:
         days = settings.patrol_days_by_level.get(g["level"], 7)
@@ -209,9 +265,11 @@ def patrols_behind(session: Session, settings: Settings, *, area: str | None = N
         if due is None or due < now:
             behind.append({**g, "every_days": days, "due": due,
                            "days_overdue": None if due is None else (now - due).days})
+    source_scope, scope_params = access.scope_filter(session, access.STAFF, _PLACE)
     sources = session.execute(text(f"""
-        SELECT * FROM ({_SELECT} WHERE s.key_supervision AND (CAST(:prefix AS text) IS NULL OR g.code LIKE :prefix)) q
+        SELECT * FROM ({_SELECT} WHERE s.key_supervision AND (CAST(:prefix AS text) IS NULL OR g.code LIKE :prefix)
+                       AND {source_scope}) q
         WHERE last_visit IS NULL OR last_visit < :cutoff ORDER BY last_visit NULLS FIRST, id
-    """), {"prefix": area + "%" if area else None,
+    """), {**scope_params, "prefix": area + "%" if area else None,
            "cutoff": now - dt.timedelta(days=settings.key_source_days)}).mappings().all()
-    return {"grids": behind, "key_sources": [dict(s) for s in sources], "checked_at": now}
+    return {"grids": behind, "key_sources": [_shown(dict(s)) for s in sources], "checked_at": now}

@@ -34,7 +34,7 @@ def check(
     return out
 
 
-@router.get("/coverage/runs", dependencies=STAFF, summary="Stored runs, newest first")
+@router.get("/coverage/runs", dependencies=STAFF, summary="Stored runs of areas in your scope, newest first")
 def runs(session: SessionDep, page: PageDep, area: str | None = None, layer: str | None = None) -> list[dict]:
     return coverage_runs.list_runs(session, area=area, layer=layer, limit=page.limit, offset=page.offset)
 

@@ -38,7 +38,8 @@ class IncidentIn(BaseModel):
     media_urls: list[str] = Field(default_factory=list, max_length=50)
     reporter: Reporter | None = Field(default=None, description="Private: never published")
     idempotency_key: str | None = Field(default=None, max_length=100,
-                                        description="A second submission with the same key is refused (409)")
+                                        description="A second submission with the same key on the same channel "
+                                                    "from the same account is refused (409)")
 
 
 def _incident_body(body: IncidentIn) -> dict:
@@ -173,10 +174,10 @@ def move(session: SessionDep, settings: SettingsDep, incident_id: int, body: Mov
              summary="Import historical incidents from CSV (lon, lat columns) or GeoJSON points, all or nothing")
 def import_incidents(session: SessionDep, settings: SettingsDep,
                      file: Annotated[UploadFile, File(description=".csv with lon,lat or .geojson of points")]) -> dict:
-    suffix = Path(file.filename or "upload.csv").suffix.lower() or ".csv"
-    path = files.save_upload(file.file, suffix, settings.max_body_bytes)
+    name = files.upload_name(file.filename, "upload.csv")
+    path = files.save_upload(file.file, Path(name).suffix.lower(), settings.max_body_bytes)
     try:
-        records = files.read_incident_rows(path, name=file.filename)
+        records = files.read_incident_rows(path, name=name)
     finally:
         files.remove(path)
     out = incidents.import_incidents(session, records, settings)
@@ -215,7 +216,7 @@ class SourcePatch(BaseModel):
     notes: str | None = Field(default=None, max_length=5000)
 
 
-@router.get("/sources", dependencies=STAFF, tags=["environment"], summary="Pollution sources (环境监管档案)")
+@router.get("/sources", dependencies=STAFF, tags=["environment"], summary="Pollution sources in your scope (环境监管档案)")
 def list_sources(session: SessionDep, page: PageDep, area: str | None = None, key_only: bool = False,
                  kind: str | None = None) -> dict:
     items, matched = sources.list_sources(session, area=area, key_only=key_only, kind=kind,
@@ -268,6 +269,6 @@ def record_patrol(session: SessionDep, settings: SettingsDep, body: PatrolIn) ->
 
 
 @router.get("/patrols/behind", dependencies=STAFF, tags=["environment"],
-            summary="Environment grids and key sources behind their patrol frequency")
+            summary="Environment grids and key sources of your scope behind their patrol frequency")
 def patrols_behind(session: SessionDep, settings: SettingsDep, area: str | None = None) -> dict:
     return sources.patrols_behind(session, settings, area=area)

@@ -14,7 +14,7 @@ from geogrid import people
 router = APIRouter(prefix="/api", tags=["people"])
 
 
-@router.get("/persons", dependencies=STAFF, summary="List persons (internal: includes private fields)")
+@router.get("/persons", dependencies=STAFF, summary="Persons in your scope (a post, held or past, in it; planners also those without a post); notes and unpublished phones only for planners")
 def list_persons(request: Request, session: SessionDep, page: PageDep,
                  q: Annotated[str | None, Query(max_length=100, description="Name, ref or phone contains")] = None,
                  area: Annotated[str | None, Query(description="Persons who ever held a post in this area")] = None) -> dict:
@@ -53,7 +53,7 @@ def delete_person(session: SessionDep, person_id: int, expected: IfMatchDep) -> 
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.get("/assignments", dependencies=STAFF, response_model=list[Assignment], summary="Assignments, filterable; history included")
+@router.get("/assignments", dependencies=STAFF, response_model=list[Assignment], summary="Assignments in your scope, filterable; history included")
 def list_assignments(session: SessionDep, page: PageDep,
                      area: Annotated[str | None, Query(description="Area code")] = None,
                      person: Annotated[int | None, Query(description="Person id")] = None,
