@@ -5,6 +5,9 @@ the FastAPI app on top of it. Nothing is mocked."""
 from __future__ import annotations
 
 import json
+import socket
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -132,3 +135,31 @@ def town(client):
 
 def dumps(obj) -> str:
     return json.dumps(obj, ensure_ascii=False)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def serve_in_thread(app, cleanup) -> str:
+    """Serve ``app`` with uvicorn on a free loopback port until ``cleanup`` (an ExitStack)
+    closes; returns its base URL. For tests that need a real HTTP server (browsers)."""
+    import uvicorn
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+
+    def stop():
+        server.should_exit = True
+        thread.join(timeout=20)
+
+    cleanup.callback(stop)
+    deadline = time.monotonic() + 20
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert server.started, "uvicorn did not start"
+    return f"http://127.0.0.1:{port}"

@@ -22,11 +22,8 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
-import threading
-import time
 import types
 import urllib.parse
 from pathlib import Path
@@ -38,6 +35,8 @@ import shapely.affinity
 from sqlalchemy import text
 
 import maps
+from conftest import serve_in_thread
+
 from geogrid import access, areas, cluster, coverage_runs, db, demo, incidents, people
 from geogrid.settings import Settings
 
@@ -61,12 +60,6 @@ PIXEL = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAQAAAC1HAwCAAAAC0lEQV
 
 
 # --------------------------------------------------------------------------- the world
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _intake(session, settings, category: str, point, description: str, **extra) -> dict:
@@ -145,24 +138,8 @@ def _build_world(cleanup: contextlib.ExitStack, url: str, settings: Settings, tm
                           today=areas.local_today(s))
 
     from api.app import create_app
-    import uvicorn
 
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(s), host="127.0.0.1", port=port, log_level="warning",
-                                           access_log=False))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-
-    def stop_server():
-        server.should_exit = True
-        thread.join(timeout=20)
-
-    cleanup.callback(stop_server)
-    deadline = time.monotonic() + 20
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert server.started, "uvicorn did not start"
-    w.base = f"http://127.0.0.1:{port}"
+    w.base = serve_in_thread(create_app(s), cleanup)
     w.http = cleanup.enter_context(httpx.Client(base_url=w.base, timeout=60))
     pw = cleanup.enter_context(sync_api.sync_playwright())
     w.browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)

@@ -325,7 +325,7 @@ class World:
             parts = []
             for t in tables:
                 digest = "''" if t in COUNT_ONLY else \
-                    f"md5(coalesce(string_agg(x::text, '|' ORDER BY x::text), ''))"
+                    "md5(coalesce(string_agg(x::text, '|' ORDER BY x::text), ''))"
                 parts.append(f"SELECT '{t}' AS tbl, count(*) AS n, {digest} AS digest FROM {t} x")
             rows = conn.execute(text(" UNION ALL ".join(parts))).all()
             out = {r.tbl: (r.n, r.digest) for r in rows}

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import pwd
-import socket
 import subprocess
 import sys
 import time
@@ -13,15 +12,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from conftest import free_port
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the switch happens only when started as root")
 GEOGRID = Path(sys.executable).with_name("geogrid")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _uid_of(pid: int) -> int:
@@ -32,7 +26,7 @@ def _uid_of(pid: int) -> int:
 
 
 def test_serve_started_as_root_runs_as_the_service_user(settings):
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "GEOGRID_DATABASE_URL": settings.database_url, "GEOGRID_PORT": str(port),
            "GEOGRID_ESCALATION_INTERVAL_S": "0"}
     proc = subprocess.Popen([str(GEOGRID), "serve"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,

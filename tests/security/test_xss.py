@@ -17,9 +17,6 @@ import html as htmllib
 import json
 import os
 import shutil
-import socket
-import threading
-import time
 import types
 import urllib.parse
 from pathlib import Path
@@ -29,6 +26,7 @@ import pytest
 import shapely
 
 import maps
+from conftest import serve_in_thread
 from geogrid import access, cluster, db
 from geogrid.settings import Settings
 
@@ -74,12 +72,6 @@ VIEWPORTS = {"phone": {"width": 390, "height": 844}, "desktop": {"width": 1280, 
 SUFFIX = {"planner": "Grids", "inspector": "Incidents", "public": "Grid board"}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _box(x, y, w, h):
     return shapely.geometry.mapping(shapely.box(x, y, x + w, y + h))
 
@@ -99,24 +91,9 @@ def world(settings, tmp_path_factory):
             access.create_account(session, "xss-admin", PASSWORD)
             access.grant(session, "xss-admin", "admin")
         from api.app import create_app
-        import uvicorn
 
-        port = _free_port()
-        server = uvicorn.Server(uvicorn.Config(create_app(s), host="127.0.0.1", port=port,
-                                               log_level="warning", access_log=False))
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-
-        def stop():
-            server.should_exit = True
-            thread.join(timeout=20)
-
-        cleanup.callback(stop)
-        deadline = time.monotonic() + 20
-        while not server.started and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert server.started
-        w = types.SimpleNamespace(settings=s, engine=engine, base=f"http://127.0.0.1:{port}",
+        base = serve_in_thread(create_app(s), cleanup)
+        w = types.SimpleNamespace(settings=s, engine=engine, base=base,
                                   tmp=tmp_path_factory.mktemp("xss"))
         w.http = cleanup.enter_context(httpx.Client(base_url=w.base, timeout=120))
         _write_corpus(w)
