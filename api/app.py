@@ -5,22 +5,32 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from urllib.parse import quote
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
+from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse, RedirectResponse
 from sqlalchemy import text
-from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
+from api import errors
 from api import headers as security_headers
-from api.routers import accounts, areas, coverage, files, incidents, locate, maps, people, public, reference
-from geogrid.db import get_engine
-from geogrid.errors import GeogridError
-from geogrid.settings import Settings, get_settings
+from api.routers import (
+    accounts,
+    areas,
+    categories,
+    coverage,
+    environment,
+    files,
+    incidents,
+    locate,
+    maps,
+    people,
+    public,
+    reference,
+)
+from api.schemas.common import Health
+from geogrid.core.settings import Settings, get_settings
+from geogrid.db.engine import get_engine
 
 log = logging.getLogger("geogrid.api")
 
@@ -66,25 +76,17 @@ class BodyLimit:
         await send({"type": "http.response.body", "body": body})
 
 
-def _validation_problems(exc: RequestValidationError) -> list[dict]:
-    out = []
-    for err in exc.errors():
-        loc = [str(p) for p in err.get("loc", ())]
-        out.append({"field": ".".join(loc), "message": err.get("msg", "invalid")})
-    return out
-
-
 async def _escalate_periodically(app: FastAPI) -> None:
     """Automatic escalation by rule: overdue cases climb one level per missed time limit."""
     from starlette.concurrency import run_in_threadpool
 
-    from geogrid import incidents
-    from geogrid.db import transaction
+    from geogrid.db.engine import transaction
+    from geogrid.incidents import workflow
 
     def once() -> list[str]:
         with transaction(app.state.engine) as session:
             session.info["actor"] = "system:escalation"
-            return incidents.escalate_overdue(session, app.state.settings)
+            return workflow.escalate_overdue(session, app.state.settings)
 
     while True:
         await asyncio.sleep(app.state.settings.escalation_interval_s)
@@ -119,51 +121,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = get_engine(settings)
 
-    @app.exception_handler(GeogridError)
-    async def geogrid_error(request: Request, exc: GeogridError):
-        if (exc.status == 401 and request.method == "GET" and request.url.path.startswith("/maps/")
-                and "text/html" in request.headers.get("accept", "")):
-            # A person in a browser: to the login form, and back to the map afterwards.
-            target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-            return RedirectResponse(f"/maps/login?next={quote(target, safe='/')}", status_code=303)
-        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-        if exc.status == 429:
-            headers = {"Retry-After": str(exc.extra.get("retry_after", 60))}
-        return JSONResponse(exc.as_dict(), status_code=exc.status, headers=headers)
+    errors.install(app)
 
-    @app.exception_handler(RequestValidationError)
-    async def invalid_request(request: Request, exc: RequestValidationError):
-        problems = _validation_problems(exc)
-        summary = "; ".join(f"{p['field']}: {p['message']}" for p in problems[:3])
-        if request.url.path.startswith("/open311/"):  # GeoReport v2 clients expect its error shape
-            return JSONResponse([{"code": 400, "description": f"invalid request: {summary}"}], status_code=400)
-        return JSONResponse({"detail": f"invalid request: {summary}", "problems": problems}, status_code=422)
-
-    @app.exception_handler(IntegrityError)
-    async def integrity_error(request: Request, exc: IntegrityError):
-        return JSONResponse({"detail": f"conflicts with stored data: {str(exc.orig).splitlines()[0]}"}, status_code=409)
-
-    @app.exception_handler(DataError)
-    async def data_error(request: Request, exc: DataError):
-        return JSONResponse({"detail": f"invalid value: {str(exc.orig).splitlines()[0]}"}, status_code=422)
-
-    @app.exception_handler(OperationalError)
-    async def database_down(request: Request, exc: OperationalError):
-        log.error("database unavailable: %s", exc)
-        return JSONResponse({"detail": "database unavailable; try again later"}, status_code=503)
-
-    @app.exception_handler(Exception)
-    async def unexpected(request: Request, exc: Exception):
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return JSONResponse({"detail": "internal error; it has been logged"}, status_code=500)
-
-    @app.get("/healthz", tags=["service"], summary="Liveness and database check")
+    @app.get("/healthz", tags=["service"], response_model=Health, summary="Liveness and database check")
     def healthz() -> dict:
         with app.state.engine.connect() as conn:
             postgis = conn.execute(text("SELECT postgis_lib_version()")).scalar()
         return {"status": "ok", "postgis": postgis}
 
-    for router in (accounts.router, coverage.router, incidents.router, public.router, maps.router, areas.areas_router, areas.grids_router, locate.router, files.router,
+    for router in (accounts.router, coverage.router, categories.router, incidents.router, environment.router, public.router, maps.router, areas.areas_router, areas.grids_router, locate.router, files.router,
                    people.router, reference.router):
         app.include_router(router)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)

@@ -11,11 +11,12 @@ from fastapi import Depends, Header, Query, Request
 from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.orm import Session
 
-from geogrid import access, throttle
-from geogrid.areas import AreaFilter, as_instant
-from geogrid.db import sessionmaker_for
-from geogrid.errors import GeogridError
-from geogrid.settings import Settings
+from geogrid.access import accounts, scopes, throttle
+from geogrid.areas.lookup import AreaFilter
+from geogrid.core.errors import GeogridError
+from geogrid.core.settings import Settings
+from geogrid.core.timeutil import as_instant
+from geogrid.db.engine import sessionmaker_for
 
 
 def get_settings(request: Request) -> Settings:
@@ -27,7 +28,7 @@ bearer = OAuth2PasswordBearer(tokenUrl="/api/token", auto_error=False,
 
 
 def get_session(request: Request, token: Annotated[str | None, Depends(bearer)]) -> Iterator[Session]:
-    """A session per request, carrying the caller (``access.Principal``; anonymous without
+    """A session per request, carrying the caller (``scopes.Principal``; anonymous without
     a token). Writers call ``session.commit()`` before answering, so a client never sees
     success for a write that did not commit; anything else rolls back."""
     session = sessionmaker_for(request.app.state.engine)()
@@ -36,11 +37,11 @@ def get_session(request: Request, token: Annotated[str | None, Depends(bearer)])
         token = request.cookies.get("geogrid_token")  # set by /maps/login for map pages only
         from_cookie = bool(token)
     try:
-        principal = access.ANONYMOUS
+        principal = scopes.ANONYMOUS
         if token:
-            principal = access.principal_for_token(session, token)
+            principal = accounts.principal_for_token(session, token)
             if principal is None and from_cookie:
-                principal = access.ANONYMOUS  # a stale cookie: the public pages stay open
+                principal = scopes.ANONYMOUS  # a stale cookie: the public pages stay open
             elif principal is None:
                 raise GeogridError("invalid or expired token: log in again at /api/token", status=401)
         session.info["principal"] = principal
@@ -57,15 +58,15 @@ def require(*roles: str):
     """A route dependency: 401 without a valid token, 403 without one of ``roles``.
     Area scopes are checked again by the domain functions, whatever the route."""
 
-    def check(session: SessionDep) -> access.Principal:
-        return access.require_role(session, *roles)
+    def check(session: SessionDep) -> scopes.Principal:
+        return scopes.require_role(session, *roles)
 
     return Depends(check)
 
 
 PLANNER = [require("planner")]
 ADMIN = [require("admin")]
-STAFF = [require(*access.STAFF)]
+STAFF = [require(*scopes.STAFF)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 Lang = Annotated[Literal["zh", "en"], Query(description="Language of labels: zh (default) or en")]
 
@@ -145,17 +146,6 @@ def if_match(if_match: Annotated[str | None, Header(description='Version the edi
 
 
 IfMatchDep = Annotated[int | None, Depends(if_match)]
-
-
-def links(request: Request, p: Page, returned: int, matched: int) -> list[dict]:
-    out = [{"rel": "self", "type": "application/geo+json", "href": str(request.url)}]
-    if p.offset + returned < matched:
-        out.append({"rel": "next", "type": "application/geo+json",
-                    "href": str(request.url.include_query_params(offset=p.offset + p.limit, limit=p.limit))})
-    if p.offset > 0:
-        out.append({"rel": "prev", "type": "application/geo+json",
-                    "href": str(request.url.include_query_params(offset=max(0, p.offset - p.limit), limit=p.limit))})
-    return out
 
 
 def client_address(request: Request) -> str:

@@ -13,11 +13,14 @@ from __future__ import annotations
 import secrets
 
 from fastapi import FastAPI
-from fastapi.openapi.docs import get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
+from fastapi.openapi.docs import (
+    get_swagger_ui_html,
+    get_swagger_ui_oauth2_redirect_html,
+)
 from fastapi.responses import HTMLResponse
 from starlette.concurrency import run_in_threadpool
 
-from geogrid.settings import Settings
+from geogrid.core.settings import Settings
 from maps import assets
 from maps.base import content_security_policy, nonce_source, stamp_nonce
 
@@ -63,7 +66,7 @@ def install(app: FastAPI, settings: Settings) -> None:
     instead of a CDN: a government intranet has none, and the policy lets no CDN script run.
     The app must be made with ``docs_url=None``."""
 
-    @app.get(DOCS, include_in_schema=False)
+    @app.get(DOCS, response_class=HTMLResponse, include_in_schema=False)
     async def docs() -> HTMLResponse:
         html = get_swagger_ui_html(openapi_url=app.openapi_url, title=f"{app.title} - Swagger UI",
                                    oauth2_redirect_url=OAUTH2_REDIRECT, swagger_favicon_url="data:,").body.decode()
@@ -71,7 +74,7 @@ def install(app: FastAPI, settings: Settings) -> None:
         html = await run_in_threadpool(assets.localize, html, settings, inline=False)
         return _nonced(html, settings)
 
-    @app.get(OAUTH2_REDIRECT, include_in_schema=False)
+    @app.get(OAUTH2_REDIRECT, response_class=HTMLResponse, include_in_schema=False)
     async def oauth2_redirect() -> HTMLResponse:
         return _nonced(get_swagger_ui_oauth2_redirect_html().body.decode(), settings)
 

@@ -9,7 +9,7 @@
    reprojected to EPSG:4326 all at once, so neighbours share vertices exactly), with a known
    number of injected gaps (half holes inside grids, half missing grids) and overlaps (a grid
    grown by a disc into its neighbour), each of known area.
-2. ``geogrid.coverage.check_coverage`` on it: best/median time, peak memory, and a check that it
+2. ``geogrid.geo.coverage.check_coverage`` on it: best/median time, peak memory, and a check that it
    found exactly the injected gaps and overlaps (counts, and areas within 0.1 %).
 3. The obvious GeoPandas approach on the same layer, in the same run: ``to_crs`` (same LAEA),
    ``union_all()`` + ``parent.difference(union)`` exploded into gaps, and a self-overlay
@@ -67,7 +67,7 @@ AREA_TOL = 1e-3  # 0.1 %
 
 
 def laea_crs(lon: float, lat: float) -> pyproj.CRS:
-    """The same LAEA geogrid uses (geogrid.coverage.local_projection), centred on lon/lat."""
+    """The same LAEA geogrid uses (geogrid.geo.coverage.local_projection), centred on lon/lat."""
     return pyproj.CRS.from_proj4(f"+proj=laea +lat_0={lat:.6f} +lon_0={lon:.6f} +datum=WGS84 +units=m +no_defs")
 
 
@@ -297,7 +297,7 @@ def layer_checks(layer: dict) -> list[str]:
 
 
 def run_geogrid(parent, grids, codes, profile: bool = False):
-    from geogrid.coverage import check_coverage
+    from geogrid.geo.coverage import check_coverage
 
     if profile:
         prof = cProfile.Profile()
@@ -373,7 +373,7 @@ def worker(task: dict, conn) -> None:
 
             gdf = gpd.GeoDataFrame({"gid": np.arange(len(grids)), "code": codes}, geometry=grids, crs="EPSG:4326")
         else:
-            import geogrid.coverage  # noqa: F401  (import time is not the method's)
+            import geogrid.geo.coverage  # noqa: F401  (import time is not the method's)
         gc.collect()
         reset_peak_rss()
         rss0 = rss_now_mb()
@@ -530,7 +530,7 @@ def ljust(text: str, width: int) -> str:
 def real_data(repeat: int) -> list[str]:
     import geopandas as gpd
 
-    from geogrid.coverage import check_coverage
+    from geogrid.geo.coverage import check_coverage
 
     out: list[str] = []
     if not REAL.is_dir():

@@ -5,7 +5,7 @@
                                           [--warmup 100] [--profile 200] [--seed S]
 
 1. A scratch database (``geogrid_bench_intake_<pid>`` on the configured server) is created,
-   migrated and loaded with the demo jurisdiction (``geogrid.demo.load``; its demo-account
+   migrated and loaded with the demo jurisdiction (``geogrid.io.demo.load``; its demo-account
    passwords go to a temporary state directory, not the project's). An account with the
    inspector role on the demo town is created by the trusted local operator.
 2. For each worker count in ``--workers``: the service runs in a subprocess,
@@ -58,6 +58,8 @@ from pathlib import Path
 import numpy as np
 import shapely
 from machine import describe, loadavg  # noqa: E402  (bench/ is on sys.path when run)
+
+from geogrid.access import accounts
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
@@ -149,8 +151,10 @@ def free_port() -> int:
 def prepare_database(name: str, state_dir: Path):
     from sqlalchemy import create_engine, text
 
-    from geogrid import access, cluster, db, demo
-    from geogrid.settings import Settings
+    from geogrid.core.settings import Settings
+    from geogrid.db import cluster
+    from geogrid.db import engine as db
+    from geogrid.io import demo
 
     url = cluster.create_database(Settings(), name, drop_existing=True)
     db.migrate(url)
@@ -159,8 +163,8 @@ def prepare_database(name: str, state_dir: Path):
     demo.load(engine, settings, state_dir / "demo")
     password = secrets.token_urlsafe(18)
     with db.transaction(engine) as session:  # no principal: the trusted local operator
-        access.create_account(session, USER, password, display_name="intake load test")
-        access.grant(session, USER, "inspector", TOWN)
+        accounts.create_account(session, USER, password, display_name="intake load test")
+        accounts.grant(session, USER, "inspector", TOWN)
     with engine.connect() as conn:
         wkb = conn.execute(text("SELECT ST_AsBinary(b.geom) FROM boundary b JOIN area a ON a.id = b.area_id "
                                 "WHERE a.code = :c AND upper_inf(b.valid)"), {"c": TOWN}).scalar_one()
@@ -424,7 +428,7 @@ def profile(settings, password: str, categories: list[str], points: np.ndarray, 
     from sqlalchemy import event
 
     from api.app import create_app
-    from geogrid.db import get_engine
+    from geogrid.db.engine import get_engine
 
     engine = get_engine(settings)
     stats = collections.defaultdict(lambda: [0, 0.0])
@@ -526,8 +530,8 @@ def main(argv=None) -> int:
     state_dir = Path(tempfile.mkdtemp(prefix="geogrid-intake-"))
     server = engine = None
     results = []
-    from geogrid import cluster
-    from geogrid.settings import Settings
+    from geogrid.core.settings import Settings
+    from geogrid.db import cluster
 
     # SIGTERM (e.g. from timeout) must also run the clean-up below.
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))

@@ -30,8 +30,12 @@ from scipy.spatial import cKDTree
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import maps  # noqa: E402
-from geogrid import access, areas, cluster, db, people  # noqa: E402
-from geogrid.settings import Settings  # noqa: E402
+from geogrid.access import scopes
+from geogrid.areas import importing
+from geogrid.core.settings import Settings  # noqa: E402
+from geogrid.db import cluster
+from geogrid.db import engine as db  # noqa: E402
+from geogrid.people import assignments, persons
 from maps.base import for_display  # noqa: E402
 
 COUNTY, TOWN = "339905", "339905100"
@@ -130,18 +134,18 @@ def load(settings: Settings, grids, town) -> list[str]:
     """County, town, the grids (codes generated) and a published grid worker per grid."""
     engine = db.get_engine(settings)
     with db.transaction(engine) as session:
-        areas.import_areas(session, [{"code": COUNTY, "name": "基准县", "level": "county"},
+        importing.import_areas(session, [{"code": COUNTY, "name": "基准县", "level": "county"},
                                      {"code": TOWN, "name": "基准镇", "level": "town", "parent": COUNTY}],
                            [shapely.buffer(town, 0.01), town], settings, note="bench")
         records = [{"name": f"基准镇第{i + 1}网格", "level": "grid", "layer": "comprehensive", "parent": TOWN,
                     "households": 400, "population": 1200} for i in range(len(grids))]
-        report = areas.import_areas(session, records, list(grids), settings, note="bench", max_spill_ratio=0.05)
+        report = importing.import_areas(session, records, list(grids), settings, note="bench", max_spill_ratio=0.05)
         codes = report.codes
-        people.create_persons(session, [
+        persons.create_persons(session, [
             {"ref": f"b{i:06d}", "name": f"网格员{i:05d}", "phone": f"138{i:08d}", "name_public": True,
              "phone_public": True, "photo_public": True, "photo_url": f"https://example.invalid/photos/b{i:06d}.jpg"}
             for i in range(len(codes))])
-        people.create_assignments(session, [
+        assignments.create_assignments(session, [
             {"person": f"b{i:06d}", "area": code, "role": "grid_worker_fulltime", "start_date": "2024-01-01",
              "duties": "专职网格员：日常巡查走访、基础信息采集、矛盾纠纷排查、事件及时上报"}
             for i, code in enumerate(codes)])
@@ -157,12 +161,12 @@ def render_public(settings: Settings, repeat: int) -> tuple[str, list[float], in
     times, html = [], ""
     for _ in range(repeat):
         with db.transaction(engine) as session:
-            session.info["principal"] = access.ANONYMOUS
+            session.info["principal"] = scopes.ANONYMOUS
             t = time.perf_counter()
             html = maps.render("public", session, settings, area=TOWN, inline=True)
             times.append(time.perf_counter() - t)
     with db.transaction(engine) as session:  # the same page linking its assets instead (as served)
-        session.info["principal"] = access.ANONYMOUS
+        session.info["principal"] = scopes.ANONYMOUS
         linked = maps.render("public", session, settings, area=TOWN, inline=False)
     return html, times, len(html.encode()) - len(linked.encode())
 

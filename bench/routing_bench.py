@@ -48,8 +48,9 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from geogrid.routing import PointRouter  # noqa: E402
 from machine import describe, loadavg  # noqa: E402  (bench/ is on sys.path when run)
+
+from geogrid.geo.routing import PointRouter  # noqa: E402
 
 REAL = Path(__file__).resolve().parents[2] / "shared/data/real/zhejiang"
 CENTRE = (120.3, 30.2)
@@ -296,8 +297,8 @@ def postgis_check(layers: list[tuple[str, np.ndarray, np.ndarray, PointRouter, n
     import psycopg
     from sqlalchemy.engine import make_url
 
-    from geogrid import cluster
-    from geogrid.settings import Settings
+    from geogrid.core.settings import Settings
+    from geogrid.db import cluster
 
     settings = Settings()
     name = f"geogrid_bench_routing_{os.getpid()}"

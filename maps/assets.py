@@ -5,12 +5,15 @@ CDNs. A government intranet, the test machines and a page saved to a USB stick h
 such access, so geogrid fetches the same releases once from the npm registry
 (``npm pack``, into ``<state_dir>/assets``) and rewrites every CDN address in a page:
 either to ``/maps/assets/...`` on the service, or inline (``<script>`` and ``<style>``
-with images and fonts as data URIs) for a standalone file.
+with images and fonts as data URIs) for a standalone file. geogrid's own scripts
+(``maps/static/*.js``) travel the same way, from ``/maps/assets/geogrid/``.
 """
 
 from __future__ import annotations
 
 import base64
+import functools
+import hashlib
 import mimetypes
 import re
 import shutil
@@ -21,8 +24,8 @@ from pathlib import Path
 
 import folium
 
-from geogrid.errors import GeogridError
-from geogrid.settings import Settings
+from geogrid.core.errors import GeogridError
+from geogrid.core.settings import Settings
 
 # CDN address folium writes -> (npm package@version, file inside the package). None: not
 # needed (cosmetic CSS whose absence changes nothing in geogrid's maps).
@@ -80,6 +83,11 @@ _TAG = re.compile(r"""<script[^>]*\bsrc="(?P<js>https?://[^"]+)"[^>]*>\s*</scrip
                   r"""<link[^>]*\bhref="(?P<css>https?://[^"]+\.css)"[^>]*/?>""")
 _CSS_URL = re.compile(r"""url\((['"]?)(?!data:|#|https?:)([^'")]+)\1\)""")
 INLINE_KINDS = (".png", ".svg", ".woff2", ".gif")
+# geogrid's own scripts (maps/static/*.js): served as /maps/assets/geogrid/<name>?v=<digest>,
+# inlined in standalone files like the libraries.
+STATIC = Path(__file__).with_name("static")
+STATIC_DIR = "geogrid"  # never an npm package's folder: those are <name>@<version>
+_STATIC_TAG = re.compile(r"""<script src="/maps/assets/geogrid/(?P<name>[A-Za-z0-9_-]+\.js)(?:\?v=[0-9a-f]+)?"></script>""")
 
 
 def assets_dir(settings: Settings) -> Path:
@@ -111,17 +119,32 @@ def ensure_assets(settings: Settings) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         for spec in missing:
-            done = subprocess.run([npm, "pack", "--silent", spec], cwd=tmp, capture_output=True, text=True, timeout=300)
+            done = subprocess.run([npm, "pack", "--silent", spec], cwd=tmp, capture_output=True, text=True, timeout=300,
+                                  check=False)
             if done.returncode != 0:
                 raise GeogridError(f"npm pack {spec} failed: {done.stderr.strip()[-300:]}", status=503)
             tarball = Path(tmp) / done.stdout.strip().splitlines()[-1]
             target = _package_dir(root, spec)
             staging = Path(tmp) / "x"
             with tarfile.open(tarball) as tar:
-                tar.extractall(staging, filter="data")
+                _extract(tar, staging, spec)
             shutil.move(str(staging / "package"), target)
             shutil.rmtree(staging, ignore_errors=True)
     return root
+
+
+def _extract(tar: tarfile.TarFile, target: Path, spec: str) -> None:
+    """Unpack an npm tarball: regular files and folders inside ``target`` only."""
+    if hasattr(tarfile, "data_filter"):
+        tar.extractall(target, filter="data")
+        return
+    # Python before 3.11.4 (Debian 12 ships 3.11.2) has no extraction filters: refuse
+    # what the "data" filter would refuse, then unpack.
+    for member in tar.getmembers():
+        parts = Path(member.name).parts
+        if not (member.isfile() or member.isdir()) or member.name.startswith("/") or ".." in parts:
+            raise GeogridError(f"npm package {spec} holds an unsafe entry {member.name!r}", status=503)
+    tar.extractall(target)
 
 
 def _data_uri(path: Path) -> str:
@@ -137,6 +160,18 @@ def _inline_css(css: str, css_path: Path) -> str:
         return m.group(0)
 
     return _CSS_URL.sub(repl, css)
+
+
+@functools.lru_cache(maxsize=32)
+def _static_digest(name: str, mtime_ns: int) -> str:
+    return hashlib.sha256((STATIC / name).read_bytes()).hexdigest()[:12]
+
+
+def static_url(name: str) -> str:
+    """The address of ``maps/static/<name>`` on the service; the digest of its content makes
+    a browser fetch it again when it changes (assets are cached for a day)."""
+    path = STATIC / name
+    return f"/maps/assets/{STATIC_DIR}/{name}?v={_static_digest(name, path.stat().st_mtime_ns)}"
 
 
 def localize(html: str, settings: Settings, *, inline: bool, base_url: str = "/maps/assets") -> str:
@@ -161,7 +196,13 @@ def localize(html: str, settings: Settings, *, inline: bool, base_url: str = "/m
             return "<script>" + file.read_text(encoding="utf-8").replace("</script", "<\\/script") + "</script>"
         return "<style>" + _inline_css(file.read_text(encoding="utf-8"), file) + "</style>"
 
-    return _TAG.sub(repl, html)
+    def static(m: re.Match) -> str:
+        if not inline:
+            return m.group(0).replace('src="/maps/assets/', f'src="{base_url}/', 1)
+        body = (STATIC / m.group("name")).read_text(encoding="utf-8")
+        return "<script>" + body.replace("</script", "<\\/script") + "</script>"
+
+    return _STATIC_TAG.sub(static, _TAG.sub(repl, html))
 
 
 def unknown_urls(html: str) -> list[str]:
@@ -174,9 +215,12 @@ def serve_path(settings: Settings, relative: str) -> Path:
     spec_dir, _, rest = relative.partition("/")
     if spec_dir == "folium":
         base = Path(folium.__file__).parent.resolve()
+    elif spec_dir == STATIC_DIR:
+        base = STATIC.resolve()
     else:
         base = (root / spec_dir).resolve()
     target = (base / rest).resolve()
-    if not target.is_file() or base not in target.parents or (spec_dir != "folium" and root not in base.parents):
+    if not target.is_file() or base not in target.parents or (spec_dir not in ("folium", STATIC_DIR)
+                                                                and root not in base.parents):
         raise GeogridError(f"no asset {relative}", status=404)
     return target

@@ -17,8 +17,8 @@ import numpy as np
 import shapely
 from folium import plugins
 
-from geogrid.coverage import simplify_layer
-from geogrid.settings import Settings
+from geogrid.core.settings import Settings
+from geogrid.geo.coverage import simplify_layer
 from maps import assets
 
 LABELS = {
@@ -75,62 +75,27 @@ def safe_url(value) -> str | None:
     return value if urllib.parse.urlsplit(value).scheme.lower() in ("http", "https") else None
 
 
-class Helpers(branca.element.MacroElement):
-    """The page's one way of showing user text: ``geogrid.card`` builds popups and tooltips as DOM
-    nodes with textContent, ``geogrid.esc`` escapes what must be an HTML string (the public board).
+class Script(folium.elements.JSCSSMixin):
+    """An element whose code is a file of ``maps/static``: the page loads ``files`` (from
+    /maps/assets/geogrid/ when served, inlined in a standalone file, under the same
+    Content-Security-Policy as the libraries) and the element's template only calls that
+    code with the names of Leaflet objects and data as JSON (Jinja's tojson)."""
+
+    files: tuple[str, ...] = ()
+
+    def render(self, **kwargs):
+        self.default_js = [(f"geogrid-{name}", assets.static_url(name)) for name in self.files]
+        super().render(**kwargs)
+
+
+class Helpers(Script):
+    """The page's one way of showing user text (``maps/static/geogrid.js``): ``geogrid.card``
+    builds popups and tooltips as DOM nodes with textContent, ``geogrid.esc`` escapes what must
+    be an HTML string (the public board), ``geogrid.search`` writes search suggestions as text.
     User data reaches the page only as JSON (Jinja's tojson: no raw ``<``, ``>``, ``&``, quote)."""
 
-    _template = branca.element.Template("""
-        {% macro script(this, kwargs) %}
-        window.geogrid = (function() {
-            function esc(s) { return String(s == null ? '' : s).replace(/[&<>"'`]/g, function(c) {
-                return {'&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;', '`': '&#96;'}[c]; }); }
-            function text(tag, value, cls) {
-                var el = document.createElement(tag);
-                if (cls) el.className = cls;
-                el.textContent = value == null ? '' : (typeof value === 'object' ? JSON.stringify(value) : String(value));
-                return el;
-            }
-            function blank(v) { return v == null || v === '' || (Array.isArray(v) && !v.length); }
-            // [title, [label, value, colour], ...] -> a node; a list value becomes a list.
-            function card(spec) {
-                var box = document.createElement('div');
-                box.className = 'geogrid-card';
-                if (!blank(spec[0])) box.appendChild(text('b', spec[0]));
-                spec.slice(1).forEach(function(row) {
-                    if (blank(row[1])) return;
-                    var line = document.createElement('div');
-                    if (!blank(row[0])) line.appendChild(text('b', row[0] + ': '));
-                    if (Array.isArray(row[1])) {
-                        var list = document.createElement('ul');
-                        list.style.margin = '0'; list.style.paddingLeft = '16px';
-                        row[1].forEach(function(v) { list.appendChild(text('li', v)); });
-                        line.appendChild(list);
-                    } else {
-                        var value = line.appendChild(text('span', row[1]));
-                        if (row[2]) { value.style.color = row[2]; value.style.fontWeight = 'bold'; }
-                    }
-                    box.appendChild(line);
-                });
-                return box;
-            }
-            // Tooltip or popup of each feature of a GeoJSON layer: the named fields, or every
-            // property but the excluded ones.
-            function describe(layer, how, fields, aliases, exclude, options) {
-                layer.eachLayer(function(l) {
-                    l[how](function() {
-                        var p = l.feature.properties, keys = fields || Object.keys(p).filter(function(k) {
-                            return exclude.indexOf(k) < 0; });
-                        return card([null].concat(keys.map(function(k, i) {
-                            return [aliases ? aliases[i] : k, p[k]]; })));
-                    }, options);
-                });
-            }
-            function searchTip(value) { return text('li', value); }
-            return {esc: esc, card: card, describe: describe, searchTip: searchTip,
-                    popup: function(spec) { return function() { return card(spec); }; }};
-        })();
-        {% endmacro %}""")
+    files = ("geogrid.js",)
+    _template = branca.element.Template("")
 
 
 class Describe(branca.element.MacroElement):
@@ -152,17 +117,14 @@ def describe(layer, **kwargs) -> None:
     layer.add_child(Describe(layer, **kwargs))
 
 
-class Points(branca.element.MacroElement):
+class Points(Script):
     """Font Awesome markers in ``group``, each with a popup card: rows are
-    [lat, lon, marker colour, icon name, card]."""
+    [lat, lon, marker colour, icon name, card] (``geogrid.points``, maps/static/markers.js)."""
 
+    files = ("markers.js",)
     _template = branca.element.Template("""
         {% macro script(this, kwargs) %}
-        {{ this.rows|tojson }}.forEach(function(r) {
-            var icon = L.AwesomeMarkers.icon({markerColor: r[2], icon: r[3], prefix: 'fa'});
-            {{ this.group.get_name() }}.addLayer(L.marker([r[0], r[1]], {icon: icon})
-                .bindPopup(geogrid.popup(r[4]), {maxWidth: 300}));
-        });
+        geogrid.points({{ this.group.get_name() }}, {{ this.rows|tojson }});
         {% endmacro %}""")
 
     def __init__(self, group, rows):
@@ -170,25 +132,29 @@ class Points(branca.element.MacroElement):
         self.group, self.rows = group, rows
 
 
+class Cluster(plugins.FastMarkerCluster):
+    """Fast marker clusters of ``rows`` whose markers ``geogrid.<marker>`` makes
+    (maps/static/markers.js): the rows are data, the code is in the file."""
+
+    def __init__(self, rows, marker: str, **options):
+        if not marker.isidentifier():
+            raise ValueError(f"not a function of markers.js: {marker!r}")
+        super().__init__(rows, callback=f"geogrid.{marker}", **options)
+
+    def render(self, **kwargs):
+        self.default_js = [*type(self).default_js, ("geogrid-markers.js", assets.static_url("markers.js"))]
+        super().render(**kwargs)
+
+
 class Search(plugins.Search):
-    """leaflet-search whose suggestions are text (its own writes them with innerHTML)."""
+    """leaflet-search whose suggestions are text (its own writes them with innerHTML):
+    ``geogrid.search`` in maps/static/geogrid.js."""
 
     _template = branca.element.Template("""
         {% macro script(this, kwargs) %}
-            var {{ this.get_name() }} = new L.Control.Search({
-                layer: {{ this.layer.get_name() }},
-                propertyName: {{ this.search_label|tojson }},
-                collapsed: {{ this.collapsed|tojson }},
-                textPlaceholder: {{ this.placeholder|tojson }},
-                position: {{ this.position|tojson }},
-                buildTip: geogrid.searchTip,
-                marker: false,
-                moveToLocation: function(latlng, title, map) {
-                    map.flyTo(latlng, map.getBoundsZoom(latlng.layer.getBounds()));
-                }
-            });
-            {{ this.get_name() }}.on('search:locationfound', function(e) { if (e.layer._popup) e.layer.openPopup(); });
-            {{ this._parent.get_name() }}.addControl({{ this.get_name() }});
+            var {{ this.get_name() }} = geogrid.search({{ this._parent.get_name() }}, {{ this.layer.get_name() }},
+                {{ {"propertyName": this.search_label, "collapsed": this.collapsed,
+                    "textPlaceholder": this.placeholder, "position": this.position}|tojson }});
         {% endmacro %}""")
 
     def __init__(self, layer, *, search_label: str, placeholder: str, collapsed: bool = False,
@@ -204,7 +170,7 @@ def new_map(settings: Settings, bounds, lang: str) -> folium.Map:
     m = folium.Map(tiles=tiles, attr=settings.map_attribution if tiles else None, control_scale=True,
                    prefer_canvas=True, max_zoom=19)
     m.options["maxZoom"] = 19
-    m.add_child(Helpers())  # first: every later script of the page uses it
+    m.add_child(Helpers())  # first: every later script of the page uses geogrid.js
     x0, y0, x1, y1 = bounds
     m.fit_bounds([[y0, x0], [y1, x1]])
     m.get_root().header.add_child(folium.Element(f'<meta name="geogrid-lang" content="{esc(lang)}"/>'))
@@ -281,7 +247,7 @@ def toolbox(m: folium.Map, *, minimap: bool = True) -> None:
 _ESCAPED_CJK = re.compile(r"(?<!\\)\\u((?:4[ef]|[5-9][0-9a-f])[0-9a-f]{2}|30[0-3][0-9a-f]|ff[0-9a-e][0-9a-f])")
 
 
-_SCRIPT = re.compile(r"<script\b([^>]*)>(.*?)</script>", re.S)
+_SCRIPT = re.compile(r"<script\b([^>]*)>(.*?)</script>", re.DOTALL)
 _OPEN_SCRIPT = re.compile(r"<script\b")
 
 

@@ -14,12 +14,31 @@ import shapely
 from folium import plugins
 from sqlalchemy.orm import Session
 
-from geogrid import areas, coverage_runs, people
-from geogrid.models import ADMIN_LAYER
-from geogrid.settings import Settings
-from maps.base import (PALETTE, LogoutButton, Search, describe, esc, feature_collection, for_display, legend,
-                       neighbour_colours, new_map, page, text, toolbox)
+from geogrid.areas import lookup, reference
+from geogrid.core import timeutil
+from geogrid.core.settings import Settings
+from geogrid.coverage import runs
+from geogrid.db.schema import ADMIN_LAYER
+from geogrid.people import assignments
+from maps import views
+from maps.base import (
+    PALETTE,
+    LogoutButton,
+    Script,
+    Search,
+    describe,
+    esc,
+    feature_collection,
+    for_display,
+    legend,
+    neighbour_colours,
+    new_map,
+    page,
+    text,
+    toolbox,
+)
 
+NEW_GRID_NAME = "新网格"  # a grid drawn and saved without a name
 PROBLEM_STYLE = {
     "gap": {"color": "#d7191c", "fillColor": "#d7191c", "fillOpacity": 0.6, "weight": 2},
     "overlap": {"color": "#fd8d3c", "fillColor": "#fd8d3c", "fillOpacity": 0.6, "weight": 2},
@@ -36,29 +55,20 @@ def render(session: Session, settings: Settings, *, area: str, layer: str = "com
            inline: bool = False, nonce: str | None = None, api: str | None = None) -> str:
     """``api``: the service an exported file saves to (its origin is let through the policy)."""
     t = text(lang)
-    parent = areas.get_area(session, area, lang=lang)
+    parent = lookup.get_area(session, area, lang=lang)
     parent_geom = shapely.geometry.shape(parent["geometry"])
-    nets = areas.frame(session, areas.AreaFilter(code_prefix=area, grids_only=True), with_notes=False, with_ids=True)
-    admin = areas.frame(session, areas.AreaFilter(code_prefix=area, layer=ADMIN_LAYER), with_notes=False)
+    nets = lookup.frame(session, lookup.AreaFilter(code_prefix=area, grids_only=True), with_notes=False, with_ids=True)
+    admin = lookup.frame(session, lookup.AreaFilter(code_prefix=area, layer=ADMIN_LAYER), with_notes=False)
     m = new_map(settings, parent_geom.bounds, lang)
-    posts = people.responsible_persons(session, [int(i) for i in nets["area_id"]] if len(nets) else [],
-                                       areas.local_today(settings), lang, public_only=False)
-    layer_names = {k: v["name_en" if lang == "en" else "name_zh"] for k, v in areas.layers(session).items()}
+    posts = assignments.responsible_persons(session, [int(i) for i in nets["area_id"]] if len(nets) else [],
+                                       timeutil.local_today(settings), lang, public_only=False)
+    layer_names = {k: v["name_en" if lang == "en" else "name_zh"] for k, v in reference.layers(session).items()}
     grid_layer = None
     for net in sorted(set(nets["layer"]) if len(nets) else [], key=lambda k: (k != layer, k)):
         part = nets[nets["layer"] == net]
         geoms = for_display(part.geometry.array, settings.map_simplify_m)
         colours = neighbour_colours(part.geometry.array)
-        props = []
-        for row, colour in zip(part.itertuples(), colours):
-            persons = posts.get(int(row.area_id), [])
-            # Plain text: the page shows it with textContent (tooltips, search suggestions).
-            props.append({
-                "code": row.code, "name": row.name, "parent": row.parent, "search": f"{row.code} {row.name}",
-                "households": _int(row.households), "population": _int(row.population),
-                "area_m2": round(float(row.area_m2)), "colour": PALETTE[colour], "layer": net,
-                "persons": "、".join(f"{p['role_name']} {p['name']}" for p in persons) or t["none"],
-            })
+        props = views.grid_properties(part.itertuples(), colours, posts, t, net)
         # Leaflet's layer control writes layer names with innerHTML.
         group = folium.FeatureGroup(name=esc(f"{t['grids']} · {layer_names.get(net, net)}"), show=(net == layer))
         gj = folium.GeoJson(
@@ -113,27 +123,17 @@ def _origin(url: str | None) -> tuple[str, ...]:
     return (f"{parts.scheme}://{parts.netloc}",) if parts.scheme in ("http", "https") and parts.netloc else ()
 
 
-def _int(value):
-    return None if value is None or value != value else int(value)
-
-
 def _labels(part, geoms, t) -> folium.FeatureGroup:
     """Codes at the grids' label points; shown only when zoomed in enough to read them."""
     group = folium.FeatureGroup(name=t["labels"], show=True)
     points = shapely.point_on_surface(np.asarray(geoms, dtype=object))
-    group.add_child(Labels(group, [[round(p.y, 6), round(p.x, 6), code[-3:]] for code, p in zip(part["code"], points)]))
+    group.add_child(Labels(group, views.label_points(part["code"], points)))
     group.add_child(ZoomGate(group, min_zoom=15))
     return group
 
 
 def _problems(session: Session, settings: Settings, m: folium.Map, area: str, layer: str, t: dict) -> None:
-    run = coverage_runs.latest_run(session, area, layer)
-    if run is not None:
-        features = run["problems"]["features"]
-    else:  # nothing stored yet: check now, without storing a run nobody asked for
-        options = coverage_runs.options_from(settings)
-        features = coverage_runs.run(session, area, layer, options, subtree=True, store=False,
-                                     today=areas.local_today(settings))["problems"]["features"]
+    features = runs.problems_to_show(session, area, layer, settings)
     groups = {
         "gap": t["gaps"], "overlap": t["overlaps"], "spill_over": t["spill"], "exempt": "exempt",
         "no_responsible": t["responsibility"], "expiring": t["responsibility"],
@@ -156,20 +156,14 @@ def _problems(session: Session, settings: Settings, m: folium.Map, area: str, la
         group.add_to(m)
 
 
-class Labels(branca.element.MacroElement):
-    """Grid codes as text markers: ``points`` are [lat, lon, text]."""
+class Labels(Script):
+    """Grid codes as text markers: ``points`` are [lat, lon, text] (``geogrid.labels``,
+    maps/static/markers.js)."""
 
+    files = ("markers.js",)
     _template = branca.element.Template("""
         {% macro script(this, kwargs) %}
-        {{ this.points|tojson }}.forEach(function(p) {
-            var label = document.createElement('div');
-            label.className = 'geogrid-label';
-            label.style.cssText = 'font-size:10px;color:#222;white-space:nowrap;transform:translate(-50%,-50%);'
-                                + 'text-shadow:0 0 2px #fff';
-            label.textContent = p[2];
-            {{ this.group.get_name() }}.addLayer(L.marker([p[0], p[1]], {interactive: false, keyboard: false,
-                icon: L.divIcon({html: label, className: 'empty', iconSize: [0, 0]})}));
-        });
+        geogrid.labels({{ this.group.get_name() }}, {{ this.points|tojson }});
         {% endmacro %}""")
 
     def __init__(self, group, points):
@@ -177,19 +171,14 @@ class Labels(branca.element.MacroElement):
         self.group, self.points = group, points
 
 
-class ZoomGate(branca.element.MacroElement):
-    """Show a layer only from ``min_zoom`` on (labels would be noise further out)."""
+class ZoomGate(Script):
+    """Show a layer only from ``min_zoom`` on (labels would be noise further out):
+    ``geogrid.zoomGate``, maps/static/zoomgate.js."""
 
+    files = ("zoomgate.js",)
     _template = branca.element.Template("""
         {% macro script(this, kwargs) %}
-        (function() {
-            var map = {{ this.map_name }}, layer = {{ this.layer_name }};
-            function gate() {
-                if (map.getZoom() >= {{ this.min_zoom }}) { if (!map.hasLayer(layer)) map.addLayer(layer); }
-                else if (map.hasLayer(layer)) map.removeLayer(layer);
-            }
-            map.on('zoomend', gate); map.whenReady(function() { setTimeout(gate, 0); });
-        })();
+        geogrid.zoomGate({{ this.map_name }}, {{ this.layer_name }}, {{ this.min_zoom|tojson }});
         {% endmacro %}""")
 
     def __init__(self, layer, min_zoom: int):
@@ -202,12 +191,14 @@ class ZoomGate(branca.element.MacroElement):
         super().render(**kwargs)
 
 
-class SavePanel(branca.element.MacroElement):
+class SavePanel(Script):
     """The planner's save control: log in (token kept in this tab only), pick a grid to
     reshape or give a parent for a new one, draw, save; shows the service's answer,
     validation errors included. Saving a reshaped grid sends If-Match, so a boundary
-    someone else changed meanwhile is not overwritten (412)."""
+    someone else changed meanwhile is not overwritten (412). Its markup is here, its code
+    ``geogrid.savePanel`` in maps/static/savepanel.js."""
 
+    files = ("savepanel.js",)
     _template = branca.element.Template("""
         {% macro html(this, kwargs) %}
         <div id="geogrid-save" style="position:absolute;top:10px;left:60px;z-index:1000;background:#fff;padding:8px;
@@ -227,92 +218,14 @@ class SavePanel(branca.element.MacroElement):
         </div>
         {% endmacro %}
         {% macro script(this, kwargs) %}
-        (function() {
-            var map = {{ this.map_name }}, drawn = {{ this.drawn_name }}, grids = {{ this.grids_name }};
-            var api = (document.querySelector('meta[name="geogrid-api"]') || {}).content || '';
-            var selected = null, version = null, original = null, layerKey = {{ this.layer|tojson }};
-            function status(text) { document.getElementById('geogrid-status').textContent = text; }
-            function token() { return sessionStorage.getItem('geogrid-token'); }
-            L.DomEvent.disableClickPropagation(document.getElementById('geogrid-save'));
-            document.getElementById('geogrid-login-btn').onclick = function() {
-                var body = new URLSearchParams({username: document.getElementById('geogrid-user').value,
-                                                password: document.getElementById('geogrid-pass').value});
-                fetch(api + '/api/token', {method: 'POST', body: body}).then(function(r) {
-                    return r.json().then(function(j) {
-                        if (r.ok) { sessionStorage.setItem('geogrid-token', j.access_token); status('OK'); }
-                        else { status(r.status + ' ' + (j.detail || '')); }
-                    });
-                }).catch(function(e) { status(String(e)); });
-            };
-            grids.on('click', function(e) {
-                var f = e.layer.feature; selected = f.properties.code; version = null;
-                document.getElementById('geogrid-selected').textContent = selected + ' …';  // until its boundary is here
-                drawn.clearLayers();
-                // The stored boundary, not the simplified one on display: saving an untouched
-                // shape must not move the grid's edges.
-                fetch(api + '/api/grids/' + selected).then(function(r) {
-                    version = r.headers.get('ETag');
-                    return r.json();
-                }).then(function(full) {
-                    L.geoJSON(full).eachLayer(function(l) {
-                        drawn.addLayer(l); original = JSON.stringify(l.toGeoJSON(false).geometry);
-                    });
-                    document.getElementById('geogrid-selected').textContent =
-                        full.properties.code + ' ' + full.properties.name;
-                }).catch(function(err) {
-                    document.getElementById('geogrid-selected').textContent = selected;
-                    status(String(err));
-                });
-            });
-            function explain(r, j) {
-                var lines = [r.status + ' ' + (j.detail || '')];
-                (j.problems || []).forEach(function(p) {
-                    lines.push('- ' + (p.field ? p.field + ': ' : '') + p.message +
-                               (p.location ? ' @ ' + p.location.join(', ') : ''));
-                });
-                if (j.properties) { lines.push(j.properties.code + ' v' + j.properties.boundary_version); }
-                if (j.codes) { lines.push(j.codes.join(', ')); }
-                return lines.join('\\n');
-            }
-            document.getElementById('geogrid-save-btn').onclick = function() {
-                var layers = drawn.getLayers();
-                if (!layers.length) { status('✎ ?'); return; }
-                // Full precision: Leaflet rounds to 6 decimals unless told not to.
-                var geometry = layers[layers.length - 1].toGeoJSON(false).geometry;
-                var mode = document.querySelector('input[name="geogrid-mode"]:checked').value;
-                if (mode === 'reshape' && JSON.stringify(geometry) === original) {
-                    status('= ' + selected);  // nothing changed: no new boundary version
-                    document.dispatchEvent(new CustomEvent('geogrid-saved', {detail: {status: 304, body: {}}}));
-                    return;
-                }
-                var headers = {'Content-Type': 'application/json', 'Authorization': 'Bearer ' + (token() || '')};
-                var url, method, body;
-                if (mode === 'reshape') {
-                    if (!selected) { status({{ (this.t.selected ~ ': ' ~ this.t.none)|tojson }}); return; }
-                    url = api + '/api/grids/' + selected; method = 'PATCH';
-                    body = {type: 'Feature', geometry: geometry, properties: {}, note: 'map edit'};
-                    if (version) headers['If-Match'] = version;
-                } else {
-                    url = api + '/api/grids'; method = 'POST';
-                    body = {type: 'Feature', geometry: geometry, properties: {
-                        name: document.getElementById('geogrid-name').value || '新网格',
-                        parent: document.getElementById('geogrid-parent').value, layer: layerKey}};
-                }
-                fetch(url, {method: method, headers: headers, body: JSON.stringify(body)}).then(function(r) {
-                    return r.json().then(function(j) {
-                        status(explain(r, j));
-                        if (r.ok && r.headers.get('ETag')) version = r.headers.get('ETag');
-                        document.dispatchEvent(new CustomEvent('geogrid-saved', {detail: {status: r.status, body: j}}));
-                    });
-                }).catch(function(e) { status(String(e)); });
-            };
-        })();
+        geogrid.savePanel({{ this.map_name }}, {{ this.drawn_name }}, {{ this.grids_name }}, {{ this.options|tojson }});
         {% endmacro %}""")
 
     def __init__(self, m, drawn, grids, t, *, parent_code: str, layer: str):
         super().__init__()
         self.m, self.drawn, self.grids, self.t = m, drawn, grids, t
         self.parent_code, self.layer = parent_code, layer
+        self.options = {"layer": layer, "noneSelected": f"{t['selected']}: {t['none']}", "defaultName": NEW_GRID_NAME}
 
     def render(self, **kwargs):
         self.map_name, self.drawn_name, self.grids_name = self.m.get_name(), self.drawn.get_name(), self.grids.get_name()

@@ -4,6 +4,7 @@ the FastAPI app on top of it. Nothing is mocked."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import socket
 import threading
@@ -16,10 +17,10 @@ import shapely
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
-import datetime as dt
-
-from geogrid import access, cluster, db
-from geogrid.settings import Settings
+from geogrid.access import accounts
+from geogrid.core.settings import Settings
+from geogrid.db import cluster
+from geogrid.db import engine as db
 
 REAL_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
 # One database per test process, so that concurrent runs (CI, a developer, an editor's
@@ -70,10 +71,10 @@ def make_user(clean):
 
     def make(username: str, *grants: tuple[str, str | None]) -> dict:
         with db.transaction(clean) as session:
-            access.create_account(session, username, PASSWORD)
+            accounts.create_account(session, username, PASSWORD)
             for role, area in grants:
-                access.grant(session, username, role, area)
-            token = access.login(session, username, PASSWORD, dt.timedelta(hours=1))["access_token"]
+                accounts.grant(session, username, role, area)
+            token = accounts.login(session, username, PASSWORD, dt.timedelta(hours=1))["access_token"]
         return {"Authorization": f"Bearer {token}"}
 
     return make

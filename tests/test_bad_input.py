@@ -13,10 +13,11 @@ import json
 
 import pytest
 import shapely
-from fastapi.testclient import TestClient
-from hypothesis import HealthCheck, event, given, settings as hyp_settings, strategies as st
-
 from conftest import collection, feature, square
+from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, event, given
+from hypothesis import settings as hyp_settings
+from hypothesis import strategies as st
 
 WEST = "339901100001"  # the west village: parent of the grids below
 WEST_BOX = (120.0, 30.0, 120.02, 30.04)
@@ -309,7 +310,7 @@ def authorization(client) -> dict:
 def small_app(settings, client):
     """The service with a 10 kB body limit, same database and credentials as ``client``."""
     from api.app import create_app
-    from geogrid.settings import Settings
+    from geogrid.core.settings import Settings
 
     with TestClient(create_app(Settings(database_url=settings.database_url, max_body_bytes=10_000)),
                     raise_server_exceptions=False, headers=authorization(client)) as c:

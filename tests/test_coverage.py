@@ -16,11 +16,14 @@ import numpy as np
 import pytest
 import shapely
 from conftest import REAL_DATA, collection, feature, square
-from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 from pyproj import Geod
 from sqlalchemy import text
 
-from geogrid.coverage import CoverageOptions, check_coverage, simplify_layer
+from geogrid.coverage import checks, runs
+from geogrid.geo.coverage import CoverageOptions, check_coverage, simplify_layer
 
 GEOD = Geod(ellps="WGS84")
 GEOGRID = str(Path(sys.executable).with_name("geogrid"))
@@ -31,8 +34,8 @@ VILLAGE_W, VILLAGE_E, TOWN = "339901100001", "339901100002", "339901100"
 
 def jurisdiction_today() -> dt.date:
     """The service judges posts on the jurisdiction's date (Asia/Shanghai), not the host's."""
-    from geogrid.areas import local_today
-    from geogrid.settings import Settings
+    from geogrid.core.settings import Settings
+    from geogrid.core.timeutil import local_today
 
     return local_today(Settings())
 
@@ -514,7 +517,7 @@ def test_engine_agrees_with_postgis(client, town, engine):
 
 
 def test_demo_defects_are_all_found(client, engine, settings, tmp_path):
-    from geogrid import demo, demo_data
+    from geogrid.io import demo, demo_data
 
     paths = demo_data.generate(tmp_path)
     # (its own state directory: the demo writes its accounts' passwords there)
@@ -707,13 +710,13 @@ def test_responsibility_gaps_and_size_outliers(client, town, engine):
     assert counts == {"no_responsible": 2, "expiring": 1, "overloaded_person": 1, "size_outlier": 2}
 
     # a county with other norms: six grids a person, five days' notice, 200-600 households
-    from geogrid import coverage_runs, db
-    from geogrid.settings import Settings
+    from geogrid.core.settings import Settings
+    from geogrid.db import engine as db
 
-    options = coverage_runs.options_from(Settings(max_grids_per_person=6, expiring_within_days=5,
+    options = checks.options_from(Settings(max_grids_per_person=6, expiring_within_days=5,
                                                   households_range=(200, 600)))
     with db.transaction(engine) as session:
-        other = coverage_runs.run(session, VILLAGE_W, "comprehensive", options, subtree=False, store=False,
+        other = runs.run(session, VILLAGE_W, "comprehensive", options, subtree=False, store=False,
                                   today=jurisdiction_today())
     assert {f["properties"]["kind"] for f in other["problems"]["features"]} == {"no_responsible"}
     assert "id" not in other

@@ -6,7 +6,7 @@ import json
 
 import shapely
 
-from geogrid import demo
+from geogrid.io import demo
 
 
 def test_demo_loads_once_and_answers(client, engine, settings, tmp_path):

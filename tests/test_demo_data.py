@@ -1,4 +1,4 @@
-"""Properties of the synthetic demo jurisdiction (geogrid.demo_data); no database needed."""
+"""Properties of the synthetic demo jurisdiction (geogrid.io.demo_data); no database needed."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 import shapely
 from pyproj import Transformer
 
-from geogrid.demo_data import generate
+from geogrid.io.demo_data import generate
 
 ROLES = {"grid_leader", "grid_worker_fulltime", "grid_worker_parttime", "instructor", "building_head",
          "env_informant", "police"}

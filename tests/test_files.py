@@ -20,9 +20,8 @@ import pandas as pd
 import pyogrio
 import pytest
 import shapely
-from pyproj import Geod
-
 from conftest import collection, feature, square
+from pyproj import Geod
 
 TOWN = "339901100"
 CLI = Path(sys.prefix) / "bin" / "geogrid"

@@ -25,14 +25,19 @@ import pytest
 import shapely
 from conftest import PASSWORD
 from fastapi.testclient import TestClient
-from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 from pyproj import Geod
 from sqlalchemy import text
 
-from geogrid import access, areas, coords, db
-from geogrid.routing import PointRouter
-from geogrid.settings import Settings
-from geogrid.workcal import WorkCalendar
+from geogrid.access import accounts
+from geogrid.areas import importing
+from geogrid.core.settings import Settings
+from geogrid.db import engine as db
+from geogrid.geo import coords
+from geogrid.geo.routing import PointRouter
+from geogrid.incidents.workcal import WorkCalendar
 
 GEOD = Geod(ellps="WGS84")
 GEOGRID = str(Path(sys.executable).with_name("geogrid"))
@@ -103,7 +108,7 @@ def world(client, engine, settings):
     records = [{"code": c, "name": AREAS[c][0], "level": AREAS[c][1], "layer": AREAS[c][2], "parent": AREAS[c][3]}
                for c in codes]
     with db.transaction(engine) as session:
-        areas.import_areas(session, records, [AREAS[c][4] for c in codes], settings, valid_from=SINCE)
+        importing.import_areas(session, records, [AREAS[c][4] for c in codes], settings, valid_from=SINCE)
     return client
 
 
@@ -173,9 +178,9 @@ def calendar(settings: Settings) -> WorkCalendar:
 
 def department_user(engine, username: str, department: str) -> dict:
     with db.transaction(engine) as session:
-        access.create_account(session, username, PASSWORD)
-        access.grant(session, username, "department_handler", None, department)
-        token = access.login(session, username, PASSWORD, dt.timedelta(hours=1))["access_token"]
+        accounts.create_account(session, username, PASSWORD)
+        accounts.grant(session, username, "department_handler", None, department)
+        token = accounts.login(session, username, PASSWORD, dt.timedelta(hours=1))["access_token"]
     return {"Authorization": f"Bearer {token}"}
 
 

@@ -32,13 +32,20 @@ import httpx
 import pytest
 import shapely
 import shapely.affinity
+from conftest import serve_in_thread
 from sqlalchemy import text
 
 import maps
-from conftest import serve_in_thread
-
-from geogrid import access, areas, cluster, coverage_runs, db, demo, incidents, people
-from geogrid.settings import Settings
+from geogrid.access import accounts, scopes
+from geogrid.areas import importing, lookup, reference
+from geogrid.core import timeutil
+from geogrid.core.settings import Settings
+from geogrid.coverage import checks, runs
+from geogrid.db import cluster
+from geogrid.db import engine as db
+from geogrid.incidents import intake, workflow
+from geogrid.io import demo
+from geogrid.people import assignments, persons
 
 sync_api = pytest.importorskip("playwright.sync_api")
 CHROMIUM = os.environ.get("GEOGRID_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
@@ -63,7 +70,7 @@ PIXEL = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAQAAAC1HAwCAAAAC0lEQV
 
 
 def _intake(session, settings, category: str, point, description: str, **extra) -> dict:
-    return incidents.intake(session, {"category": category, "channel": "hotline_12345", "description": description,
+    return intake.intake(session, {"category": category, "channel": "hotline_12345", "description": description,
                                       "lon": point.x, "lat": point.y, "reporter": REPORTER, **extra}, settings)
 
 
@@ -80,10 +87,10 @@ def _evil_county(session, settings) -> None:
          "parent": EVIL_TOWN + "001", "households": 400, "population": 1200},
     ]
     geoms = [box(120.5, 30.5, 0.04), box(120.5, 30.5, 0.02), box(120.5, 30.5, 0.02), box(120.5, 30.5, 0.02)]
-    areas.import_areas(session, records, geoms, settings, note="hostile names")
-    people.create_persons(session, [{"ref": "evil-1", "name": EVIL_NAME.replace("src=x", "src=y"),
+    importing.import_areas(session, records, geoms, settings, note="hostile names")
+    persons.create_persons(session, [{"ref": "evil-1", "name": EVIL_NAME.replace("src=x", "src=y"),
                                      "phone": "19900002222", "phone_public": True, "name_public": True}])
-    people.create_assignments(session, [
+    assignments.create_assignments(session, [
         {"person": "evil-1", "area": EVIL_TOWN + "001001", "role": role, "start_date": "2024-01-01", "duties": "巡查"}
         for role in ("grid_leader", "grid_worker_fulltime")])
 
@@ -115,16 +122,16 @@ def _build_world(cleanup: contextlib.ExitStack, url: str, settings: Settings, tm
         w.admin_count = session.execute(text(
             "SELECT count(*) FROM area WHERE code LIKE :p AND layer_key = 'admin'"), {"p": TOWN + "%"}).scalar_one()
         assert len(w.grid_codes) == 330
-        geoms = areas.current_geometries(session, w.grid_codes)
+        geoms = lookup.current_geometries(session, w.grid_codes)
         w.points = {c: shapely.Point(g.representative_point().coords[0]) for c, g in geoms.items()}
         for user, role, area in (("maps-planner", "planner", TOWN), ("maps-worker", "grid_worker", VILLAGE),
                                  ("maps-nobody", None, None)):
-            access.create_account(session, user, PASSWORD)
+            accounts.create_account(session, user, PASSWORD)
             if role:
-                access.grant(session, user, role, area)
+                accounts.grant(session, user, role, area)
         # A stored coverage run: without one the planner map cannot render (see the xfail below).
-        coverage_runs.run(session, TOWN, "comprehensive", coverage_runs.options_from(s), subtree=True,
-                          today=areas.local_today(s))
+        runs.run(session, TOWN, "comprehensive", checks.options_from(s), subtree=True,
+                          today=timeutil.local_today(s))
         c = w.grid_codes
         w.incidents = {
             "public": _intake(session, s, "sanitation", w.points[c[10]], PUBLIC_DESCRIPTION),
@@ -132,10 +139,10 @@ def _build_world(cleanup: contextlib.ExitStack, url: str, settings: Settings, tm
             "env": _intake(session, s, "illegal_discharge", w.points[c[120]], "河道排污口冒黑水EV31"),
             "void": _intake(session, s, "safety_hazard", w.points[c[300]], "重复上报VD55"),
         }
-        incidents.transition(session, w.incidents["void"]["id"], "void", s, note="duplicate")
+        workflow.transition(session, w.incidents["void"]["id"], "void", s, note="duplicate")
         _evil_county(session, s)
-        coverage_runs.run(session, EVIL_TOWN, "comprehensive", coverage_runs.options_from(s), subtree=True,
-                          today=areas.local_today(s))
+        runs.run(session, EVIL_TOWN, "comprehensive", checks.options_from(s), subtree=True,
+                          today=timeutil.local_today(s))
 
     from api.app import create_app
 
@@ -238,7 +245,7 @@ def check_english(page, kind: str, w) -> None:
     controls = page.locator(".leaflet-control-layers").first.text_content()
     if kind == "planner":
         with db.transaction(w.engine) as session:
-            net = areas.layers(session)["comprehensive"]["name_en"]
+            net = reference.layers(session)["comprehensive"]["name_en"]
         assert f"Grids · {net}" in controls and "Parent boundaries" in controls and "Grid codes" in controls
         legend = page.locator(".geogrid-legend").inner_text()
         assert "Legend" in legend and "Gaps (blind spots)" in legend and "图例" not in legend
@@ -262,7 +269,7 @@ def screenshot(page, path: Path) -> None:
 def render(w, kind: str, area: str = TOWN, **params) -> str:
     with db.transaction(w.engine) as session:
         if kind == "public":
-            session.info["principal"] = access.ANONYMOUS
+            session.info["principal"] = scopes.ANONYMOUS
         return maps.render(kind, session, w.settings, area=area, inline=True, **params)
 
 
@@ -362,7 +369,7 @@ def published_phones(w) -> list[str]:
             SELECT DISTINCT p.phone FROM assignment s JOIN person p ON p.id = s.person_id JOIN area a ON a.id = s.area_id
             WHERE a.code LIKE :p AND a.layer_key = 'comprehensive' AND p.phone_public AND p.phone IS NOT NULL
               AND s.period @> CAST(:day AS date)
-        """), {"p": TOWN + "%", "day": areas.local_today(w.settings)}).scalars().all()
+        """), {"p": TOWN + "%", "day": timeutil.local_today(w.settings)}).scalars().all()
 
 
 def readable(html: str) -> str:
@@ -463,7 +470,7 @@ def test_find_my_grid_agrees_with_locate_in_display_slivers(world):
         shown = watched.page.evaluate("""() => Object.values(window).filter(v => v instanceof L.GeoJSON)
             .flatMap(l => l.getLayers()).filter(l => l.feature.properties.p).map(l => l.feature.geometry)""")
         with db.transaction(world.engine) as session:
-            stored = list(areas.current_geometries(session, world.grid_codes).values())
+            stored = list(lookup.current_geometries(session, world.grid_codes).values())
         shown_union = shapely.union_all([shapely.geometry.shape(g) for g in shown])
         # No place inside a stored grid may be left uncovered by the displayed grids (the demo
         # layer has gaps and overlaps, so it is shown unsimplified).
@@ -602,7 +609,7 @@ def history(w, code: str) -> list[dict]:
 def test_planner_reshapes_a_grid_in_the_browser(world):
     code = world.grid_codes[140]
     with db.transaction(world.engine) as session:
-        old = areas.current_geometries(session, [code])[code]
+        old = lookup.current_geometries(session, [code])[code]
     assert len(history(world, code)) == 1
     watched = planner_page(world)
     page = watched.page
@@ -643,7 +650,7 @@ def test_planner_save_refuses_a_boundary_changed_meanwhile(world):
     """The grid's version is read when it is clicked; a change by someone else since then is a 412."""
     code = world.grid_codes[150]
     with db.transaction(world.engine) as session:
-        old = areas.current_geometries(session, [code])[code]
+        old = lookup.current_geometries(session, [code])[code]
     watched = planner_page(world)
     page = watched.page
     try:
@@ -665,7 +672,7 @@ def test_planner_save_refuses_a_boundary_changed_meanwhile(world):
 
 def test_planner_creates_a_grid_with_the_draw_toolbar(world):
     with db.transaction(world.engine) as session:
-        village = shapely.geometry.shape(areas.get_area(session, VILLAGE)["geometry"])
+        village = shapely.geometry.shape(lookup.get_area(session, VILLAGE)["geometry"])
         before = session.execute(text("SELECT count(*) FROM area WHERE parent_id = (SELECT id FROM area WHERE code = :c)"),
                                  {"c": VILLAGE}).scalar_one()
     watched = planner_page(world)
@@ -776,7 +783,7 @@ def test_planner_map_renders_without_a_stored_coverage_run(world):
 def test_planner_click_selects_a_grid_with_default_layers(world):
     code = world.grid_codes[140]
     with db.transaction(world.engine) as session:
-        geom = areas.current_geometries(session, [code])[code]
+        geom = lookup.current_geometries(session, [code])[code]
     watched = Watched(world)
     try:
         path = world.tmp / "planner-click.html"
@@ -790,13 +797,13 @@ def test_planner_click_selects_a_grid_with_default_layers(world):
 def test_planner_save_without_edit_keeps_the_boundary(world):
     code = world.grid_codes[260]
     with db.transaction(world.engine) as session:
-        old = areas.current_geometries(session, [code])[code]
-        village = areas.get_area(session, code)["properties"]["parent"]
-    options, today = coverage_runs.options_from(world.settings), areas.local_today(world.settings)
+        old = lookup.current_geometries(session, [code])[code]
+        village = lookup.get_area(session, code)["properties"]["parent"]
+    options, today = checks.options_from(world.settings), timeutil.local_today(world.settings)
 
     def problems_with_code() -> list[str]:
         with db.transaction(world.engine) as session:
-            found = coverage_runs.run(session, village, "comprehensive", options, subtree=False, today=today,
+            found = runs.run(session, village, "comprehensive", options, subtree=False, today=today,
                                       store=False)["problems"]["features"]
         return sorted(f["properties"]["kind"] for f in found if code in (f["properties"].get("codes") or []))
 
@@ -810,7 +817,7 @@ def test_planner_save_without_edit_keeps_the_boundary(world):
     finally:
         watched.close()
     with db.transaction(world.engine) as session:
-        new = areas.current_geometries(session, [code])[code]
+        new = lookup.current_geometries(session, [code])[code]
     assert len(world.http.get(f"/api/grids/{code}/history").json()["features"]) == 1
     assert problems_with_code() == before
     assert shapely.get_num_coordinates(new) == shapely.get_num_coordinates(old)

@@ -6,7 +6,9 @@ from __future__ import annotations
 import pytest
 from conftest import REAL_DATA
 
-from geogrid import areas, files
+from geogrid.areas import importing
+from geogrid.core.errors import GeogridError
+from geogrid.io import files
 
 ZJ = REAL_DATA / "zhejiang"
 pytestmark = [pytest.mark.realdata,
@@ -19,11 +21,11 @@ def _import(engine, settings, path, **kwargs):
         from sqlalchemy.orm import Session
 
         with Session(bind=conn) as session:
-            return areas.import_areas(session, read.records, read.geoms, settings, **kwargs)
+            return importing.import_areas(session, read.records, read.geoms, settings, **kwargs)
 
 
 def test_strict_import_reports_invalid_rings_and_stores_nothing(client, engine, settings):
-    with pytest.raises(areas.GeogridError) as err:
+    with pytest.raises(GeogridError) as err:
         _import(engine, settings, ZJ / "province_330000_cities.json", fields={"parent": "-"},
                 overrides={"level": "city"})
     invalid = {p.code for p in err.value.problems if "Self-intersection" in p.message}

@@ -11,11 +11,30 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Query, Request, Response, status
 
-from api.deps import PLANNER, AtDep, FilterDep, IfMatchDep, Lang, PageDep, SessionDep, SettingsDep, links
-from api.schemas import AreaPatch, FeatureCollectionIn, FeatureIn
-from geogrid import areas
-from geogrid.errors import GeogridError, Problem
-from geogrid.geometry import parse_geojson_geometries, parse_geojson_geometry
+from api.deps import (
+    PLANNER,
+    AtDep,
+    FilterDep,
+    IfMatchDep,
+    Lang,
+    PageDep,
+    SessionDep,
+    SettingsDep,
+)
+from api.schemas.areas import (
+    AreaCollection,
+    AreaFeature,
+    AreaPatch,
+    BoundaryHistory,
+    FeatureCollectionIn,
+    FeatureIn,
+    ImportReport,
+)
+from api.schemas.common import GeoJSONResponse, paged
+from geogrid.areas import importing, lookup, versions
+from geogrid.core import jsonenc
+from geogrid.core.errors import GeogridError
+from geogrid.geo.geometry import parse_geojson_geometries, request_geometry
 
 GEOJSON = "application/geo+json"
 
@@ -31,15 +50,15 @@ def make_router(prefix: str, *, grids_only: bool) -> APIRouter:
     router = APIRouter(prefix=prefix, tags=["grids" if grids_only else "areas"])
     defaults = {"layer": "comprehensive", "level": "grid"} if grids_only else {"layer": "admin", "level": None}
 
-    @router.get("", summary=f"List {kind}s (GeoJSON FeatureCollection, paginated)")
+    @router.get("", response_model=AreaCollection, response_class=GeoJSONResponse,
+                summary=f"List {kind}s (GeoJSON FeatureCollection, paginated)")
     def list_(request: Request, session: SessionDep, f: FilterDep, page: PageDep, lang: Lang = "zh") -> Response:
         f.grids_only = grids_only
-        features, matched = areas.list_areas(session, f, limit=page.limit, offset=page.offset, lang=lang)
-        body = areas.feature_collection(features, numberMatched=matched, numberReturned=len(features),
-                                        links=links(request, page, len(features), matched))
-        return Response(areas.dumps(body), media_type=GEOJSON)
+        features, matched = lookup.list_areas(session, f, limit=page.limit, offset=page.offset, lang=lang)
+        body = {"type": "FeatureCollection", **paged(request, page, features, matched, member="features")}
+        return Response(jsonenc.dumps(body), media_type=GEOJSON)
 
-    @router.post("", status_code=status.HTTP_201_CREATED, dependencies=PLANNER,
+    @router.post("", status_code=status.HTTP_201_CREATED, dependencies=PLANNER, response_model=ImportReport,
                  summary=f"Create {kind}s from a GeoJSON Feature or FeatureCollection (all or nothing)")
     def create(
         session: SessionDep,
@@ -53,7 +72,7 @@ def make_router(prefix: str, *, grids_only: bool) -> APIRouter:
     ) -> dict:
         features = body.features if isinstance(body, FeatureCollectionIn) else [body]
         geoms = geometries_of(features, settings)
-        report = areas.import_areas(
+        report = importing.import_areas(
             session, [f.properties.model_dump() for f in features], geoms, settings,
             defaults={"layer": layer or defaults["layer"], "level": level or defaults["level"], "parent": parent},
             repair=repair, dry_run=dry_run,
@@ -61,42 +80,41 @@ def make_router(prefix: str, *, grids_only: bool) -> APIRouter:
         session.commit()
         return report.as_dict()
 
-    @router.get("/{code}", summary=f"One {kind} (GeoJSON Feature); ?at= for a past boundary")
+    @router.get("/{code}", response_model=AreaFeature, response_class=GeoJSONResponse, summary=f"One {kind} (GeoJSON Feature); ?at= for a past boundary")
     def read(session: SessionDep, code: str, at: AtDep, lang: Lang = "zh") -> Response:
-        feature = areas.get_area(session, code, at=at, lang=lang)
+        feature = lookup.get_area(session, code, at=at, lang=lang)
         if grids_only and feature["properties"]["layer"] == "admin":
             raise GeogridError(f"{code} is an administrative area, not a grid: see /api/areas/{code}", status=404)
-        return Response(areas.dumps(feature), media_type=GEOJSON,
+        return Response(jsonenc.dumps(feature), media_type=GEOJSON,
                         headers={"ETag": f'"{feature["properties"]["version"]}"'})
 
-    @router.patch("/{code}", dependencies=PLANNER, summary=f"Edit a {kind}: attributes and/or a new boundary version")
+    @router.patch("/{code}", dependencies=PLANNER, response_model=AreaFeature, response_class=GeoJSONResponse,
+                  summary=f"Edit a {kind}: attributes and/or a new boundary version")
     def edit(session: SessionDep, settings: SettingsDep, code: str, body: AreaPatch, expected: IfMatchDep,
              repair: Annotated[bool, Query()] = False) -> Response:
         geometry = None
         if body.geometry is not None:
-            try:
-                geometry = parse_geojson_geometry(body.geometry, max_vertices=settings.max_vertices_per_feature)
-            except ValueError as exc:
-                raise GeogridError(f"area {code} was not changed", problems=[Problem(str(exc), field="geometry", code=code)]) from None
-        result = areas.update_area(
+            geometry = request_geometry(body.geometry, rejected=f"area {code} was not changed",
+                                        max_vertices=settings.max_vertices_per_feature, code=code)
+        result = versions.update_area(
             session, code, settings, changes=body.properties.model_dump(exclude_unset=True), geometry=geometry,
             repair=repair, note=body.note, expected_version=expected if expected is not None else body.version,
         )
         session.commit()
-        feature = areas.get_area(session, code)
+        feature = lookup.get_area(session, code)
         feature["properties"].update(repaired=result["repaired"], warnings=result["warnings"])
-        return Response(areas.dumps(feature), media_type=GEOJSON, headers={"ETag": f'"{feature["properties"]["version"]}"'})
+        return Response(jsonenc.dumps(feature), media_type=GEOJSON, headers={"ETag": f'"{feature["properties"]["version"]}"'})
 
-    @router.delete("/{code}", status_code=status.HTTP_204_NO_CONTENT, dependencies=PLANNER,
+    @router.delete("/{code}", status_code=status.HTTP_204_NO_CONTENT, dependencies=PLANNER, response_class=Response,
                    summary=f"Retire a {kind}: its boundary ends now, its code stays reserved")
     def retire(session: SessionDep, code: str, expected: IfMatchDep) -> Response:
-        areas.retire_area(session, code, expected_version=expected)
+        versions.retire_area(session, code, expected_version=expected)
         session.commit()
         return Response(status_code=status.HTTP_204_NO_CONTENT)
 
-    @router.get("/{code}/history", summary="Every boundary version, newest first")
+    @router.get("/{code}/history", response_model=BoundaryHistory, response_class=GeoJSONResponse, summary="Every boundary version, newest first")
     def history(session: SessionDep, code: str) -> Response:
-        return Response(areas.dumps(areas.feature_collection(areas.boundary_history(session, code))), media_type=GEOJSON)
+        return Response(jsonenc.dumps(lookup.feature_collection(lookup.boundary_history(session, code))), media_type=GEOJSON)
 
     return router
 

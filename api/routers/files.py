@@ -11,13 +11,15 @@ from fastapi import APIRouter, BackgroundTasks, File, Query, UploadFile
 from fastapi.responses import FileResponse
 
 from api.deps import PLANNER, FilterDep, SessionDep, SettingsDep
-from geogrid import areas, files
-from geogrid.areas import as_instant
+from api.schemas.areas import FileImportReport
+from geogrid.areas import importing, lookup
+from geogrid.core.timeutil import as_instant
+from geogrid.io import files
 
 router = APIRouter(prefix="/api", tags=["files"])
 
 
-@router.post("/import", status_code=201, dependencies=PLANNER,
+@router.post("/import", status_code=201, dependencies=PLANNER, response_model=FileImportReport,
              summary="Import areas or grids from GeoJSON, GeoPackage or zipped Shapefile (all or nothing)")
 def import_file(
     session: SessionDep,
@@ -44,7 +46,7 @@ def import_file(
         read = files.read_features(path, layer=source_layer, crs=crs, fields=fields, name=name)
     finally:
         files.remove(path)
-    report = areas.import_areas(session, read.records, read.geoms, settings,
+    report = importing.import_areas(session, read.records, read.geoms, settings,
                                 overrides={"layer": layer, "level": level}, defaults={"parent": parent},
                                 repair=repair, dry_run=dry_run, note=f"import {name}",
                                 max_spill_ratio=max_spill, valid_from=as_instant(valid_from, settings))
@@ -56,7 +58,7 @@ def import_file(
             response_class=FileResponse)
 def export_file(session: SessionDep, f: FilterDep, background: BackgroundTasks,
                 format: Annotated[Literal["geojson", "gpkg", "shp"], Query()] = "geojson") -> FileResponse:
-    frame = areas.frame(session, f, with_notes=False)
+    frame = lookup.frame(session, f, with_notes=False)
     out = Path(tempfile.mkdtemp()) / f"geogrid{files.FORMATS[format]}"
     files.write_features(frame, format, out)
     background.add_task(files.remove, out.parent)

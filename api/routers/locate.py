@@ -9,13 +9,15 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Query
 
 from api.deps import AtDep, Lang, SessionDep, SettingsDep
-from geogrid import areas
-from geogrid.errors import GeogridError
+from api.schemas.locate import Located
+from geogrid.areas import lookup
+from geogrid.core.errors import GeogridError
 
 router = APIRouter(prefix="/api", tags=["locate"])
 
 
-@router.get("/locate", summary="Every area and grid (all layers, all levels) containing a point")
+@router.get("/locate", response_model=Located, response_model_exclude_unset=True,  # unpublished fields: absent
+            summary="Every area and grid (all layers, all levels) containing a point")
 def locate(
     session: SessionDep,
     settings: SettingsDep,
@@ -33,5 +35,5 @@ def locate(
         hint = " (lat and lon look swapped)" if x0 <= lat <= x1 and y0 <= lon <= y1 else ""
         raise GeogridError(f"point {lon}, {lat} is outside the service extent {settings.extent}{hint}")
     day = (at or dt.datetime.now(ZoneInfo(settings.timezone))).astimezone(ZoneInfo(settings.timezone)).date()
-    results = areas.locate(session, lon, lat, at=at, day=day, lang=lang)
+    results = lookup.locate(session, lon, lat, at=at, day=day, lang=lang)
     return {"lon": lon, "lat": lat, "at": at, "day": day, "results": results}

@@ -14,8 +14,8 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 
 from api.deps import ClientAddress, Lang, SessionDep, SettingsDep, require
-from geogrid import access
-from geogrid.errors import GeogridError
+from geogrid.access import accounts, scopes
+from geogrid.core.errors import GeogridError
 from maps import assets, render
 from maps.base import content_security_policy, nonce_source
 
@@ -30,7 +30,7 @@ def planner(session: SessionDep, settings: SettingsDep, area: Annotated[str, Que
     return _map_page("planner", session, settings, area=area, layer=layer, lang=lang)
 
 
-@router.get("/inspector", response_class=HTMLResponse, dependencies=[require(*access.STAFF)],
+@router.get("/inspector", response_class=HTMLResponse, dependencies=[require(*scopes.STAFF)],
             summary="Inspector's map: incidents, pollution sources, patrols, heat map, choropleth")
 def inspector(session: SessionDep, settings: SettingsDep, area: Annotated[str, Query()], lang: Lang = "zh",
               since: dt.datetime | None = None, until: dt.datetime | None = None) -> HTMLResponse:
@@ -40,7 +40,7 @@ def inspector(session: SessionDep, settings: SettingsDep, area: Annotated[str, Q
 @router.get("/public", response_class=HTMLResponse, summary="Public grid map (网格公示): published fields only")
 def public(session: SessionDep, settings: SettingsDep, area: Annotated[str, Query()],
            layer: str = "comprehensive", lang: Lang = "zh") -> HTMLResponse:
-    session.info["principal"] = access.ANONYMOUS  # the public page never shows more than the public may see
+    session.info["principal"] = scopes.ANONYMOUS  # the public page never shows more than the public may see
     return _map_page("public", session, settings, area=area, layer=layer, lang=lang)
 
 
@@ -52,7 +52,7 @@ def _map_page(kind: str, session, settings, **params) -> HTMLResponse:
     return HTMLResponse(html, headers={"Content-Security-Policy": policy, "Cache-Control": "no-store"})
 
 
-@router.get("/assets/{path:path}", include_in_schema=False)
+@router.get("/assets/{path:path}", response_class=FileResponse, include_in_schema=False)
 def asset(settings: SettingsDep, path: str) -> FileResponse:
     return FileResponse(assets.serve_path(settings, path), headers={"Cache-Control": "public, max-age=86400"})
 
@@ -113,11 +113,11 @@ def login_page(settings: SettingsDep, next: str = DEFAULT_NEXT, lang: Literal["z
     return _login_page(_login_lang(lang, target, settings), target)
 
 
-@router.post("/login", include_in_schema=False)
+@router.post("/login", response_class=HTMLResponse, include_in_schema=False)  # the form again, or a redirect
 def login(request: Request, session: SessionDep, settings: SettingsDep, address: ClientAddress,
           username: Annotated[str, Form()], password: Annotated[str, Form()],
           next: Annotated[str, Form()] = DEFAULT_NEXT, lang: Annotated[Literal["zh", "en"] | None, Form()] = None):
-    """The form's login: the same throttled ``access.login`` as /api/token; errors come
+    """The form's login: the same throttled ``accounts.login`` as /api/token; errors come
     back as the form with a message, the token as a cookie for the map pages."""
     target = _safe_next(next)
     lang = _login_lang(lang, target or "", settings)
@@ -125,7 +125,7 @@ def login(request: Request, session: SessionDep, settings: SettingsDep, address:
     if target is None:  # refused before the password is checked, so no token is issued for it
         return _login_page(lang, DEFAULT_NEXT, username, words["next"], status=400)
     try:
-        out = access.login(session, username, password, dt.timedelta(hours=settings.token_hours),
+        out = accounts.login(session, username, password, dt.timedelta(hours=settings.token_hours),
                            address=address, settings=settings)
     except GeogridError as exc:
         if exc.status == 401:
@@ -142,13 +142,13 @@ def login(request: Request, session: SessionDep, settings: SettingsDep, address:
     return response
 
 
-@router.post("/logout", include_in_schema=False)
+@router.post("/logout", response_class=RedirectResponse, include_in_schema=False)
 def logout(request: Request, session: SessionDep, lang: Literal["zh", "en"] | None = None) -> RedirectResponse:
     """End the map session: the cookie's token is revoked (no longer valid anywhere) and
     the cookie cleared, then back to the login form."""
     token = request.cookies.get(COOKIE)
     if token:
-        access.logout(session, token)
+        accounts.logout(session, token)
         session.commit()
     response = RedirectResponse("/maps/login" + (f"?lang={lang}" if lang else ""), status_code=303)
     response.delete_cookie(COOKIE, **_cookie_attributes(request))

@@ -7,32 +7,39 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response, status
 
-from api.deps import PLANNER, STAFF, IfMatchDep, PageDep, SessionDep, links
-from api.schemas import Assignment, AssignmentIn, AssignmentPatch, Person, PersonIn, PersonPatch
-from geogrid import people
+from api.deps import PLANNER, STAFF, IfMatchDep, PageDep, SessionDep
+from api.schemas.common import Page, paged
+from api.schemas.people import (
+    Assignment,
+    AssignmentIn,
+    AssignmentPatch,
+    Person,
+    PersonIn,
+    PersonPatch,
+)
+from geogrid.people import assignments, persons
 
 router = APIRouter(prefix="/api", tags=["people"])
 
 
-@router.get("/persons", dependencies=STAFF, summary="Persons in your scope (a post, held or past, in it; planners also those without a post); notes and unpublished phones only for planners")
+@router.get("/persons", dependencies=STAFF, response_model=Page[Person], summary="Persons in your scope (a post, held or past, in it; planners also those without a post); notes and unpublished phones only for planners")
 def list_persons(request: Request, session: SessionDep, page: PageDep,
                  q: Annotated[str | None, Query(max_length=100, description="Name, ref or phone contains")] = None,
                  area: Annotated[str | None, Query(description="Persons who ever held a post in this area")] = None) -> dict:
-    items, matched = people.list_persons(session, q=q, area=area, limit=page.limit, offset=page.offset)
-    return {"items": [Person(**p).model_dump(mode="json") for p in items], "numberMatched": matched,
-            "numberReturned": len(items), "links": links(request, page, len(items), matched)}
+    items, matched = persons.list_persons(session, q=q, area=area, limit=page.limit, offset=page.offset)
+    return paged(request, page, items, matched)
 
 
 @router.post("/persons", dependencies=PLANNER, status_code=status.HTTP_201_CREATED, response_model=Person)
 def create_person(session: SessionDep, body: PersonIn) -> dict:
-    out = people.create_persons(session, [body.model_dump()])[0]
+    out = persons.create_persons(session, [body.model_dump()])[0]
     session.commit()
     return out
 
 
 @router.get("/persons/{person_id}", dependencies=STAFF, response_model=Person)
 def read_person(session: SessionDep, person_id: int, response: Response) -> dict:
-    person = people.get_person(session, person_id)
+    person = persons.get_person(session, person_id)
     response.headers["ETag"] = f'"{person["version"]}"'
     return person
 
@@ -41,14 +48,15 @@ def read_person(session: SessionDep, person_id: int, response: Response) -> dict
 def edit_person(session: SessionDep, person_id: int, body: PersonPatch, expected: IfMatchDep) -> dict:
     changes = body.model_dump(exclude_unset=True)
     version = changes.pop("version", None)
-    out = people.update_person(session, person_id, changes, expected if expected is not None else version)
+    out = persons.update_person(session, person_id, changes, expected if expected is not None else version)
     session.commit()
     return out
 
 
-@router.delete("/persons/{person_id}", dependencies=PLANNER, status_code=status.HTTP_204_NO_CONTENT)
+@router.delete("/persons/{person_id}", dependencies=PLANNER, status_code=status.HTTP_204_NO_CONTENT,
+                response_class=Response)
 def delete_person(session: SessionDep, person_id: int, expected: IfMatchDep) -> Response:
-    people.delete_person(session, person_id, expected)
+    persons.delete_person(session, person_id, expected)
     session.commit()
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
@@ -58,7 +66,7 @@ def list_assignments(session: SessionDep, page: PageDep,
                      area: Annotated[str | None, Query(description="Area code")] = None,
                      person: Annotated[int | None, Query(description="Person id")] = None,
                      active_on: Annotated[dt.date | None, Query(description="Only posts held on this day")] = None) -> list[dict]:
-    return people.list_assignments(session, area=area, person=person, active_on=active_on,
+    return assignments.list_assignments(session, area=area, person=person, active_on=active_on,
                                    limit=page.limit, offset=page.offset)
 
 
@@ -66,14 +74,14 @@ def list_assignments(session: SessionDep, page: PageDep,
              summary="Appoint one person, or several at once (all or nothing)")
 def create_assignments(session: SessionDep, body: AssignmentIn | list[AssignmentIn]) -> list[dict]:
     records = body if isinstance(body, list) else [body]
-    out = people.create_assignments(session, [r.model_dump() for r in records])
+    out = assignments.create_assignments(session, [r.model_dump() for r in records])
     session.commit()
     return out
 
 
 @router.get("/assignments/{assignment_id}", dependencies=STAFF, response_model=Assignment)
 def read_assignment(session: SessionDep, assignment_id: int, response: Response) -> dict:
-    found = people.get_assignment(session, assignment_id)
+    found = assignments.get_assignment(session, assignment_id)
     response.headers["ETag"] = f'"{found["version"]}"'
     return found
 
@@ -83,14 +91,15 @@ def read_assignment(session: SessionDep, assignment_id: int, response: Response)
 def edit_assignment(session: SessionDep, assignment_id: int, body: AssignmentPatch, expected: IfMatchDep) -> dict:
     changes = body.model_dump(exclude_unset=True)
     version = changes.pop("version", None)
-    out = people.update_assignment(session, assignment_id, changes, expected if expected is not None else version)
+    out = assignments.update_assignment(session, assignment_id, changes, expected if expected is not None else version)
     session.commit()
     return out
 
 
 @router.delete("/assignments/{assignment_id}", dependencies=PLANNER, status_code=status.HTTP_204_NO_CONTENT,
+               response_class=Response,
                summary="Remove an assignment entered by mistake")
 def delete_assignment(session: SessionDep, assignment_id: int, expected: IfMatchDep) -> Response:
-    people.delete_assignment(session, assignment_id, expected)
+    assignments.delete_assignment(session, assignment_id, expected)
     session.commit()
     return Response(status_code=status.HTTP_204_NO_CONTENT)

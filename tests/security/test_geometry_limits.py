@@ -20,9 +20,8 @@ import geopandas as gpd
 import pyogrio
 import pytest
 import shapely
-from fastapi.testclient import TestClient
-
 from conftest import collection, feature, square
+from fastapi.testclient import TestClient
 
 TOWN = "339901100"
 WEST = "339901100001"  # the west village (120.00-120.02 E, 30.00-30.04 N)
@@ -61,7 +60,7 @@ def small(settings, client, town):
     """The service with limits of 50 vertices a feature and 120 a request, same database
     and credentials as ``client`` (the town is loaded with the default limits)."""
     from api.app import create_app
-    from geogrid.settings import Settings
+    from geogrid.core.settings import Settings
 
     limited = Settings(database_url=settings.database_url, max_vertices_per_feature=PER_FEATURE,
                        max_vertices_per_request=PER_REQUEST)

@@ -12,10 +12,9 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 
 import pytest
+from conftest import PASSWORD
 from fastapi.testclient import TestClient
 from sqlalchemy import text
-
-from conftest import PASSWORD
 
 from api.app import create_app
 

@@ -28,10 +28,14 @@ from collections.abc import Callable
 import pytest
 import shapely
 from conftest import PASSWORD, SEEDED
+from fastapi.responses import FileResponse
+from fastapi.routing import APIRoute, iter_route_contexts
 from fastapi.testclient import TestClient
+from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import text
 
-from geogrid import access, db
+from geogrid.access import accounts
+from geogrid.db import engine as db
 
 COUNTY = "339901"
 TOWN = {"A": "339901100", "B": "339901101"}
@@ -173,6 +177,7 @@ class World:
     """The fixture world and builders of fresh objects for requests that use one up."""
 
     def __init__(self, app, engine):
+        self.app = app
         self.engine = engine
         self.seq = itertools.count(1)
         self.usernames = {"no_role": "nobody", "grid_worker": "worker-a", "inspector": "inspector-a",
@@ -236,18 +241,18 @@ class World:
         """The caller's account with its one grant; its Authorization header."""
         name = self.usernames[caller]
         with db.transaction(self.engine) as session:
-            access.create_account(session, name, PASSWORD)
+            accounts.create_account(session, name, PASSWORD)
             if role:
-                access.grant(session, name, role, area, department)
-            token = access.login(session, name, PASSWORD, dt.timedelta(hours=2))["access_token"]
+                accounts.grant(session, name, role, area, department)
+            token = accounts.login(session, name, PASSWORD, dt.timedelta(hours=2))["access_token"]
         return {"Authorization": f"Bearer {token}"}
 
     def account(self, grant: tuple[str, str] | None = None) -> str:
         name = f"spare{self.n()}"
         with db.transaction(self.engine) as session:
-            access.create_account(session, name, PASSWORD)
+            accounts.create_account(session, name, PASSWORD)
             if grant:
-                access.grant(session, name, *grant)
+                accounts.grant(session, name, *grant)
         return name
 
     def token_of(self, caller: str) -> dict:
@@ -255,7 +260,7 @@ class World:
         if caller == "anonymous":
             return {}
         with db.transaction(self.engine) as session:
-            token = access.login(session, self.usernames[caller], PASSWORD, dt.timedelta(hours=1))["access_token"]
+            token = accounts.login(session, self.usernames[caller], PASSWORD, dt.timedelta(hours=1))["access_token"]
         return {"Authorization": f"Bearer {token}"}
 
     def person(self, town: str | None = None) -> int:
@@ -497,8 +502,8 @@ def map_logout(w, caller, scope):
 
 
 def asset_path() -> str:
+    from geogrid.core.settings import Settings
     from maps import assets
-    from geogrid.settings import Settings
 
     root = assets.ensure_assets(Settings())
     css = sorted(p for p in root.rglob("leaflet.css") if p.is_file())[0]
@@ -703,7 +708,7 @@ SPEC = spec()
 
 def _route_ids() -> list[tuple[str, str]]:
     from api.app import create_app
-    from geogrid.settings import Settings
+    from geogrid.core.settings import Settings
 
     present = app_routes(create_app(Settings()))
     return sorted(set(present) | set(SPEC), key=lambda k: (k[1], k[0]))
@@ -747,6 +752,35 @@ def world(matrix_app, engine):
     empty(engine)
 
 
+# --------------------------------------------------------------------------- response bodies
+
+
+def route_of(app, method: str, path: str) -> APIRoute:
+    """The route (METHOD, path template) of the app."""
+    for c in iter_route_contexts(app.routes):
+        if isinstance(c.original_route, APIRoute) and c.path == path and method in (c.methods or ()):
+            return c.original_route
+    raise LookupError(f"{method} {path}")
+
+
+def body_fits_model(app, key, r, where: str) -> list[str]:
+    """A 2xx JSON answer validates against its route's response model (as tipg checks its
+    bodies); what was wrong, else nothing."""
+    if not 200 <= r.status_code < 300 or "json" not in r.headers.get("content-type", ""):
+        return []
+    route = route_of(app, *key)
+    model = route.response_model
+    if model is None:
+        if route.response_class is FileResponse:  # a download (GeoJSON export): a file, not an answer
+            return []
+        return [f"{where} | answered JSON, but the route declares no response_model"]
+    try:
+        TypeAdapter(model).validate_python(r.json())
+    except ValidationError as exc:
+        return [f"{where} | body does not fit {getattr(model, '__name__', model)}: {str(exc)[:400]}"]
+    return []
+
+
 # --------------------------------------------------------------------------- the tests
 
 
@@ -766,6 +800,7 @@ def check_cell(w: World, key, row: Row, caller: str, scope: str) -> list[str]:
         wrong.append(f"{where} | expected {want}, got {r.status_code}: {r.text[:160]}")
     if r.status_code >= 500:
         return wrong
+    wrong += body_fits_model(w.app, key, r, where)
     if 400 <= r.status_code < 500:
         changed = sorted(k for k in before if before[k] != after.get(k))
         if changed:

@@ -29,7 +29,6 @@ import pandas as pd
 import pyogrio
 import pytest
 import shapely
-
 from conftest import collection, feature, square
 
 TOWN = "339901100"
@@ -300,7 +299,7 @@ def test_hostile_zips_are_refused(client, town, corpus, no_fetch, kind):
 
 
 def test_zip_that_inflates_beyond_the_limit_is_413(client, town, tmp_path, no_fetch, monkeypatch):
-    from geogrid import files
+    from geogrid.io import files
 
     monkeypatch.setattr(files, "MAX_UNZIPPED_BYTES", 1_000_000)  # the real limit is 1 GiB: same code, less disk
     parts = shapefile_parts(tmp_path)
@@ -332,7 +331,7 @@ def test_messages_name_the_upload_never_a_folder_the_client_sent(client, town, c
 
 
 def test_gdal_network_access_is_off_after_an_upload(client, town, corpus, no_fetch):
-    from geogrid import files
+    from geogrid.io import files
 
     refused(upload(client, "x.gpkg", corpus["other"]["sqlite"]), "x.gpkg")
     for option, value in files.GDAL_LOCKDOWN.items():

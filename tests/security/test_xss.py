@@ -24,11 +24,13 @@ from pathlib import Path
 import httpx
 import pytest
 import shapely
+from conftest import serve_in_thread
 
 import maps
-from conftest import serve_in_thread
-from geogrid import access, cluster, db
-from geogrid.settings import Settings
+from geogrid.access import accounts, scopes
+from geogrid.core.settings import Settings
+from geogrid.db import cluster
+from geogrid.db import engine as db
 
 sync_api = pytest.importorskip("playwright.sync_api")
 CHROMIUM = os.environ.get("GEOGRID_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
@@ -88,8 +90,8 @@ def world(settings, tmp_path_factory):
         cleanup.callback(engine.dispose)
         with db.transaction(engine) as session:
             session.info["actor"] = "test"
-            access.create_account(session, "xss-admin", PASSWORD)
-            access.grant(session, "xss-admin", "admin")
+            accounts.create_account(session, "xss-admin", PASSWORD)
+            accounts.grant(session, "xss-admin", "admin")
         from api.app import create_app
 
         base = serve_in_thread(create_app(s), cleanup)
@@ -336,7 +338,7 @@ def test_served_map_keeps_user_text_inert(world, kind, viewport):
 def test_exported_map_keeps_user_text_inert(world, kind, viewport, tmp_path):
     with db.transaction(world.engine) as session:
         if kind == "public":
-            session.info["principal"] = access.ANONYMOUS
+            session.info["principal"] = scopes.ANONYMOUS
         html = maps.render(kind, session, world.settings, area=TOWN, lang="en", inline=True)
     assert '<meta http-equiv="Content-Security-Policy"' in html and "/maps/logout" not in html
     policy = htmllib.unescape(html.split('<meta http-equiv="Content-Security-Policy" content="', 1)[1].split('"', 1)[0])

@@ -1,0 +1,169 @@
+"""Incidents (事件) for staff: intake, the staff view with its history, the workflow's
+request bodies, bulk import; incident categories."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from api.schemas.common import Out
+from geogrid.incidents.intake import CHANNELS, MAX_DESCRIPTION
+from geogrid.incidents.states import STATES
+
+State = Literal[tuple(STATES)]  # type: ignore[valid-type]
+Unit = Literal["working_hours", "working_days", "hours", "days"]
+Step = Literal["accept", "dispatch", "handle", "verify"]
+
+
+# --------------------------------------------------------------------------- requests
+
+
+class Reporter(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, max_length=100)
+    phone: str | None = Field(default=None, pattern=r"^[0-9+\-() ]{3,32}$")
+    email: str | None = Field(default=None, max_length=200)
+
+
+class IncidentIn(BaseModel):
+    category: str = Field(description="Category key, see /api/categories")
+    lon: float = Field(description="Longitude in `crs`")
+    lat: float = Field(description="Latitude in `crs`")
+    crs: str = Field(default="wgs84", description="wgs84, cgcs2000, gcj02 (Amap, Tencent) or bd09 (Baidu)")
+    description: str = Field(max_length=20_000, description=f"At most {MAX_DESCRIPTION} characters")
+    channel: Literal[tuple(CHANNELS)] = "patrol"  # type: ignore[valid-type]
+    occurred_at: dt.datetime | None = Field(default=None, description="Default: now")
+    media_urls: list[str] = Field(default_factory=list, max_length=50)
+    reporter: Reporter | None = Field(default=None, description="Private: never published")
+    idempotency_key: str | None = Field(default=None, max_length=100,
+                                        description="A second submission with the same key on the same channel "
+                                                    "from the same account is refused (409)")
+
+    def intake_data(self) -> dict:
+        """The body as ``intake`` takes it: a reporter without its empty fields."""
+        data = self.model_dump()
+        data["reporter"] = self.reporter.model_dump(exclude_none=True) if self.reporter else None
+        return data
+
+
+class TransitionIn(BaseModel):
+    to: State
+    note: str | None = Field(default=None, max_length=2000)
+    satisfaction: int | None = Field(default=None, ge=0, le=10, description="Resident satisfaction 0-10, on closing")
+
+
+class NoteIn(BaseModel):
+    note: str | None = Field(default=None, max_length=2000)
+
+
+class MoveIn(BaseModel):
+    lon: float
+    lat: float
+    crs: str = "wgs84"
+    note: str | None = Field(default=None, max_length=2000)
+
+
+class CategoryPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    time_limits: dict[Step, tuple[float, Unit]] | None = None
+    department: str | None = Field(default=None, max_length=100)
+    public: bool | None = None
+    auto_escalate: bool | None = None
+
+
+TimeLimitsIn = CategoryPatch  # its name in the routers before the schemas package
+
+
+# --------------------------------------------------------------------------- answers
+
+
+class Category(Out):
+    key: str
+    name_zh: str
+    name_en: str
+    group_key: str
+    layer_key: str
+    department: str | None
+    public: bool
+    time_limits: dict[Step, tuple[int | float, Unit]]
+    auto_escalate: bool
+
+
+class ResponsiblePerson(Out):
+    """A person responsible for the incident's grid when it was routed (all fields: staff)."""
+
+    person_id: int
+    name: str
+    phone: str | None
+    role: str
+    role_name: str
+
+
+class Incident(Out):
+    """An incident as staff see it."""
+
+    id: int
+    receipt: str
+    category: str
+    category_zh: str
+    category_en: str
+    channel: str
+    description: str
+    occurred_at: dt.datetime
+    reported_at: dt.datetime
+    media_urls: list[str]
+    reporter: dict[str, Any] | None = Field(description="Private: never published")
+    original: dict[str, Any] = Field(description="Coordinates and system as received")
+    lon: float
+    lat: float
+    route_kind: Literal["grid", "blind_spot"]
+    grid: str | None
+    grid_name: str | None
+    authority: str
+    authority_name: str
+    nearest_grid: dict[str, Any] | None = Field(description="Blind spots: code and distance of the nearest grid")
+    responsible: list[ResponsiblePerson]
+    department: str | None
+    state: State
+    escalation_level: int
+    due_at: dt.datetime | None
+    closed_at: dt.datetime | None
+    satisfaction: int | None
+    version: int
+    updated_at: dt.datetime
+    overdue: bool
+
+
+class IncidentEvent(Out):
+    at: dt.datetime
+    actor: str
+    action: str
+    from_state: str | None
+    to_state: str | None
+    note: str | None
+    data: dict[str, Any] | None
+
+
+class IncidentCase(Incident):
+    """One incident after intake or a move of the workflow: with the moves allowed next."""
+
+    allowed: list[State]
+
+
+class IncidentDetail(IncidentCase):
+    """One incident with its history (every event, oldest first)."""
+
+    history: list[IncidentEvent]
+
+
+class Escalated(Out):
+    escalated: list[str] = Field(description="Receipts of the cases escalated")
+
+
+class IncidentImportReport(Out):
+    imported: int
+    by_route: dict[str, int]

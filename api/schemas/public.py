@@ -1,0 +1,73 @@
+"""Public intake (a receipt, the status by receipt) and Open311 GeoReport v2."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from api.schemas.common import Out
+from api.schemas.incidents import Reporter
+
+
+class PublicReportIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    category: str
+    lon: float
+    lat: float
+    crs: str = Field(default="wgs84", description="wgs84, cgcs2000, gcj02 (Amap, Tencent) or bd09 (Baidu)")
+    description: str = Field(max_length=20_000)
+    occurred_at: dt.datetime | None = None
+    media_urls: list[str] = Field(default_factory=list, max_length=50)
+    reporter: Reporter | None = Field(default=None, description="Private: never published")
+    idempotency_key: str | None = Field(default=None, max_length=100)
+
+
+class PublicReceipt(Out):
+    """What anyone may see of a report: never the reporter, notes or persons' details."""
+
+    receipt: str
+    category: str
+    category_name: str
+    state: str
+    state_name: str
+    reported_at: dt.datetime
+    closed_at: dt.datetime | None
+    grid: str | None
+    authority: str
+
+
+class Open311Service(Out):
+    service_code: str
+    service_name: str
+    description: str
+    metadata: bool
+    type: Literal["realtime", "batch", "blackbox"]
+    keywords: str
+    group: str
+
+
+class Open311Request(Out):
+    service_request_id: str
+    status: Literal["open", "closed"]
+    status_notes: str
+    service_name: str
+    service_code: str
+    agency_responsible: str | None
+    requested_datetime: dt.datetime
+    updated_datetime: dt.datetime
+    lat: float
+    long: float
+
+
+class Open311Receipt(Out):
+    service_request_id: str
+    service_notice: str
+    account_id: str | None
+
+
+class Open311Error(Out):
+    code: int
+    description: str

@@ -1,0 +1,3 @@
+"""Storage: the engine and sessions, the SQLAlchemy schema of every table (the Alembic
+metadata), the migrations and the project's local PostgreSQL cluster.
+"""

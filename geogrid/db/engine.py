@@ -1,0 +1,72 @@
+"""Engine, sessions and migrations.
+
+The URL is ``GEOGRID_DATABASE_URL`` when set, else the project's own local cluster
+(:mod:`geogrid.db.cluster`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import lru_cache
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from geogrid.core.settings import Settings, get_settings
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+
+def resolve_url(settings: Settings) -> str:
+    if settings.database_url:
+        return settings.database_url
+    from geogrid.db import cluster
+
+    return cluster.database_url(settings)
+
+
+@lru_cache(maxsize=8)
+def _engine_for(url: str) -> Engine:
+    return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+
+
+def get_engine(settings: Settings | None = None) -> Engine:
+    return _engine_for(resolve_url(settings or get_settings()))
+
+
+@lru_cache(maxsize=8)
+def sessionmaker_for(engine: Engine) -> sessionmaker[Session]:
+    """One factory per engine (building one costs more than a request's own work)."""
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+@contextmanager
+def transaction(engine: Engine) -> Iterator[Session]:
+    """A session that commits on success and rolls back on any error: all-or-nothing."""
+    with sessionmaker_for(engine).begin() as session:
+        yield session
+
+
+def alembic_config(url: str):
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return config
+
+
+def migrate(url: str, revision: str = "head") -> None:
+    """Bring the schema at ``url`` up to ``revision`` (Alembic)."""
+    from alembic import command
+
+    command.upgrade(alembic_config(url), revision)
+
+
+def current_revision(url: str) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
+    with create_engine(url).connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()

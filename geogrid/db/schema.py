@@ -1,0 +1,540 @@
+"""The data model: every table of the database, as the SQLAlchemy metadata Alembic
+compares the migrations with (``tests/domain/test_schema.py`` checks they agree).
+
+One table, ``area``, holds both administrative units (layer ``admin``) and the grids of
+every thematic net: a grid is an area whose layer is a net. Boundaries live in their own
+table, one row per version with a validity period (``tstzrange``), so that "which grid
+contained this point on day D" is a plain spatial query. An exclusion constraint keeps an
+area's versions from overlapping in time.
+
+Geometries are stored in EPSG:4326 (lon/lat). Areas in m² are computed by PostGIS on the
+spheroid (``geography``), never typed in and never in square degrees.
+
+The migrations (``geogrid/db/migrations``) create the tables; this module declares them
+as they are, with the database's own constraint and index names. The domain packages
+write SQL against these tables (one resource's SQL in one module); nothing here runs SQL.
+"""
+
+from __future__ import annotations
+
+import datetime
+
+from geoalchemy2.types import Geometry
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Computed,
+    Date,
+    DateTime,
+    Double,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    PrimaryKeyConstraint,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.dialects.postgresql import (
+    DATERANGE,
+    JSONB,
+    TSTZRANGE,
+    ExcludeConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+SRID = 4326
+ADMIN_LAYER = "admin"
+
+
+class Base(DeclarativeBase):
+    """The declarative base; ``Base.metadata`` is the schema Alembic compares."""
+
+
+# --------------------------------------------------------------------------- reference and areas
+
+
+class Level(Base):
+    """A level of the hierarchy (county, town, village, grid, ...), configurable per place."""
+
+    __tablename__ = "level"
+    __table_args__ = (
+        PrimaryKeyConstraint("key", name="level_pkey"),
+        UniqueConstraint("rank", name="level_rank_key")
+    )
+
+    key: Mapped[str] = mapped_column(String(32), primary_key=True)
+    rank: Mapped[int] = mapped_column(Integer, nullable=False, doc="1 = top")
+    code_length: Mapped[int] = mapped_column(Integer, nullable=False, doc="digits of a code at this level")
+    name_zh: Mapped[str] = mapped_column(String(64), nullable=False)
+    name_en: Mapped[str] = mapped_column(String(64), nullable=False)
+
+
+class Layer(Base):
+    """A thematic net (综治, 环境, 安全生产...): its own division of the same land."""
+
+    __tablename__ = "layer"
+    __table_args__ = (
+        PrimaryKeyConstraint("key", name="layer_pkey"),
+    )
+
+    key: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name_zh: Mapped[str] = mapped_column(String(64), nullable=False)
+    name_en: Mapped[str] = mapped_column(String(64), nullable=False)
+    description: Mapped[str | None] = mapped_column(Text)
+
+
+class Area(Base):
+    """An administrative unit or a grid; its boundary versions are in :class:`Boundary`."""
+
+    __tablename__ = "area"
+    __table_args__ = (
+        CheckConstraint("code::text ~ '^[0-9]+$'::text", name="area_code_digits"),
+        CheckConstraint("households IS NULL OR households >= 0", name="area_households_nonneg"),
+        CheckConstraint("parent_id IS NULL OR parent_id <> id", name="area_not_own_parent"),
+        CheckConstraint("population IS NULL OR population >= 0", name="area_population_nonneg"),
+        ForeignKeyConstraint(["layer_key"], ["layer.key"], name="area_layer_key_fkey"),
+        ForeignKeyConstraint(["level_key"], ["level.key"], name="area_level_key_fkey"),
+        ForeignKeyConstraint(["parent_id"], ["area.id"], name="area_parent_id_fkey"),
+        PrimaryKeyConstraint("id", name="area_pkey"),
+        UniqueConstraint("code", name="area_code_key"),
+        Index("area_code_prefix", "code", postgresql_ops={"code": "text_pattern_ops"}),
+        Index("ix_area_layer_key", "layer_key"),
+        Index("ix_area_level_key", "level_key"),
+        Index("ix_area_parent_id", "parent_id")
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    code: Mapped[str] = mapped_column(String(32), nullable=False, doc="stable, never reused")
+    name: Mapped[str] = mapped_column(String(200), nullable=False)
+    level_key: Mapped[str] = mapped_column(String(32), nullable=False)
+    layer_key: Mapped[str] = mapped_column(String(32), nullable=False)
+    version: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("1"))
+    created_at: Mapped[datetime.datetime] = mapped_column(DateTime(True), nullable=False, server_default=text("now()"))
+    updated_at: Mapped[datetime.datetime] = mapped_column(DateTime(True), nullable=False, server_default=text("now()"))
+    parent_id: Mapped[int | None] = mapped_column(Integer)
+    households: Mapped[int | None] = mapped_column(Integer)
+    population: Mapped[int | None] = mapped_column(Integer)
+    land_use: Mapped[str | None] = mapped_column(String(64))
+    notes: Mapped[str | None] = mapped_column(Text, doc="internal, never public")
+    retired_at: Mapped[datetime.datetime | None] = mapped_column(DateTime(True))
+
+
+class Boundary(Base):
+    """One version of an area's boundary, valid over ``valid`` (MapIt's generations)."""
+
+    __tablename__ = "boundary"
+    __table_args__ = (
+        CheckConstraint("st_isvalid(geom) AND NOT st_isempty(geom)", name="boundary_geom_valid"),
+        ExcludeConstraint(("area_id", "="), ("valid", "&&"), name="boundary_no_overlapping_versions", using="gist"),
+        ForeignKeyConstraint(["area_id"], ["area.id"], ondelete="CASCADE", name="boundary_area_id_fkey"),
+        PrimaryKeyConstraint("id", name="boundary_pkey"),
+        UniqueConstraint("area_id", "version", name="boundary_area_id_version_key"),
+        Index("boundary_current_geom_gist", "geom", postgresql_using="gist", postgresql_where="upper_inf(valid)"),
+        Index("boundary_geom_gist", "geom", postgresql_using="gist"),
+        Index("boundary_one_current", "area_id", postgresql_where="upper_inf(valid)", unique=True)
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    area_id: Mapped[int] = mapped_column(Integer, nullable=False)
+    version: Mapped[int] = mapped_column(Integer, nullable=False)
+    geom: Mapped[object] = mapped_column(Geometry("MULTIPOLYGON", srid=SRID, spatial_index=False), nullable=False)
+    valid: Mapped[object] = mapped_column(TSTZRANGE, nullable=False, server_default=text("tstzrange(now(), NULL::timestamp with time zone)"))
+    created_at: Mapped[datetime.datetime] = mapped_column(DateTime(True), nullable=False, server_default=text("now()"))
+    area_m2: Mapped[float | None] = mapped_column(Double(53), Computed("st_area((geom)::geography)", persisted=True), doc="spheroidal area")
+    note: Mapped[str | None] = mapped_column(Text)
+
+
+class Exemption(Base):
+    """A legitimate void inside a parent (lake, military land, exclave): not a coverage gap."""
+
+    __tablename__ = "exemption"
+    __table_args__ = (
+        CheckConstraint("st_isvalid(geom) AND NOT st_isempty(geom)", name="exemption_geom_valid"),
+        ForeignKeyConstraint(["area_id"], ["area.id"], ondelete="CASCADE", name="exemption_area_id_fkey"),
+        PrimaryKeyConstraint("id", name="exemption_pkey"),
+        Index("exemption_geom_gist", "geom", postgresql_using="gist"),
+        Index("ix_exemption_area_id", "area_id")
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    area_id: Mapped[int] = mapped_column(Integer, nullable=False)
+    kind: Mapped[str] = mapped_column(String(32), nullable=False, comment="lake, river, military, exclave, other")
+    geom: Mapped[object] = mapped_column(Geometry("MULTIPOLYGON", srid=SRID, spatial_index=False), nullable=False)
+    created_at: Mapped[datetime.datetime] = mapped_column(DateTime(True), nullable=False, server_default=text("now()"))
+    name: Mapped[str | None] = mapped_column(String(200))
+    note: Mapped[str | None] = mapped_column(Text)
+
+
+# --------------------------------------------------------------------------- people
+
+
+class Person(Base):
+    """Someone responsible for grids. Each contact field has its own public flag (公示)."""
+
+    __tablename__ = "person"
+    __table_args__ = (
+        PrimaryKeyConstraint("id", name="person_pkey"),
+        UniqueConstraint("ref", name="person_ref_key")
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(100), nullable=False)
+    name_public: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("true"))
+    phone_public: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("false"))
+    photo_public: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("false"))
+    version: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("1"))
+    created_at: Mapped[datetime.datetime] = mapped_column(DateTime(True), nullable=False, server_default=text("now()"))
+    ref: Mapped[str | None] = mapped_column(String(64), doc="external reference")
+    phone: Mapped[str | None] = mapped_column(String(32))
+    photo_url: Mapped[str | None] = mapped_column(String(500))
+    notes: Mapped[str | None] = mapped_column(Text, doc="internal, never public")
+
+
+class Role(Base):
+    """A post a person can hold in an area (网格长, 专职网格员, ...)."""
+
+    __tablename__ = "role"
+    __table_args__ = (
+        PrimaryKeyConstraint("key", name="role_pkey"),
+    )
+
+    key: Mapped[str] = mapped_column(String(32), primary_key=True)
+    rank: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("100"))
+    name_zh: Mapped[str] = mapped_column(String(64), nullable=False)
+    name_en: Mapped[str] = mapped_column(String(64), nullable=False)
+    responsible: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("true"), doc="counts as a responsible person for routing")
+
+
+class Assignment(Base):
+    """A person holding a role in an area over a date range (inclusive; open-ended when ``end_date`` is NULL)."""
+
+    __tablename__ = "assignment"
+    __table_args__ = (
+        CheckConstraint("end_date IS NULL OR end_date >= start_date", name="assignment_dates_ordered"),
+        ExcludeConstraint(("person_id", "="), ("area_id", "="), ("role_key", "="), ("period", "&&"),
+                          name="assignment_no_overlap", using="gist"),
+        ForeignKeyConstraint(["area_id"], ["area.id"], ondelete="CASCADE", name="assignment_area_id_fkey"),
+        ForeignKeyConstraint(["person_id"], ["person.id"], ondelete="CASCADE", name="assignment_person_id_fkey"),
+        ForeignKeyConstraint(["role_key"], ["role.key"], name="assignment_role_key_fkey"),
+        PrimaryKeyConstraint("id", name="assignment_pkey"),
+        Index("ix_assignment_area_id", "area_id"),
+        Index("ix_assignment_person_id", "person_id")
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    person_id: Mapped[int] = mapped_column(Integer, nullable=False)
+    area_id: Mapped[int] = mapped_column(Integer, nullable=False)
+    role_key: Mapped[str] = mapped_column(String(32), nullable=False)
+    start_date: Mapped[datetime.date] = mapped_column(Date, nullable=False)
+    version: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("1"))
+    created_at: Mapped[datetime.datetime] = mapped_column(DateTime(True), nullable=False, server_default=text("now()"))
+    end_date: Mapped[datetime.date | None] = mapped_column(Date, doc="inclusive; NULL = ongoing")
+    duties: Mapped[str | None] = mapped_column(Text)
+    period: Mapped[object | None] = mapped_column(DATERANGE, Computed("daterange(start_date, end_date, '[]'::text)", persisted=True))
+
+
+# --------------------------------------------------------------------------- access
+
+
+class Account(Base):
+    """A login: username, password hash, optionally the person it belongs to."""
+
+    __tablename__ = "account"
+    __table_args__ = (
+        CheckConstraint("username::text ~ '^[A-Za-z0-9_.@-]{2,64}$'::text", name="account_username_chars"),
+        ForeignKeyConstraint(["person_id"], ["person.id"], ondelete="SET NULL", name="account_person_id_fkey"),
+        PrimaryKeyConstraint("id", name="account_pkey"),
+        UniqueConstraint("username", name="account_username_key")
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    username: Mapped[str] = mapped_column(String(64), nullable=False)
+    password_hash: Mapped[str] = mapped_column(Text, nullable=False)
+    active: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("true"))
+    created_at: Mapped[datetime.datetime] = mapped_column(DateTime(True), nullable=False, server_default=text("now()"))
+    display_name: Mapped[str | None] = mapped_column(String(100))
+    person_id: Mapped[int | None] = mapped_column(Integer)
+
+
+class RoleGrant(Base):
+    """An access role granted to an account on an area's subtree (NULL area: everywhere), or a department."""
+
+    __tablename__ = "role_grant"
+    __table_args__ = (
+        CheckConstraint("role::text = ANY (ARRAY['admin'::character varying, 'planner'::character varying, 'inspector'::character varying, 'grid_worker'::character varying, 'department_handler'::character varying]::text[])", name="role_grant_known_role"),
+        ForeignKeyConstraint(["account_id"], ["account.id"], ondelete="CASCADE", name="role_grant_account_id_fkey"),
+        ForeignKeyConstraint(["area_id"], ["area.id"], ondelete="CASCADE", name="role_grant_area_id_fkey"),
+        PrimaryKeyConstraint("id", name="role_grant_pkey"),
+        Index("ix_role_grant_account_id", "account_id"),
+        Index("role_grant_unique", "account_id", "role", text("coalesce(area_id, 0)"), text("coalesce(department, '')"),
+              unique=True)
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    account_id: Mapped[int] = mapped_column(Integer, nullable=False)
+    role: Mapped[str] = mapped_column(String(32), nullable=False)
+    created_at: Mapped[datetime.datetime] = mapped_column(DateTime(True), nullable=False, server_default=text("now()"))
+    area_id: Mapped[int | None] = mapped_column(Integer, comment="scope: this area's subtree; NULL = the whole database")
+    department: Mapped[str | None] = mapped_column(String(100), comment="for department handlers")
+
+
+class ApiToken(Base):
+    """A bearer token: only its SHA-256 is stored."""
+
+    __tablename__ = "api_token"
+    __table_args__ = (
+        ForeignKeyConstraint(["account_id"], ["account.id"], ondelete="CASCADE", name="api_token_account_id_fkey"),
+        PrimaryKeyConstraint("id", name="api_token_pkey"),
+        UniqueConstraint("token_hash", name="api_token_token_hash_key"),
+        Index("ix_api_token_account_id", "account_id")
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    account_id: Mapped[int] = mapped_column(Integer, nullable=False)
+    token_hash: Mapped[str] = mapped_column(String(64), nullable=False, comment="sha256 of the secret")
+    created_at: Mapped[datetime.datetime] = mapped_column(DateTime(True), nullable=False, server_default=text("now()"))
+    label: Mapped[str | None] = mapped_column(String(100))
+    expires_at: Mapped[datetime.datetime | None] = mapped_column(DateTime(True))
+    revoked_at: Mapped[datetime.datetime | None] = mapped_column(DateTime(True))
+
+
+class Audit(Base):
+    """One row per write: who, what, which row, the state before and after."""
+
+    __tablename__ = "audit"
+    __table_args__ = (
+        PrimaryKeyConstraint("id", name="audit_pkey"),
+        Index("audit_at", "at"),
+        Index("audit_resource_key", "resource", "key")
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    at: Mapped[datetime.datetime] = mapped_column(DateTime(True), nullable=False, server_default=text("now()"))
+    actor: Mapped[str] = mapped_column(String(100), nullable=False, comment="username, or cli:<user>")
+    action: Mapped[str] = mapped_column(String(32), nullable=False)
+    resource: Mapped[str] = mapped_column(String(32), nullable=False)
+    key: Mapped[str] = mapped_column(String(100), nullable=False)
+    before: Mapped[object | None] = mapped_column(JSONB)
+    after: Mapped[object | None] = mapped_column(JSONB)
+
+
+class LoginFailure(Base):
+    """Consecutive failed logins per account and per client address (throttling)."""
+
+    __tablename__ = "login_failure"
+    __table_args__ = (
+        CheckConstraint("kind::text = ANY (ARRAY['account'::character varying, 'address'::character varying]::text[])", name="login_failure_kind"),
+        PrimaryKeyConstraint("kind", "key", name="login_failure_pkey")
+    )
+
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True, comment="account or address")
+    key: Mapped[str] = mapped_column(String(200), primary_key=True, comment="username (lower case) or client address")
+    failures: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("0"), comment="consecutive failures within the window")
+    first_at: Mapped[datetime.datetime] = mapped_column(DateTime(True), nullable=False, server_default=text("now()"))
+    last_at: Mapped[datetime.datetime] = mapped_column(DateTime(True), nullable=False, server_default=text("now()"))
+    blocked_until: Mapped[datetime.datetime | None] = mapped_column(DateTime(True))
+
+
+class RateCounter(Base):
+    """Hits per limit, client and time window (rate limits)."""
+
+    __tablename__ = "rate_counter"
+    __table_args__ = (
+        PrimaryKeyConstraint("bucket", "window_start", name="rate_counter_pkey"),
+        Index("rate_counter_window", "window_start")
+    )
+
+    bucket: Mapped[str] = mapped_column(String(300), primary_key=True, comment="limit name and client, e.g. public:1.2.3.4")
+    window_start: Mapped[datetime.datetime] = mapped_column(DateTime(True), primary_key=True)
+    hits: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("0"))
+
+
+# --------------------------------------------------------------------------- incidents
+
+
+class Category(Base):
+    """An incident category: the net it is routed on, its department and time limits."""
+
+    __tablename__ = "category"
+    __table_args__ = (
+        ForeignKeyConstraint(["layer_key"], ["layer.key"], name="category_layer_key_fkey"),
+        PrimaryKeyConstraint("key", name="category_pkey")
+    )
+
+    key: Mapped[str] = mapped_column(String(40), primary_key=True)
+    name_zh: Mapped[str] = mapped_column(String(64), nullable=False)
+    name_en: Mapped[str] = mapped_column(String(64), nullable=False)
+    group_key: Mapped[str] = mapped_column(String(32), nullable=False)
+    layer_key: Mapped[str] = mapped_column(String(32), nullable=False, comment="the net incidents of this category are routed on")
+    department: Mapped[str] = mapped_column(String(100), nullable=False, comment="owning department")
+    public: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("false"), comment="incidents of this category may be shown publicly (without reporter data)")
+    time_limits: Mapped[object] = mapped_column(JSONB, nullable=False, comment="step -> [amount, unit]")
+    auto_escalate: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("true"))
+
+
+class Incident(Base):
+    """A reported incident (事件): where, what, routed to whom, its state and time limit."""
+
+    __tablename__ = "incident"
+    __table_args__ = (
+        CheckConstraint("idempotency_key IS NULL OR idempotency_scope IS NOT NULL", name="incident_idempotency_scoped"),
+        CheckConstraint("route_kind::text = ANY (ARRAY['grid'::character varying, 'blind_spot'::character varying]::text[])", name="incident_route_kind"),
+        CheckConstraint("satisfaction IS NULL OR satisfaction >= 0 AND satisfaction <= 10", name="incident_satisfaction_range"),
+        ForeignKeyConstraint(["authority_id"], ["area.id"], name="incident_authority_id_fkey"),
+        ForeignKeyConstraint(["category_key"], ["category.key"], name="incident_category_key_fkey"),
+        ForeignKeyConstraint(["grid_id"], ["area.id"], name="incident_grid_id_fkey"),
+        PrimaryKeyConstraint("id", name="incident_pkey"),
+        UniqueConstraint("idempotency_scope", "idempotency_key", name="incident_idempotency_scope_key"),
+        UniqueConstraint("receipt", name="incident_receipt_key"),
+        Index("incident_geom_gist", "geom", postgresql_using="gist"),
+        Index("incident_open_due", "due_at", postgresql_where="((state)::text <> ALL ((ARRAY['closed'::character varying, 'void'::character varying])::text[]))"),
+        Index("ix_incident_authority_id", "authority_id"),
+        Index("ix_incident_category_key", "category_key"),
+        Index("ix_incident_grid_id", "grid_id"),
+        Index("ix_incident_state", "state")
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    receipt: Mapped[str] = mapped_column(String(40), nullable=False, comment="unguessable; the reporter's handle")
+    category_key: Mapped[str] = mapped_column(String(40), nullable=False)
+    channel: Mapped[str] = mapped_column(String(32), nullable=False)
+    description: Mapped[str] = mapped_column(Text, nullable=False)
+    occurred_at: Mapped[datetime.datetime] = mapped_column(DateTime(True), nullable=False)
+    reported_at: Mapped[datetime.datetime] = mapped_column(DateTime(True), nullable=False, server_default=text("now()"))
+    media_urls: Mapped[object] = mapped_column(JSONB, nullable=False, server_default=text("'[]'::jsonb"))
+    geom: Mapped[object] = mapped_column(Geometry("POINT", srid=SRID, spatial_index=False), nullable=False)
+    original: Mapped[object] = mapped_column(JSONB, nullable=False, comment="coordinates and system as received")
+    route_kind: Mapped[str] = mapped_column(String(16), nullable=False, comment="grid or blind_spot")
+    authority_id: Mapped[int] = mapped_column(Integer, nullable=False, comment="area responsible now: the grid, or the territorial authority, or above after escalation")
+    responsible: Mapped[object] = mapped_column(JSONB, nullable=False, server_default=text("'[]'::jsonb"), comment="persons holding posts in the grid on the day it happened, when routed")
+    department: Mapped[str] = mapped_column(String(100), nullable=False)
+    state: Mapped[str] = mapped_column(String(16), nullable=False, server_default=text("'reported'::character varying"))
+    escalation_level: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("0"))
+    version: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("1"))
+    updated_at: Mapped[datetime.datetime] = mapped_column(DateTime(True), nullable=False, server_default=text("now()"))
+    reporter: Mapped[object | None] = mapped_column(JSONB, comment="name/phone/email: private, never published")
+    idempotency_key: Mapped[str | None] = mapped_column(String(100))
+    grid_id: Mapped[int | None] = mapped_column(Integer, comment="grid containing the point on the category's layer")
+    nearest_grid: Mapped[object | None] = mapped_column(JSONB, comment="for blind spots: code and distance of the nearest grid")
+    due_at: Mapped[datetime.datetime | None] = mapped_column(DateTime(True), comment="deadline of the current step")
+    closed_at: Mapped[datetime.datetime | None] = mapped_column(DateTime(True))
+    satisfaction: Mapped[int | None] = mapped_column(Integer)
+    idempotency_scope: Mapped[str | None] = mapped_column(String(200), comment="channel:account the idempotency key belongs to")
+
+
+class IncidentEvent(Base):
+    """One step in a case's history (report, transitions, escalation, moves)."""
+
+    __tablename__ = "incident_event"
+    __table_args__ = (
+        ForeignKeyConstraint(["incident_id"], ["incident.id"], ondelete="CASCADE", name="incident_event_incident_id_fkey"),
+        PrimaryKeyConstraint("id", name="incident_event_pkey"),
+        Index("ix_incident_event_incident_id", "incident_id")
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    incident_id: Mapped[int] = mapped_column(Integer, nullable=False)
+    at: Mapped[datetime.datetime] = mapped_column(DateTime(True), nullable=False, server_default=text("now()"))
+    actor: Mapped[str] = mapped_column(String(100), nullable=False)
+    action: Mapped[str] = mapped_column(String(32), nullable=False)
+    from_state: Mapped[str | None] = mapped_column(String(16))
+    to_state: Mapped[str | None] = mapped_column(String(16))
+    note: Mapped[str | None] = mapped_column(Text)
+    data: Mapped[object | None] = mapped_column(JSONB)
+
+
+# --------------------------------------------------------------------------- environment
+
+
+class PollutionSource(Base):
+    """A pollution source under supervision (环境监管档案), placed in its environment grid."""
+
+    __tablename__ = "pollution_source"
+    __table_args__ = (
+        CheckConstraint("risk_level::text = ANY (ARRAY['low'::character varying, 'medium'::character varying, 'high'::character varying]::text[])", name="pollution_source_risk"),
+        ForeignKeyConstraint(["grid_id"], ["area.id"], name="pollution_source_grid_id_fkey"),
+        PrimaryKeyConstraint("id", name="pollution_source_pkey"),
+        Index("ix_pollution_source_grid_id", "grid_id"),
+        Index("pollution_source_geom_gist", "geom", postgresql_using="gist")
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(200), nullable=False)
+    kind: Mapped[str] = mapped_column(String(32), nullable=False)
+    pollutants: Mapped[object] = mapped_column(JSONB, nullable=False, server_default=text("'[]'::jsonb"))
+    key_supervision: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("false"))
+    risk_level: Mapped[str] = mapped_column(String(16), nullable=False, server_default=text("'low'::character varying"))
+    geom: Mapped[object] = mapped_column(Geometry("POINT", srid=SRID, spatial_index=False), nullable=False)
+    version: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("1"))
+    created_at: Mapped[datetime.datetime] = mapped_column(DateTime(True), nullable=False, server_default=text("now()"))
+    permit_no: Mapped[str | None] = mapped_column(String(64))
+    address: Mapped[str | None] = mapped_column(String(300))
+    notes: Mapped[str | None] = mapped_column(Text, comment="internal")
+    grid_id: Mapped[int | None] = mapped_column(Integer, comment="its environment grid")
+
+
+class Patrol(Base):
+    """A patrol of an environment grid and the sources it visited."""
+
+    __tablename__ = "patrol"
+    __table_args__ = (
+        ForeignKeyConstraint(["area_id"], ["area.id"], name="patrol_area_id_fkey"),
+        PrimaryKeyConstraint("id", name="patrol_pkey"),
+        Index("ix_patrol_area_id", "area_id"),
+        Index("patrol_geom_gist", "geom", postgresql_using="gist")
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    area_id: Mapped[int] = mapped_column(Integer, nullable=False)
+    actor: Mapped[str] = mapped_column(String(100), nullable=False)
+    at: Mapped[datetime.datetime] = mapped_column(DateTime(True), nullable=False)
+    sources: Mapped[object] = mapped_column(JSONB, nullable=False, server_default=text("'[]'::jsonb"), comment="ids of pollution sources visited")
+    geom: Mapped[object | None] = mapped_column(Geometry("POINT", srid=SRID, spatial_index=False))
+    notes: Mapped[str | None] = mapped_column(Text)
+
+
+# --------------------------------------------------------------------------- coverage
+
+
+class CoverageRun(Base):
+    """A stored coverage check: its options, summary and problems (GeoJSON)."""
+
+    __tablename__ = "coverage_run"
+    __table_args__ = (
+        PrimaryKeyConstraint("id", name="coverage_run_pkey"),
+        Index("coverage_run_area_layer", "area_code", "layer", "at")
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime.datetime] = mapped_column(DateTime(True), nullable=False, server_default=text("now()"))
+    actor: Mapped[str] = mapped_column(String(100), nullable=False)
+    area_code: Mapped[str] = mapped_column(String(32), nullable=False)
+    layer: Mapped[str] = mapped_column(String(32), nullable=False)
+    subtree: Mapped[bool] = mapped_column(Boolean, nullable=False)
+    options: Mapped[object] = mapped_column(JSONB, nullable=False)
+    summary: Mapped[object] = mapped_column(JSONB, nullable=False)
+    problems: Mapped[object] = mapped_column(JSONB, nullable=False, comment="GeoJSON FeatureCollection")
+    seconds: Mapped[float | None] = mapped_column(Double(53))
+
+
+class RepairProposal(Base):
+    """A proposed coverage repair, applied only once confirmed and only if no grid changed meanwhile."""
+
+    __tablename__ = "repair_proposal"
+    __table_args__ = (
+        PrimaryKeyConstraint("id", name="repair_proposal_pkey"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime.datetime] = mapped_column(DateTime(True), nullable=False, server_default=text("now()"))
+    actor: Mapped[str] = mapped_column(String(100), nullable=False)
+    area_code: Mapped[str] = mapped_column(String(32), nullable=False)
+    layer: Mapped[str] = mapped_column(String(32), nullable=False)
+    params: Mapped[object] = mapped_column(JSONB, nullable=False)
+    base_versions: Mapped[object] = mapped_column(JSONB, nullable=False, comment="code -> area version the proposal was made from")
+    proposal: Mapped[object] = mapped_column(JSONB, nullable=False, comment="GeoJSON of the proposed boundaries and changes")
+    applied_at: Mapped[datetime.datetime | None] = mapped_column(DateTime(True))
+    applied_by: Mapped[str | None] = mapped_column(String(100))

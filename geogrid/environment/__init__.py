@@ -1,0 +1,2 @@
+"""Environmental supervision: pollution sources and the patrols that visit them.
+"""

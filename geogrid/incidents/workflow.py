@@ -1,0 +1,160 @@
+"""The case workflow: transitions, escalation of overdue cases and moving a case's point.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from geogrid.core.errors import GeogridError, Problem, conflict
+from geogrid.core.jsonenc import dumps_or_none
+from geogrid.core.settings import Settings
+from geogrid.core.versioning import check_version
+from geogrid.incidents.categories import categories
+from geogrid.incidents.intake import route, route_summary, validate
+from geogrid.incidents.records import (
+    event,
+    get_incident,
+    require_case_scope,
+    require_reader,
+)
+from geogrid.incidents.states import (
+    CENTRE,
+    HANDLERS,
+    MAY_ENTER,
+    STATES,
+    STEP_OF,
+    TERMINAL,
+    TRANSITIONS,
+    calendar,
+)
+
+# --------------------------------------------------------------------------- workflow
+
+
+def _locked(session: Session, incident_id: int, expected_version: int | None, *, check: bool = True) -> dict:
+    """The case, locked, once the caller's reach is checked (``check``), then its version."""
+    session.execute(text("SELECT id FROM incident WHERE id = :id FOR UPDATE"), {"id": incident_id})
+    case = get_incident(session, incident_id, check=check)
+    check_version("incident", incident_id, current=case["version"], expected=expected_version)
+    return case
+
+
+def transition(session: Session, incident_id: int, to: str, settings: Settings, *, note: str | None = None,
+               satisfaction: int | None = None, expected_version: int | None = None) -> dict:
+    """Move a case to state ``to``; an illegal move is a 409 listing the allowed ones."""
+    require_reader(session)
+    case = _locked(session, incident_id, expected_version)
+    if to not in STATES:
+        raise GeogridError(f"unknown state {to!r}; states: {', '.join(STATES)}")
+    allowed = TRANSITIONS[case["state"]]
+    if to not in allowed:
+        raise GeogridError(f"incident {case['receipt']} is {case['state']}: it cannot go to {to}", status=409,
+                           extra={"state": case["state"], "allowed": list(allowed)})
+    require_case_scope(session, case, MAY_ENTER[to], f"move to {to}")
+    if satisfaction is not None and to != "closed":
+        raise GeogridError("satisfaction is given when a case is closed")
+    now = dt.datetime.now(dt.UTC)
+    step = STEP_OF.get(to)
+    due = case["due_at"]
+    if step:
+        due = calendar(settings).add(now, *_limits(session, case["category"])[step])
+    elif to in TERMINAL or to == "parked":
+        due = None
+    elif to == "in_progress" and case["state"] in ("parked", "handled"):
+        # Back from the parked list, or sent back by verification: handling starts again.
+        due = calendar(settings).add(now, *_limits(session, case["category"])["handle"])
+    session.execute(text("""
+        UPDATE incident SET state = CAST(:to AS varchar), due_at = :due, version = version + 1, updated_at = now(),
+               closed_at = CASE WHEN CAST(:to AS varchar) IN ('closed', 'void') THEN now() ELSE closed_at END,
+               satisfaction = coalesce(CAST(:satisfaction AS integer), satisfaction)
+        WHERE id = :id
+    """), {"to": to, "due": due, "id": incident_id, "satisfaction": satisfaction})
+    event(session, incident_id, "transition", case["state"], to, note=note,
+           data={"satisfaction": satisfaction} if satisfaction is not None else None)
+    return get_incident(session, incident_id, check=False, history=True)
+
+
+def _limits(session: Session, category: str) -> dict:
+    return session.execute(text("SELECT time_limits FROM category WHERE key = :k"), {"k": category}).scalar_one()
+
+
+def escalate(session: Session, incident_id: int, settings: Settings, *, note: str | None = None,
+             expected_version: int | None = None, automatic: bool = False) -> dict:
+    """Hand the case one level up ("村呼镇应、镇呼县应"): its authority becomes the parent
+    area, and the current step's time limit starts again there."""
+    if not automatic:
+        require_reader(session)
+    case = _locked(session, incident_id, expected_version, check=not automatic)
+    if case["state"] in TERMINAL:
+        raise GeogridError(f"incident {case['receipt']} is {case['state']}", status=409)
+    parent = session.execute(text("SELECT p.id, p.code FROM area a JOIN area p ON p.id = a.parent_id WHERE a.code = :c"),
+                             {"c": case["authority"]}).first()
+    if parent is None:
+        raise conflict(f"incident {case['receipt']} is already with the top level ({case['authority']})")
+    step = STEP_OF.get(case["state"]) or ("handle" if case["state"] in ("filed", "in_progress", "parked") else "verify")
+    due = calendar(settings).add(dt.datetime.now(dt.UTC), *_limits(session, case["category"])[step])
+    session.execute(text("""
+        UPDATE incident SET authority_id = :p, escalation_level = escalation_level + 1, due_at = :due,
+               version = version + 1, updated_at = now() WHERE id = :id
+    """), {"p": parent.id, "due": due, "id": incident_id})
+    event(session, incident_id, "escalate", case["state"], case["state"], note=note,
+           data={"from": case["authority"], "to": parent.code, "automatic": automatic})
+    return get_incident(session, incident_id, check=False, history=True)
+
+
+def escalate_overdue(session: Session, settings: Settings, *, now: dt.datetime | None = None) -> list[str]:
+    """Escalate every overdue open case whose category escalates automatically; returns
+    their receipts. Each escalation restarts the step's time limit, so a case climbs one
+    level per missed limit."""
+    rows = session.execute(text("""
+        SELECT i.id FROM incident i JOIN category c ON c.key = i.category_key
+        WHERE c.auto_escalate AND i.state NOT IN ('closed', 'void', 'parked') AND i.due_at < :now
+        ORDER BY i.due_at FOR UPDATE OF i SKIP LOCKED
+    """), {"now": now or dt.datetime.now(dt.UTC)}).scalars().all()
+    done = []
+    for incident_id in rows:
+        try:
+            with session.begin_nested():
+                done.append(escalate(session, incident_id, settings, note="time limit exceeded",
+                                     automatic=True)["receipt"])
+        except GeogridError:
+            continue  # already at the top level: stays on the overdue list
+    return done
+
+
+def move(session: Session, incident_id: int, lon: float, lat: float, crs: str, settings: Settings, *,
+         note: str | None = None, expected_version: int | None = None) -> dict:
+    """Correct an incident's location: it is routed again, and the old route stays in its history."""
+    require_reader(session)
+    case = _locked(session, incident_id, expected_version)
+    if case["state"] in TERMINAL:
+        raise GeogridError(f"incident {case['receipt']} is {case['state']}: its location is final", status=409)
+    problems: list[Problem] = []
+    clean, problems = validate(session, {"category": case["category"], "description": case["description"],
+                                          "lon": lon, "lat": lat, "crs": crs, "channel": case["channel"],
+                                          "occurred_at": case["occurred_at"]}, settings,
+                                dt.datetime.now(dt.UTC))
+    if problems:
+        raise GeogridError(f"incident {case['receipt']} was not moved", problems=problems)
+    tz = ZoneInfo(settings.timezone)
+    category = categories(session)[case["category"]]
+    where = route(session, *clean["point"], category, at=case["occurred_at"],
+                  day=case["occurred_at"].astimezone(tz).date())
+    moved_to = {**case, "grid": where["grid"] and where["grid"]["code"], "authority": where["authority"]["code"]}
+    require_case_scope(session, moved_to, CENTRE + HANDLERS, f"move to {moved_to['authority']}")  # the new place too
+    session.execute(text("""
+        UPDATE incident SET geom = ST_SetSRID(ST_MakePoint(:lon, :lat), 4326), original = CAST(:original AS jsonb),
+               route_kind = :kind, grid_id = :grid_id, authority_id = :authority_id, nearest_grid = CAST(:nearest AS jsonb),
+               responsible = CAST(:responsible AS jsonb), escalation_level = 0, version = version + 1, updated_at = now()
+        WHERE id = :id
+    """), {"lon": clean["point"][0], "lat": clean["point"][1], "original": dumps_or_none(clean["original"]),
+           "kind": where["kind"], "grid_id": where["grid_id"], "authority_id": where["authority_id"],
+           "nearest": dumps_or_none(where["nearest_grid"]), "responsible": dumps_or_none(where["responsible"]), "id": incident_id})
+    event(session, incident_id, "move", case["state"], case["state"], note=note,
+           data={"from": {"lon": case["lon"], "lat": case["lat"], "grid": case["grid"], "authority": case["authority"]},
+                 "to": {"lon": clean["point"][0], "lat": clean["point"][1], **route_summary(where)}})
+    return get_incident(session, incident_id, check=False, history=True)

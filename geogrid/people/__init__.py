@@ -1,0 +1,2 @@
+"""Persons and their assignments (posts) to areas, with roles and date ranges.
+"""

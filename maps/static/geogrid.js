@@ -1,0 +1,72 @@
+/* geogrid.js: the page's one way of showing user text, loaded first on every map.
+ * geogrid.card builds popups and tooltips as DOM nodes with textContent; geogrid.esc
+ * escapes what must be an HTML string (the public board); geogrid.describe gives a GeoJSON
+ * layer's features their cards; geogrid.search is leaflet-search with text suggestions.
+ * User data reaches the page only as JSON written by the Python side (maps/base.py). */
+(function(g) {
+    function esc(s) { return String(s == null ? '' : s).replace(/[&<>"'`]/g, function(c) {
+        return {'&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;', '`': '&#96;'}[c]; }); }
+    function text(tag, value, cls) {
+        var el = document.createElement(tag);
+        if (cls) el.className = cls;
+        el.textContent = value == null ? '' : (typeof value === 'object' ? JSON.stringify(value) : String(value));
+        return el;
+    }
+    function blank(v) { return v == null || v === '' || (Array.isArray(v) && !v.length); }
+    // [title, [label, value, colour], ...] -> a node; a list value becomes a list.
+    function card(spec) {
+        var box = document.createElement('div');
+        box.className = 'geogrid-card';
+        if (!blank(spec[0])) box.appendChild(text('b', spec[0]));
+        spec.slice(1).forEach(function(row) {
+            if (blank(row[1])) return;
+            var line = document.createElement('div');
+            if (!blank(row[0])) line.appendChild(text('b', row[0] + ': '));
+            if (Array.isArray(row[1])) {
+                var list = document.createElement('ul');
+                list.style.margin = '0'; list.style.paddingLeft = '16px';
+                row[1].forEach(function(v) { list.appendChild(text('li', v)); });
+                line.appendChild(list);
+            } else {
+                var value = line.appendChild(text('span', row[1]));
+                if (row[2]) { value.style.color = row[2]; value.style.fontWeight = 'bold'; }
+            }
+            box.appendChild(line);
+        });
+        return box;
+    }
+    // Tooltip or popup of each feature of a GeoJSON layer: the named fields, or every
+    // property but the excluded ones.
+    function describe(layer, how, fields, aliases, exclude, options) {
+        layer.eachLayer(function(l) {
+            l[how](function() {
+                var p = l.feature.properties, keys = fields || Object.keys(p).filter(function(k) {
+                    return exclude.indexOf(k) < 0; });
+                return card([null].concat(keys.map(function(k, i) {
+                    return [aliases ? aliases[i] : k, p[k]]; })));
+            }, options);
+        });
+    }
+    function searchTip(value) { return text('li', value); }
+    // leaflet-search on ``layer`` (its own suggestions are written with innerHTML: these are
+    // text), flying to the grid found and opening its popup; added to ``map``.
+    function search(map, layer, options) {
+        var control = new L.Control.Search({
+            layer: layer,
+            propertyName: options.propertyName,
+            collapsed: options.collapsed,
+            textPlaceholder: options.textPlaceholder,
+            position: options.position,
+            buildTip: searchTip,
+            marker: false,
+            moveToLocation: function(latlng, title, map) {
+                map.flyTo(latlng, map.getBoundsZoom(latlng.layer.getBounds()));
+            }
+        });
+        control.on('search:locationfound', function(e) { if (e.layer._popup) e.layer.openPopup(); });
+        map.addControl(control);
+        return control;
+    }
+    g.esc = esc; g.card = card; g.describe = describe; g.searchTip = searchTip; g.search = search;
+    g.popup = function(spec) { return function() { return card(spec); }; };
+})(window.geogrid = window.geogrid || {});
