@@ -35,7 +35,6 @@ import math
 import multiprocessing as mp
 import os
 import pickle
-import platform
 import pstats
 import resource
 import statistics
@@ -49,7 +48,7 @@ from pathlib import Path
 import numpy as np
 import pyproj
 import shapely
-from machine import describe, loadavg  # noqa: E402  (bench/ is on sys.path when run)
+from machine import describe  # noqa: E402  (bench/ is on sys.path when run)
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
@@ -282,7 +281,7 @@ def build_layer(n: int, n_gaps: int, n_overlaps: int, seed: int, subset_sizes: l
 
 def layer_checks(layer: dict) -> list[str]:
     """Sanity of the construction itself (not timed)."""
-    grids, parent = layer["grids"], layer["parent"]
+    grids = layer["grids"]
     notes = []
     valid = shapely.is_valid(grids)
     notes.append(f"all grids valid: {bool(valid.all())}")
@@ -705,13 +704,13 @@ def main() -> int:
             for size, ng, sg, sb in sub_results:
                 if not sb["runs"]:
                     continue
-                rows.append((f"geogrid (subset)", ng, sg["best"], sg["median"], sg["rss_delta"], sg["tm_peak"],
+                rows.append(("geogrid (subset)", ng, sg["best"], sg["median"], sg["rss_delta"], sg["tm_peak"],
                              *counts(sg), None))
-                rows.append((f"  baseline (subset) union+diff", ng, sb["parts"]["union_diff"],
+                rows.append(("  baseline (subset) union+diff", ng, sb["parts"]["union_diff"],
                              sb["parts_median"]["union_diff"], None, None, counts(sb)[0], "", None))
-                rows.append((f"  baseline (subset) overlay", ng, sb["parts"]["overlay"], sb["parts_median"]["overlay"],
+                rows.append(("  baseline (subset) overlay", ng, sb["parts"]["overlay"], sb["parts_median"]["overlay"],
                              None, None, "", counts(sb)[1], None))
-                rows.append((f"baseline total (subset)", ng, sb["best"], sb["median"], sb["rss_delta"], sb["tm_peak"],
+                rows.append(("baseline total (subset)", ng, sb["best"], sb["median"], sb["rss_delta"], sb["tm_peak"],
                              *counts(sb), sb["best"] / sg["best"]))
             fit = [(ng, sb) for _, ng, _, sb in sub_results if sb["runs"]]
             if len(fit) < 1:

@@ -42,7 +42,6 @@ import collections
 import contextlib
 import json
 import os
-import platform
 import random
 import re
 import secrets

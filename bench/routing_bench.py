@@ -35,7 +35,6 @@ import gc
 import glob
 import json
 import os
-import platform
 import statistics
 import sys
 import time
