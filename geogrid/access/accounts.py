@@ -34,6 +34,8 @@ def _account(session: Session, username: str):
 
 
 def create_account(session: Session, username: str, password: str, display_name: str | None = None) -> dict:
+    """Create an account (admin only); the password needs at least 10 characters. 409 when the
+    username is taken; returns id, username and display name."""
     require_role(session, "admin")
     if len(password) < 10:
         raise GeogridError("password must have at least 10 characters")
@@ -51,6 +53,8 @@ def create_account(session: Session, username: str, password: str, display_name:
 
 
 def set_password(session: Session, username: str, password: str) -> None:
+    """Set an account's password (admin only, at least 10 characters) and revoke all its
+    tokens; 404 for an unknown account."""
     require_role(session, "admin")
     if len(password) < 10:
         raise GeogridError("password must have at least 10 characters")
@@ -63,6 +67,7 @@ def set_password(session: Session, username: str, password: str) -> None:
 
 
 def list_accounts(session: Session) -> list[dict]:
+    """Every account with its role grants (role, area code, department), by username (admin only)."""
     require_role(session, "admin")
     rows = session.execute(text("""
         SELECT ac.id, ac.username, ac.display_name, ac.active, ac.created_at,
@@ -76,6 +81,8 @@ def list_accounts(session: Session) -> list[dict]:
 
 def grant(session: Session, username: str, role: str, area_code: str | None = None,
           department: str | None = None) -> dict:
+    """Grant ``role`` to an account on ``area_code``'s subtree (admin only; ``admin`` itself is
+    global, without an area). 409 when the account holds that grant already."""
     require_role(session, "admin")
     if role not in ACCESS_ROLES:
         raise GeogridError(f"unknown role {role!r}; roles: {', '.join(ACCESS_ROLES)}")
@@ -99,6 +106,8 @@ def grant(session: Session, username: str, role: str, area_code: str | None = No
 
 
 def revoke(session: Session, username: str, role: str, area_code: str | None = None) -> int:
+    """Remove an account's grants of ``role`` (on ``area_code`` only, when given; admin only);
+    returns how many went, 404 when none matched."""
     require_role(session, "admin")
     account = _account(session, username)
     removed = session.execute(text("""
@@ -158,6 +167,8 @@ def login(session: Session, username: str, password: str, ttl: dt.timedelta, *, 
 
 def principal_for_token(session: Session, token: str) -> Principal | None:
     # One round trip: this runs on every authenticated request.
+    """The principal a bearer token stands for, with its grants; None for an unknown, expired or
+    revoked token or an inactive account."""
     row = session.execute(text("""
         SELECT ac.id, ac.username,
                coalesce(json_agg(json_build_array(g.role, g.area_id, a.code, g.department) ORDER BY g.id)
@@ -174,5 +185,6 @@ def principal_for_token(session: Session, token: str) -> Principal | None:
 
 
 def logout(session: Session, token: str) -> None:
+    """Revoke a bearer token (an unknown or revoked one is left alone)."""
     session.execute(text("UPDATE api_token SET revoked_at = now() WHERE token_hash = :h AND revoked_at IS NULL"),
                     {"h": _digest(token)})

@@ -32,6 +32,8 @@ def record_many(session: Session, action: str, resource: str, items) -> None:
 
 def audit_log(session: Session, *, resource: str | None = None, key: str | None = None, actor_name: str | None = None,
               limit: int = 100, offset: int = 0) -> tuple[list[dict], int]:
+    """One page of the audit log, newest first, filtered by resource, key and actor, and the total
+    matched (admin only)."""
     require_role(session, "admin")
     where, params = ["TRUE"], {"limit": limit, "offset": offset}
     for column, value in (("resource", resource), ("key", key), ("actor", actor_name)):

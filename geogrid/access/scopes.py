@@ -93,6 +93,8 @@ def principal_of(session: Session) -> Principal | None:
 
 
 def actor(session: Session) -> str:
+    """Who the audit log names for this session: a service task's actor, the account's username,
+    or ``cli:<unix user>`` for the local operator."""
     if "actor" in session.info:  # a service task, e.g. "system:escalation"
         return session.info["actor"]
     p = principal_of(session)

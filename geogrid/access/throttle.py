@@ -35,11 +35,13 @@ _last_sweep: dict[str, float] = {}
 
 
 def engine_of(session: Session) -> Engine:
+    """The engine a session is bound to, so that counters commit on connections of their own."""
     bind = session.get_bind()
     return bind.engine if isinstance(bind, Connection) else bind
 
 
 def account_key(username: str) -> str:
+    """The failure counter key of an account name as typed: lower-cased, at most ``KEY_CHARS`` long."""
     return username.lower()[:KEY_CHARS]
 
 

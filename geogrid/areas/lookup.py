@@ -126,6 +126,8 @@ def list_areas(session: Session, f: AreaFilter, *, limit: int, offset: int, lang
 
 
 def get_area(session: Session, code: str, *, at: dt.datetime | None = None, lang: str = "zh") -> dict:
+    """One area as a GeoJSON feature, current or at ``at`` (retired areas included); 404 when
+    there is no such area or it had no boundary then."""
     f = AreaFilter(at=at, include_retired=True)
     where, params = _where(f)
     feature = session.execute(
@@ -216,6 +218,8 @@ def locate(session: Session, lon: float, lat: float, *, at: dt.datetime | None, 
 
 
 def current_geometries(session: Session, codes: Sequence[str]) -> dict[str, shapely.Geometry]:
+    """The current boundaries of the areas with these codes, by code (unknown and retired codes
+    are left out)."""
     rows = session.execute(
         text("SELECT a.code, ST_AsBinary(b.geom) AS wkb FROM area a JOIN boundary b ON b.area_id = a.id "
              "AND upper_inf(b.valid) WHERE a.code = ANY(:codes)"), {"codes": list(codes)})
@@ -223,6 +227,7 @@ def current_geometries(session: Session, codes: Sequence[str]) -> dict[str, shap
 
 
 def feature_collection(features: list[dict], **members) -> dict:
+    """A GeoJSON FeatureCollection of ``features``, with ``members`` (e.g. a total) before them."""
     return {"type": "FeatureCollection", **members, "features": features}
 
 

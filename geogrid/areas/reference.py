@@ -14,16 +14,19 @@ from geogrid.db.schema import ADMIN_LAYER
 
 
 def levels(session: Session) -> dict[str, dict]:
+    """The area levels by key (rank, code length, names), coarsest first."""
     rows = session.execute(text("SELECT key, rank, code_length, name_zh, name_en FROM level ORDER BY rank"))
     return {r.key: r._asdict() for r in rows}
 
 
 def layers(session: Session) -> dict[str, dict]:
+    """The layers (the administrative one and thematic grid nets) by key, with names and description."""
     rows = session.execute(text("SELECT key, name_zh, name_en, description FROM layer ORDER BY key"))
     return {r.key: r._asdict() for r in rows}
 
 
 def add_level(session: Session, key: str, rank: int, code_length: int, name_zh: str, name_en: str) -> dict:
+    """Add an area level (admin only); 409 when its key or rank is taken. Returns the new level."""
     scopes.require_role(session, "admin")
     if key in levels(session):
         raise conflict(f"level {key!r} exists already")
@@ -38,6 +41,7 @@ def add_level(session: Session, key: str, rank: int, code_length: int, name_zh: 
 
 
 def add_layer(session: Session, key: str, name_zh: str, name_en: str, description: str | None = None) -> dict:
+    """Add a thematic layer (admin only); 409 when the key is taken. Returns the new layer."""
     scopes.require_role(session, "admin")
     if key in layers(session):
         raise conflict(f"layer {key!r} exists already")
@@ -50,6 +54,8 @@ def add_layer(session: Session, key: str, name_zh: str, name_en: str, descriptio
 
 
 def update_layer(session: Session, key: str, changes: dict) -> dict:
+    """Change a layer's names or description (admin only; other keys of ``changes`` are
+    ignored); 404 for an unknown layer. Returns the layer as it is now."""
     scopes.require_role(session, "admin")
     before = layers(session).get(key)
     if before is None:

@@ -26,6 +26,8 @@ EDITABLE_FIELDS = ("name", "households", "population", "land_use", "notes")
 
 
 def get_area_row(session: Session, code: str, *, for_update: bool = False):
+    """An area's row with its level's rank and code length (``for_update``: locked); 404 when
+    unknown. No scope check: areas are public."""
     row = session.execute(
         text("SELECT a.*, l.rank, l.code_length FROM area a JOIN level l ON l.key = a.level_key WHERE a.code = :code"
              + (" FOR UPDATE OF a" if for_update else "")),

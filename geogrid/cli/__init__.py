@@ -24,6 +24,7 @@ app.add_typer(service.app)
 
 
 def main() -> None:  # pragma: no cover - entry point for python -m
+    """Run the ``geogrid`` command line."""
     app()
 
 

@@ -11,6 +11,8 @@ from geogrid.core.settings import get_settings
 
 
 def aware(moment: datetime | None) -> datetime | None:
+    """``moment`` in the configured time zone when it has none (naive input from the command
+    line); aware datetimes and None are returned as they are."""
     from zoneinfo import ZoneInfo
 
     if moment is None or moment.tzinfo is not None:
@@ -19,6 +21,7 @@ def aware(moment: datetime | None) -> datetime | None:
 
 
 def fail(message: str) -> None:
+    """Print ``message`` as an error on stderr and exit with status 1; never returns."""
     typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
     raise typer.Exit(1)
 
@@ -60,6 +63,8 @@ def ensure_database():
 
 
 def in_transaction(fn):
+    """Run ``fn(session)`` in one transaction on the started and migrated database, failures
+    turned into messages as by :func:`run`; returns what ``fn`` returns."""
     from geogrid.db import engine as db
 
     def go():

@@ -62,8 +62,10 @@ class GeogridError(Exception):
 
 
 def not_found(what: str) -> GeogridError:
+    """The 404 error for ``what`` (e.g. ``area 330106``)."""
     return GeogridError(f"{what} not found", status=404)
 
 
 def conflict(message: str, **extra) -> GeogridError:
+    """A 409 error; ``extra`` goes into the response body next to the message."""
     return GeogridError(message, status=409, extra=extra)

@@ -113,4 +113,5 @@ class Settings(BaseSettings):
 
 @lru_cache
 def get_settings() -> Settings:
+    """The settings from the environment (``GEOGRID_*``) and ``.env``, read once per process."""
     return Settings()

@@ -22,6 +22,7 @@ WORKER_ROLES = ("grid_worker_fulltime", "grid_worker_parttime")
 
 
 def options_from(settings: Settings, **overrides) -> CoverageOptions:
+    """Coverage check options from the settings, with the ``overrides`` that are not None."""
     base = CoverageOptions(
         sliver_width_m=settings.sliver_width_m,
         households=tuple(settings.households_range),
@@ -178,6 +179,8 @@ def parents_in_subtree(session: Session, code: str, layer: str) -> list[str]:
 
 
 def problems_geojson(problems: list[dict]) -> dict:
+    """Coverage problems as a GeoJSON FeatureCollection (geometry, else the problem's point;
+    polygons oriented counter-clockwise), numbered in order."""
     features = []
     for i, p in enumerate(problems):
         geom = p.get("geometry")

@@ -51,6 +51,8 @@ def list_exemptions(session: Session, code: str) -> dict:
 
 
 def delete_exemption(session: Session, exemption_id: int) -> None:
+    """Delete an exemption zone; the caller needs a planner grant covering its area (unknown and
+    out-of-scope ids answer alike)."""
     row = session.execute(text("SELECT area_id, kind, name FROM exemption WHERE id = :id FOR UPDATE"),
                           {"id": exemption_id}).first()
     scopes.require_object(session, f"exemption {exemption_id}", ("planner",), None if row is None else [row.area_id])

@@ -82,6 +82,8 @@ def _multi(g: shapely.Geometry) -> shapely.Geometry:
 
 
 def get_proposal(session: Session, proposal_id: int) -> dict:
+    """A stored repair proposal, once the caller's staff scope over its area is checked (unknown
+    and out-of-scope ids answer alike)."""
     return reached(session, "repair_proposal", "repair proposal", proposal_id, scopes.STAFF)
 
 

@@ -104,6 +104,8 @@ def latest_run(session: Session, area: str, layer: str) -> dict | None:
 
 
 def get_run(session: Session, run_id: int) -> dict:
+    """A stored coverage run, once the caller's staff scope over its area is checked (unknown and
+    out-of-scope ids answer alike)."""
     return reached(session, "coverage_run", "coverage run", run_id, scopes.STAFF)
 
 

@@ -20,6 +20,7 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
 def resolve_url(settings: Settings) -> str:
+    """The database URL: ``settings.database_url`` when set, else the local cluster's."""
     if settings.database_url:
         return settings.database_url
     from geogrid.db import cluster
@@ -33,6 +34,7 @@ def _engine_for(url: str) -> Engine:
 
 
 def get_engine(settings: Settings | None = None) -> Engine:
+    """The engine for the configured database, one per URL and process (pooled)."""
     return _engine_for(resolve_url(settings or get_settings()))
 
 
@@ -50,6 +52,7 @@ def transaction(engine: Engine) -> Iterator[Session]:
 
 
 def alembic_config(url: str):
+    """An Alembic configuration for the migrations shipped with geogrid, against ``url``."""
     from alembic.config import Config
 
     config = Config()
@@ -66,6 +69,7 @@ def migrate(url: str, revision: str = "head") -> None:
 
 
 def current_revision(url: str) -> str | None:
+    """The Alembic revision the schema at ``url`` is at; None for a database never migrated."""
     from alembic.runtime.migration import MigrationContext
 
     with create_engine(url).connect() as conn:

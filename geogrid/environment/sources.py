@@ -111,6 +111,8 @@ def _check(data: dict, settings: Settings, partial: bool = False) -> list[Proble
 
 
 def create_source(session: Session, data: dict, settings: Settings) -> dict:
+    """Store a pollution source (inspectors and planners, at a place in their scope); all
+    problems with ``data`` are reported at once and nothing is stored. Returns the source."""
     scopes.require_role(session, *EDITORS)
     problems = _check(data, settings)
     if problems:
@@ -132,6 +134,8 @@ def create_source(session: Session, data: dict, settings: Settings) -> dict:
 
 
 def get_source(session: Session, source_id: int) -> dict:
+    """A pollution source, once the caller's staff scope over its place is checked (unknown and
+    out-of-scope ids answer alike)."""
     return shown(_reached(session, source_id, scopes.STAFF))
 
 
@@ -181,6 +185,8 @@ def update_source(session: Session, source_id: int, changes: dict, settings: Set
 
 
 def delete_source(session: Session, source_id: int) -> None:
+    """Delete a pollution source (inspectors and planners whose scope holds its place; unknown
+    and out-of-scope ids answer alike)."""
     before = shown(_reached(session, source_id, EDITORS, for_update=True))
     session.execute(text("DELETE FROM pollution_source WHERE id = :id"), {"id": source_id})
     audit.record(session, "delete", "pollution_source", source_id, before, None)

@@ -66,6 +66,8 @@ def _offset(lon, lat):
 
 
 def wgs84_to_gcj02(lon, lat):
+    """WGS84 lon/lat (degrees, scalars or arrays) to GCJ-02; points outside China are returned
+    unchanged."""
     lon, lat = np.asarray(lon, dtype=float), np.asarray(lat, dtype=float)
     dlon, dlat = _offset(lon, lat)
     inside = in_china(lon, lat)
@@ -97,6 +99,7 @@ def bd09_to_gcj02(lon, lat, iterations: int = 4):
 
 
 def gcj02_to_bd09(lon, lat):
+    """GCJ-02 lon/lat (degrees, scalars or arrays) to BD-09, by the published formula."""
     x, y = np.asarray(lon, dtype=float), np.asarray(lat, dtype=float)
     z = np.sqrt(x * x + y * y) + 0.00002 * np.sin(y * _X_PI)
     theta = np.arctan2(y, x) + 0.000003 * np.cos(x * _X_PI)

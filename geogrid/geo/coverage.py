@@ -26,6 +26,7 @@ True
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -98,7 +99,7 @@ def width(geom: shapely.Geometry, sliver_width: float) -> float:
 def check_coverage(
     parent: shapely.Geometry,
     children,
-    codes: list[str],
+    codes: Sequence[str] | np.ndarray,
     *,
     exempt: shapely.Geometry | None = None,
     options: CoverageOptions | None = None,

@@ -61,8 +61,9 @@ def count_positions(obj: object) -> int:
     if kind == "GeometryCollection":
         members = obj.get("geometries")
         return sum(count_positions(g) for g in members) if isinstance(members, list) else 0
-    depth = {"Point": 0, "LineString": 1, "MultiPoint": 1, "Polygon": 2, "MultiLineString": 2,
-             "MultiPolygon": 3}.get(kind)
+    depths: dict[object, int] = {"Point": 0, "LineString": 1, "MultiPoint": 1, "Polygon": 2, "MultiLineString": 2,
+                                 "MultiPolygon": 3}
+    depth = depths.get(kind)
     if depth is None or not isinstance(coords, list):
         return 0
     if depth == 0:
@@ -87,7 +88,7 @@ def vertex_limit_problems(counts: Sequence[int] | np.ndarray, *, per_feature: in
         return []
     return [Problem(f"{int(counts[i]):,} vertices, more than the limit of {per_feature:,} per feature "
                     "(max_vertices_per_feature): simplify the boundary or split the feature",
-                    field="geometry", index=int(i), code=codes[i] if codes is not None else None)
+                    field="geometry", index=int(i), code=codes[int(i)] if codes is not None else None)
             for i in np.flatnonzero(counts > per_feature)]
 
 
@@ -119,7 +120,7 @@ def parse_geojson_geometries(objs: Sequence[object], *, codes: Sequence[str | No
     if problems:
         bad = len({p.index for p in problems})
         raise GeogridError(f"{label + ': ' if label else ''}{bad} of {n} features rejected; nothing was imported",
-                           problems=sorted(problems, key=lambda p: p.index))
+                           problems=sorted(problems, key=lambda p: p.index or 0))
     return geoms
 
 
@@ -164,6 +165,7 @@ def _check_rings_closed(obj: dict) -> None:
     3.1.6); shapely would close an open ring silently, turning a truncated or mis-ordered
     boundary into a different area."""
     kind, coords = obj.get("type"), obj.get("coordinates")
+    polygons: object
     if kind == "Polygon":
         polygons = [coords]
     elif kind == "MultiPolygon":
@@ -266,7 +268,7 @@ def check_polygons(
     problems: list[Problem] = list(too_big)
     repaired: list[int] = []
     ok = np.ones(n, dtype=bool)
-    ok[[p.index for p in too_big]] = False
+    ok[[p.index for p in too_big if p.index is not None]] = False
 
     def reject(i: int, message: str, location=None) -> None:
         ok[i] = False
@@ -274,7 +276,7 @@ def check_polygons(
 
     missing = np.array([g is None for g in arr], dtype=bool)
     for i in np.flatnonzero(missing):
-        reject(i, "missing geometry")
+        reject(int(i), "missing geometry")
     present = np.flatnonzero(~missing)
     if present.size:
         sub = arr[present]
@@ -286,11 +288,11 @@ def check_polygons(
             if not ok[i]:
                 continue
             if types[j] not in (3, 6):  # Polygon, MultiPolygon
-                reject(i, f"expected a Polygon or MultiPolygon, got {sub[j].geom_type}")
+                reject(int(i), f"expected a Polygon or MultiPolygon, got {sub[j].geom_type}")
             elif empty[j]:
-                reject(i, "empty geometry")
+                reject(int(i), "empty geometry")
             elif not finite[j]:
-                reject(i, "coordinates are not finite numbers")
+                reject(int(i), "coordinates are not finite numbers")
         candidates = present[ok[present]]
         b = shapely.bounds(arr[candidates]) if candidates.size else np.empty((0, 4))
         out_of_range = (b[:, 0] < -180) | (b[:, 2] > 180) | (b[:, 1] < -90) | (b[:, 3] > 90)
@@ -314,7 +316,7 @@ def check_polygons(
     if candidates.size:
         sub = arr[candidates]
         valid = shapely.is_valid(sub)
-        for j in np.flatnonzero(~valid):
+        for j in np.flatnonzero(~valid).tolist():
             i = candidates[j]
             what, where = split_reason(shapely.is_valid_reason(sub[j]))
             if not repair:
@@ -333,5 +335,5 @@ def check_polygons(
             if single.any():
                 good[single] = shapely.multipolygons(good[single], indices=np.arange(single.sum()))
             out[candidates[keep]] = shapely.orient_polygons(good, exterior_cw=False)
-    problems.sort(key=lambda p: p.index)
+    problems.sort(key=lambda p: p.index or 0)
     return Checked(out, problems, repaired, warnings)

@@ -52,6 +52,9 @@ _SELECT = """
 
 
 def get_incident(session: Session, incident_id: int, *, check: bool = True, history: bool = False) -> dict:
+    """One incident with the transitions allowed from its state (``history``: and its events).
+    ``check`` refuses a caller who may not read it like an unknown id; without it (internal
+    callers) only an unknown id is refused (404)."""
     row = session.execute(text(_SELECT + " WHERE i.id = :id"), {"id": incident_id}).mappings().first()
     out = None if row is None else dict(row)
     if check:
@@ -174,6 +177,8 @@ def public_view(incident: dict, lang: str = "zh") -> dict:
 
 
 def by_receipt(session: Session, receipt: str) -> dict:
+    """The incident with this receipt number, 404 if none. No scope check: callers show only
+    :func:`public_view` of it."""
     row = session.execute(text(_SELECT + " WHERE i.receipt = :r"), {"r": receipt}).mappings().first()
     if row is None:
         raise not_found(f"report {receipt}")

@@ -42,6 +42,8 @@ STEP_IN = {"reported": "accept", "accepted": "dispatch", "filed": "dispatch", "d
 
 
 def calendar(settings: Settings) -> WorkCalendar:
+    """The working calendar time limits are counted in: holidays, extra workdays, working hours
+    and time zone from the settings."""
     return WorkCalendar(holidays=settings.holidays, workdays=settings.extra_workdays,
                         day_start=settings.work_day_start, day_end=settings.work_day_end,
                         tz=ZoneInfo(settings.timezone))

@@ -29,11 +29,14 @@ ASSIGNMENT_FIELDS = ("role", "start_date", "end_date", "duties")
 
 
 def roles(session: Session) -> dict[str, dict]:
+    """The roles persons are appointed to, by key (rank, names, whether its holders count as
+    responsible persons for routing)."""
     rows = session.execute(text("SELECT key, rank, name_zh, name_en, responsible FROM role ORDER BY rank, key"))
     return {r.key: r._asdict() for r in rows}
 
 
 def add_role(session: Session, key: str, name_zh: str, name_en: str, rank: int = 100, responsible: bool = True) -> dict:
+    """Add a role for appointments (admin only); 409 when the key is taken. Returns the new role."""
     scopes.require_role(session, "admin")
     if key in roles(session):
         raise conflict(f"role {key!r} exists already")

@@ -102,6 +102,8 @@ def _person(session: Session, person_id: int, *, for_update: bool = False):
 
 
 def get_person(session: Session, person_id: int) -> dict:
+    """A person the caller may see (see :func:`visibility`), private fields as in :func:`_shown`;
+    unknown and hidden persons answer alike."""
     row = _person(session, person_id)
     scopes.require_object(session, f"person {person_id}", scopes.STAFF, None if row is None else [],
                           reachable=bool(row and row["visible"]))
@@ -138,6 +140,8 @@ def list_persons(session: Session, *, q: str | None, area: str | None, limit: in
 
 
 def update_person(session: Session, person_id: int, changes: dict, expected_version: int | None = None) -> dict:
+    """Change a person's fields (planners who may edit them; 412 on a version mismatch, 409 for
+    a ref taken). Returns the person as it is now."""
     current = _editable_person(session, person_id)
     check_version("person", person_id, current=current["version"], expected=expected_version)
     changes = {k: v for k, v in changes.items() if k in PERSON_FIELDS}

@@ -1,7 +1,9 @@
-"""Incidents (事件): routing to the grid and the persons in post that day, coordinates as
-phones send them, bad input, the case workflow with its time limits and escalation,
-moving, public intake and Open311, bulk import, the bulk PointRouter against brute
-force, pollution sources and patrols.
+"""Incidents (事件) through the API, on the incident world of tests/conftest.py: routing to
+the grid and the persons in post that day, coordinates as phones send them, bad input,
+the case workflow with its time limits and escalation, moving, public intake and Open311,
+bulk import. (The PointRouter against brute force is in tests/unit/test_routing.py, the
+coordinate maths in tests/unit/test_coords.py, pollution sources and patrols in
+tests/api/test_environment.py.)
 
 The expected answers are computed independently of the code under test: grid codes by
 brute force over the same shapely geometries (interior first, then the lowest code),
@@ -23,67 +25,21 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pytest
 import shapely
-from conftest import PASSWORD
+from conftest import AREAS, COUNTY, E1, E2, ENV_E, ENV_W, MVILLAGE, MX, MY, PASSWORD, TOWN, TZ, VE, VW, W1, W2, W3, W4
 from fastapi.testclient import TestClient
-from hypothesis import HealthCheck, given
-from hypothesis import settings as hsettings
-from hypothesis import strategies as st
 from pyproj import Geod
 from sqlalchemy import text
 
 from geogrid.access import accounts
-from geogrid.areas import importing
 from geogrid.core.settings import Settings
 from geogrid.db import engine as db
 from geogrid.geo import coords
-from geogrid.geo.routing import PointRouter
 from geogrid.incidents.workcal import WorkCalendar
 
 GEOD = Geod(ellps="WGS84")
 GEOGRID = str(Path(sys.executable).with_name("geogrid"))
-TZ = ZoneInfo("Asia/Shanghai")
-SINCE = dt.datetime(2020, 1, 1, tzinfo=TZ)  # the world's boundaries are in force since then
 RANK = {"province": 1, "city": 2, "county": 3, "town": 4, "village": 5, "grid": 6, "microgrid": 7}
 
-COUNTY, TOWN, VW, VE = "339901", "339901100", "339901100001", "339901100002"
-W1, W2, W3, W4 = (VW + s for s in ("001", "002", "003", "004"))  # NW, NE, SW, SE quarters of the west village
-E1 = VE + "001"  # the west half of the east village
-E2 = VE + "002"  # the east village's north-east corner; the rest of the east village is a blind spot
-ENV_W, ENV_E = "339901100101", "339901100102"  # the environment net: one grid per village
-MTOWN, MVILLAGE = "339901101", "339901101001"  # a town of 0.003° micro grids, 10 x 10
-STEP = 0.003
-MX = [round(120.1 + i * STEP, 6) for i in range(11)]
-MY = [round(30.0 + i * STEP, 6) for i in range(11)]
-
-
-def _box(x0, y0, x1, y1):
-    return shapely.box(x0, y0, x1, y1)
-
-
-def _micro_code(row_from_north: int, col: int) -> str:
-    return f"{MVILLAGE}{row_from_north * 10 + col + 1:03d}"
-
-
-# code -> (name, level, layer, parent, geometry)
-AREAS = {
-    COUNTY: ("演示县", "county", "admin", None, _box(119.9, 29.9, 120.2, 30.2)),
-    TOWN: ("青禾镇", "town", "admin", COUNTY, _box(120.0, 30.0, 120.04, 30.04)),
-    VW: ("西村", "village", "admin", TOWN, _box(120.0, 30.0, 120.02, 30.04)),
-    VE: ("东村", "village", "admin", TOWN, _box(120.02, 30.0, 120.04, 30.04)),
-    W1: ("西村一格", "grid", "comprehensive", VW, _box(120.0, 30.02, 120.01, 30.04)),
-    W2: ("西村二格", "grid", "comprehensive", VW, _box(120.01, 30.02, 120.02, 30.04)),
-    W3: ("西村三格", "grid", "comprehensive", VW, _box(120.0, 30.0, 120.01, 30.02)),
-    W4: ("西村四格", "grid", "comprehensive", VW, _box(120.01, 30.0, 120.02, 30.02)),
-    E1: ("东村一格", "grid", "comprehensive", VE, _box(120.02, 30.0, 120.03, 30.04)),
-    E2: ("东村二格", "grid", "comprehensive", VE, _box(120.03, 30.03, 120.04, 30.04)),
-    ENV_W: ("西村环境网格", "village", "environment", TOWN, _box(120.0, 30.0, 120.02, 30.04)),
-    ENV_E: ("东村环境网格", "village", "environment", TOWN, _box(120.02, 30.0, 120.04, 30.04)),
-    MTOWN: ("微格镇", "town", "admin", COUNTY, _box(MX[0], MY[0], MX[10], MY[10])),
-    MVILLAGE: ("微格村", "village", "admin", MTOWN, _box(MX[0], MY[0], MX[10], MY[10])),
-    **{_micro_code(r, c): (f"微格{r}-{c}", "grid", "comprehensive", MVILLAGE,
-                           _box(MX[c], MY[9 - r], MX[c + 1], MY[10 - r]))
-       for r in range(10) for c in range(10)},
-}
 LAYER_CODES = {layer: sorted(c for c, a in AREAS.items() if a[2] == layer) for layer in ("comprehensive", "environment")}
 CATEGORY_LAYER = {"sanitation": "comprehensive", "dispute": "comprehensive", "safety_hazard": "comprehensive",
                   "straw_burning": "environment", "noise": "environment"}
@@ -92,24 +48,16 @@ PUBLIC_KEYS = {"receipt", "category", "category_name", "state", "state_name", "r
 FULL_PATH = ["accepted", "filed", "dispatched", "in_progress", "handled", "verified", "closed"]
 
 
+def _box(x0, y0, x1, y1):
+    return shapely.box(x0, y0, x1, y1)
+
+
 def expected_grid(lon: float, lat: float, layer: str) -> str | None:
     """Brute force: the grids of ``layer`` covering the point; interior first, then the lowest code."""
     p = shapely.Point(lon, lat)
     cover = [c for c in LAYER_CODES[layer] if AREAS[c][4].covers(p)]
     inner = [c for c in cover if AREAS[c][4].contains(p)]
     return min(inner or cover) if cover else None
-
-
-@pytest.fixture
-def world(client, engine, settings):
-    """The county, two towns, villages, comprehensive and environment grids, in force
-    since 2020 (imported the way an initial load is), so incidents may be dated back."""
-    codes = list(AREAS)
-    records = [{"code": c, "name": AREAS[c][0], "level": AREAS[c][1], "layer": AREAS[c][2], "parent": AREAS[c][3]}
-               for c in codes]
-    with db.transaction(engine) as session:
-        importing.import_areas(session, records, [AREAS[c][4] for c in codes], settings, valid_from=SINCE)
-    return client
 
 
 @pytest.fixture
@@ -345,21 +293,6 @@ def test_gcj02_and_bd09_are_converted_before_routing(world):
     assert r.status_code == 422 and "unknown coordinate system" in said(r) and "crs" in said(r)
     assert stored(client) == before
 
-
-def test_gcj02_is_converted_within_1e_6_degrees_everywhere_in_china():
-    rng = np.random.default_rng(3)
-    x, y = rng.uniform(74, 134, 20000), rng.uniform(18, 53, 20000)
-    back = coords.to_wgs84(*coords.wgs84_to_gcj02(x, y), "gcj02")
-    assert np.abs(back[0] - x).max() < 1e-8 and np.abs(back[1] - y).max() < 1e-8
-
-
-def test_bd09_is_converted_within_1e_6_degrees():
-    rng = np.random.default_rng(4)
-    for box in ((119.9, 29.9, 120.2, 30.2), (74, 18, 134, 53)):
-        x, y = rng.uniform(box[0], box[2], 20000), rng.uniform(box[1], box[3], 20000)
-        back = coords.to_wgs84(*coords.gcj02_to_bd09(*coords.wgs84_to_gcj02(x, y)), "bd09")
-        worst = max(np.abs(back[0] - x).max(), np.abs(back[1] - y).max())
-        assert worst < 1e-6, worst
 
 
 # --------------------------------------------------------------------------- 4. bad input
@@ -1091,187 +1024,3 @@ def test_bulk_import_from_the_command_line(world, tmp_path, settings):
     assert "imported 120 incidents" in out.stdout
     assert stored(client) == 120
     check_imported(client, rows, locate_every=15)
-
-
-# --------------------------------------------------------------------------- 11. PointRouter against brute force
-
-
-def brute_force(geoms, codes, x, y) -> np.ndarray:
-    """Index of the covering polygon: interior first, then the lowest code; -1 outside all."""
-    points = shapely.points(x, y)
-    covers = shapely.covers(np.asarray(geoms)[:, None], points[None, :])
-    contains = shapely.contains(np.asarray(geoms)[:, None], points[None, :])
-    order = sorted(range(len(codes)), key=lambda i: codes[i])
-    out = np.full(len(points), -1)
-    for j in range(len(points)):
-        inner = [i for i in order if contains[i, j]]
-        cover = [i for i in order if covers[i, j]]
-        out[j] = (inner or cover or [-1])[0]
-    return out
-
-
-def voronoi_layer(rng, n: int):
-    box = shapely.box(120.0, 30.0, 120.05, 30.04)
-    seeds = shapely.multipoints(np.column_stack([rng.uniform(120.0, 120.05, n), rng.uniform(30.0, 30.04, n)]))
-    cells = [g for g in shapely.get_parts(shapely.intersection(
-        shapely.get_parts(shapely.voronoi_polygons(seeds, extend_to=box)), box)) if not g.is_empty]
-    keep = rng.random(len(cells)) > 0.1  # holes: cells left out are blind spots
-    geoms = [g for g, k in zip(cells, keep) if k]
-    # An extra polygon overlapping others, with the lowest code: interior beats code on its edge.
-    geoms.append(shapely.Point(120.025, 30.02).buffer(0.006, quad_segs=4))
-    codes = [f"3399011000{int(v):05d}" for v in rng.choice(99999, len(geoms), replace=False)]
-    codes[-1] = "339901100000000"
-    return geoms, codes
-
-
-def probe_points(rng, geoms, n_random: int):
-    """Random points, every vertex, and points on the edges of every polygon."""
-    xs, ys = [rng.uniform(119.995, 120.055, n_random)], [rng.uniform(29.995, 30.045, n_random)]
-    for g in geoms:
-        ring = shapely.get_coordinates(g.exterior)
-        xs.append(ring[:, 0])
-        ys.append(ring[:, 1])
-        t = rng.random(len(ring) - 1)
-        xs.append(ring[:-1, 0] + t * (ring[1:, 0] - ring[:-1, 0]))
-        ys.append(ring[:-1, 1] + t * (ring[1:, 1] - ring[:-1, 1]))
-    return np.concatenate(xs), np.concatenate(ys)
-
-
-@pytest.mark.parametrize("seed, n, cells_per_grid", [(1, 5, 1000.0), (2, 30, 1000.0), (3, 120, 1000.0),
-                                                     (4, 60, 3.0), (5, 200, 50.0), (6, 15, 20000.0)])
-def test_point_router_agrees_with_brute_force_on_voronoi_layers(seed, n, cells_per_grid):
-    rng = np.random.default_rng(seed)
-    geoms, codes = voronoi_layer(rng, n)
-    router = PointRouter(codes, geoms, cells_per_grid=cells_per_grid)
-    x, y = probe_points(rng, geoms, 4000)
-    got, want = router.route(x, y), brute_force(geoms, codes, x, y)
-    bad = np.flatnonzero(got != want)
-    assert bad.size == 0, [(x[i], y[i], got[i], want[i]) for i in bad[:10]]
-    assert (want == -1).any() and (want >= 0).sum() > len(x) // 2
-    codes_out = router.route_codes(x[:50], y[:50])
-    assert all(c == (codes[w] if w >= 0 else None) for c, w in zip(codes_out, want[:50]))
-
-
-def guillotine(draw_splits, box, depth):
-    """Axis-aligned rectangles from recursive cuts at given fractions: edges are exact,
-    so points placed on them lie exactly on two (or more) rectangles."""
-    x0, y0, x1, y1 = box
-    if depth == 0 or not draw_splits:
-        return [box]
-    frac, vertical = draw_splits.pop()
-    if vertical:
-        xm = round(x0 + (x1 - x0) * frac, 6)
-        if not x0 < xm < x1:
-            return [box]
-        return guillotine(draw_splits, (x0, y0, xm, y1), depth - 1) + guillotine(draw_splits, (xm, y0, x1, y1), depth - 1)
-    ym = round(y0 + (y1 - y0) * frac, 6)
-    if not y0 < ym < y1:
-        return [box]
-    return guillotine(draw_splits, (x0, y0, x1, ym), depth - 1) + guillotine(draw_splits, (x0, ym, x1, y1), depth - 1)
-
-
-@hsettings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(splits=st.lists(st.tuples(st.floats(0.05, 0.95), st.booleans()), min_size=1, max_size=30),
-       code_seed=st.integers(0, 2**32 - 1), cells_per_grid=st.sampled_from([2.0, 30.0, 1000.0]))
-def test_point_router_ties_on_exact_shared_edges(splits, code_seed, cells_per_grid):
-    boxes = guillotine(list(splits), (120.0, 30.0, 120.04, 30.04), 6)
-    geoms = [shapely.box(*b) for b in boxes]
-    rng = np.random.default_rng(code_seed)
-    codes = [f"{v:015d}" for v in rng.choice(10**6, len(geoms), replace=False)]
-    router = PointRouter(codes, geoms, cells_per_grid=cells_per_grid)
-    xs, ys = [], []
-    for x0, y0, x1, y1 in boxes:  # corners and points exactly on every edge
-        t = float(rng.uniform(0, 1))
-        xs += [x0, x1, x0, x1, x0 + (x1 - x0) * t, x0 + (x1 - x0) * t, x0, x1]
-        ys += [y0, y0, y1, y1, y0, y1, y0 + (y1 - y0) * t, y0 + (y1 - y0) * t]
-    x = np.concatenate([xs, rng.uniform(119.99, 120.05, 300)])
-    y = np.concatenate([ys, rng.uniform(29.99, 30.05, 300)])
-    got, want = router.route(x, y), brute_force(geoms, codes, x, y)
-    assert (got == want).all(), [(x[i], y[i], got[i], want[i]) for i in np.flatnonzero(got != want)[:10]]
-
-
-@pytest.mark.parametrize("cells_per_grid", [1.0, 10.0, 1000.0, 100_000.0])
-def test_point_router_with_holes_exclaves_multipolygons_and_slivers(cells_per_grid):
-    x0, y0 = 120.0, 30.0
-    u = 0.001
-
-    def b(a, c, d, e):
-        return shapely.box(x0 + a * u, y0 + c * u, x0 + d * u, y0 + e * u)
-
-    geoms = [
-        b(0, 0, 10, 10).difference(b(3, 3, 6, 6)),                          # a village with a hole
-        b(3, 3, 6, 6),                                                      # the exclave filling it
-        shapely.MultiPolygon([b(10, 0, 12, 2), b(10, 5, 12, 7)]),           # a grid in two parts
-        b(10, 2, 12, 2.0001),                                               # a 0.1 mm-wide sliver
-        shapely.Polygon([(x0 + 12 * u, y0), (x0 + 15 * u, y0), (x0 + 12 * u, y0 + 10 * u)]),  # a diagonal edge
-        b(4, 4, 5, 5),                                                      # overlaps the exclave's interior
-    ]
-    codes = ["339901100001005", "339901100001001", "339901100001003", "339901100001004", "339901100001002",
-             "339901100001000"]
-    router = PointRouter(codes, geoms, cells_per_grid=cells_per_grid)
-    rng = np.random.default_rng(int(cells_per_grid))
-    steps = np.arange(-1, 16.01, 0.5)
-    gx, gy = np.meshgrid(x0 + steps * u, y0 + steps * u)  # every vertex and many edge points, exactly
-    vx = np.concatenate([shapely.get_coordinates(g)[:, 0] for g in geoms])
-    vy = np.concatenate([shapely.get_coordinates(g)[:, 1] for g in geoms])
-    t = rng.random(200)
-    x = np.concatenate([gx.ravel(), vx, rng.uniform(x0 - u, x0 + 16 * u, 3000), x0 + 12 * u + 3 * u * t,
-                        x0 + 10 * u + 2 * u * t])
-    y = np.concatenate([gy.ravel(), vy, rng.uniform(y0 - u, y0 + 11 * u, 3000), y0 + 10 * u * (1 - t),
-                        np.full(200, y0 + 2.00005 * u)])
-    got, want = router.route(x, y), brute_force(geoms, codes, x, y)
-    bad = np.flatnonzero(got != want)
-    assert bad.size == 0, [(x[i], y[i], got[i], want[i]) for i in bad[:10]]
-    assert set(want.tolist()) == {-1, 0, 1, 2, 3, 4, 5}
-
-
-# --------------------------------------------------------------------------- 12. pollution sources and patrols
-
-
-def test_pollution_sources_and_patrols(world, anon, make_user):
-    inspector = make_user("insp", ("inspector", TOWN))
-    east_worker = make_user("gw-east", ("grid_worker", VE))
-    r = anon.post("/api/sources", headers=inspector, json={
-        "name": "青禾化工厂", "kind": "enterprise", "lon": 120.005, "lat": 30.03, "key_supervision": True,
-        "pollutants": ["COD", "氨氮"], "risk_level": "high"})
-    assert r.status_code == 201, r.text
-    factory = r.json()
-    assert factory["grid"] == ENV_W and factory["last_visit"] is None
-    r = anon.post("/api/sources", headers=inspector, json={"name": "东村排污口", "kind": "outfall", "lon": 120.02,
-                                                           "lat": 30.01, "key_supervision": True})
-    assert r.status_code == 201 and r.json()["grid"] == ENV_W  # on the shared edge: the lower code
-    outfall = r.json()
-    r = anon.post("/api/sources", headers=inspector, json={"name": "小饭馆", "kind": "catering", "lon": 120.035,
-                                                           "lat": 30.005})
-    assert r.status_code == 201 and r.json()["grid"] == ENV_E
-    assert anon.post("/api/sources", headers=east_worker, json={"name": "x", "kind": "other", "lon": 120.035,
-                                                                "lat": 30.005}).status_code == 403
-
-    behind = anon.get("/api/patrols/behind", headers=inspector).json()
-    assert sorted(g["code"] for g in behind["grids"]) == [ENV_W, ENV_E]
-    assert all(g["last_patrol"] is None and g["every_days"] == 7 for g in behind["grids"])
-    assert sorted(s["id"] for s in behind["key_sources"]) == sorted([factory["id"], outfall["id"]])
-
-    r = anon.post("/api/patrols", headers=inspector, json={"grid": ENV_W, "sources": [factory["id"]],
-                                                           "lon": 120.005, "lat": 30.03, "notes": "例行巡查"})
-    assert r.status_code == 201, r.text
-    eleven_days_ago = (dt.datetime.now(dt.UTC) - dt.timedelta(days=11)).isoformat()
-    r = anon.post("/api/patrols", headers=inspector, json={"grid": ENV_E, "at": eleven_days_ago})
-    assert r.status_code == 201, r.text
-
-    behind = anon.get("/api/patrols/behind", headers=inspector).json()
-    assert [g["code"] for g in behind["grids"]] == [ENV_E]  # patrolled, but longer ago than its weekly round
-    assert behind["grids"][0]["days_overdue"] == 4
-    assert [s["id"] for s in behind["key_sources"]] == [outfall["id"]]
-    assert anon.get(f"/api/sources/{factory['id']}", headers=inspector).json()["last_visit"] is not None
-
-    # Patrols are on environment grids, of known sources.
-    assert anon.post("/api/patrols", headers=inspector, json={"grid": W3}).status_code == 422
-    assert anon.post("/api/patrols", headers=inspector, json={"grid": ENV_W, "sources": [999999]}).status_code == 422
-    assert anon.post("/api/patrols", headers=east_worker, json={"grid": ENV_W}).status_code == 403
-    assert anon.get("/api/patrols/behind").status_code == 401
-    tomorrow = (dt.datetime.now(dt.UTC) + dt.timedelta(days=1)).isoformat()
-    assert anon.post("/api/patrols", headers=inspector, json={"grid": ENV_E, "at": tomorrow}).status_code == 422
-    assert anon.post("/api/sources", headers=inspector, json={"name": "x", "kind": "other", "lon": 30.005,
-                                                              "lat": 120.035}).status_code == 422
-    assert len(anon.get("/api/sources", headers=inspector).json()["items"]) == 3
