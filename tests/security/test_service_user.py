@@ -26,9 +26,14 @@ def _status(pid: int, field: str) -> list[str]:
 def _service_user_can_run_us(name: str) -> bool:
     """Whether the system user can run this interpreter at all (not when it lives under
     /root, as a pyenv Python does): the case `serve` must refuse."""
-    done = subprocess.run([sys.executable, "-c", "import geogrid"], user=name, group=name, extra_groups=[], cwd="/",
-                          capture_output=True) if _exists(name) else None
-    return done is not None and done.returncode == 0
+    if not _exists(name):
+        return False
+    try:
+        done = subprocess.run([sys.executable, "-c", "import geogrid"], user=name, group=name, extra_groups=[],
+                              cwd="/", capture_output=True)
+    except PermissionError:  # the interpreter itself is out of the user's reach
+        return False
+    return done.returncode == 0
 
 
 def _exists(name: str) -> bool:
@@ -41,11 +46,15 @@ def _exists(name: str) -> bool:
 
 def test_the_switch_leaves_no_root_behind(settings):
     # What a service process is left with after the switch: the user's uid and gid, no
-    # supplementary groups, HOME not root's.
+    # supplementary groups, HOME not root's (where the user can run this installation).
     code = ("import os; from geogrid.db import cluster; from geogrid.core.settings import Settings; "
             "user = cluster.become_service_user(Settings(), 'pass', required=True); "
             "print(user, os.getuid(), os.geteuid(), os.getgid(), os.getgroups(), os.environ['HOME'])")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    if not _service_user_can_run_us(settings.db_system_user):
+        # Where the user cannot even start this interpreter, no switch is possible: refused.
+        assert done.returncode != 0 and "will not serve as root" in done.stderr, done.stderr
+        return
     assert done.returncode == 0, done.stderr
     service = pwd.getpwnam(settings.db_system_user)
     assert done.stdout.split() == [settings.db_system_user, str(service.pw_uid), str(service.pw_uid),
