@@ -55,7 +55,8 @@ def _drop_root(settings, *, required: bool) -> None:
         typer.echo(f"serving as the unprivileged user {user}")
     else:
         typer.secho(f"warning: the demo serves as root because the system user {settings.db_system_user} cannot "
-                    "read this checkout; never expose it beyond this machine (see README, Security)",
+                    "run this installation (its Python or the checkout is out of its reach); never expose it "
+                    "beyond this machine (see README, Security)",
                     fg=typer.colors.YELLOW, err=True)
 
 
