@@ -99,7 +99,7 @@ def exemptions(session: SessionDep, area: Annotated[str, Query()]) -> Response:
 @router.post("/exemptions", dependencies=PLANNER, status_code=status.HTTP_201_CREATED, response_model=Exemption,
              summary="Register a legitimate void (lake, military land, exclave): not a gap")
 def add_exemption(session: SessionDep, settings: SettingsDep, body: Annotated[ExemptionIn, Body()]) -> dict:
-    geom = request_geometry(body.geometry, rejected="exemption rejected")
+    geom = request_geometry(body.geometry, rejected="exemption rejected", max_vertices=settings.max_vertices_per_feature)
     out = coverage_exemptions.add_exemption(session, body.area, geom, settings, kind=body.kind, name=body.name, note=body.note)
     session.commit()
     return out

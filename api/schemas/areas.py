@@ -78,7 +78,9 @@ class AreaPatch(BaseModel):
 # --------------------------------------------------------------------------- answers
 
 
-class AreaOutProperties(Out):
+class AreaIdentity(Out):
+    """What names an area wherever it is answered: code, names, level, layer, parent."""
+
     code: str
     name: str
     level: str
@@ -86,6 +88,9 @@ class AreaOutProperties(Out):
     layer: str
     layer_name: str
     parent: str | None
+
+
+class AreaOutProperties(AreaIdentity):
     households: int | None
     population: int | None
     land_use: str | None

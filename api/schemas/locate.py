@@ -6,6 +6,7 @@ import datetime as dt
 
 from pydantic import Field
 
+from api.schemas.areas import AreaIdentity
 from api.schemas.common import Out
 
 
@@ -22,14 +23,7 @@ class PublicPerson(Out):
     photo_url: str | None = None
 
 
-class LocatedArea(Out):
-    code: str
-    name: str
-    level: str
-    level_name: str
-    layer: str
-    layer_name: str
-    parent: str | None
+class LocatedArea(AreaIdentity):
     boundary_version: int
     on_boundary: bool = Field(description="The point lies on the boundary (shared with a neighbour)")
     primary: bool = Field(description="The one area of its layer and level that the point belongs to")
