@@ -99,6 +99,14 @@ class Settings(BaseSettings):
     key_source_days: int = Field(default=30, description="Key-supervision pollution sources: longest time between visits")
     public_reports_per_minute: int = Field(default=5, description="Anonymous reports a minute per client address")
 
+    # --- boundary editing --------------------------------------------------------------
+    edit_confirm_area_share: float = Field(default=0.10, ge=0, description="An edit that changes a grid's area by more "
+                                           "than this share (or opens a gap or an overlap) asks to be confirmed")
+    shared_vertex_tolerance_m: float = Field(default=0.05, gt=0, le=10, description="A neighbour's vertex this close "
+                                             "to a moved one is the same vertex and moves with it (topological edit)")
+    snap_tolerance_px: int = Field(default=12, ge=0, le=100, description="Drawing on the planner map snaps to "
+                                   "neighbours' vertices and edges this close, screen pixels; 0 turns snapping off")
+
     # --- maps --------------------------------------------------------------------------
     map_tiles: str = Field(default="OpenStreetMap", description="Folium tiles name or URL template; 'none' for no "
                            "base map. Use WGS84 tiles: GCJ-02 tiles (Amap, Tencent) put grids hundreds of metres off.")
