@@ -2,6 +2,7 @@
 """
 from __future__ import annotations
 
+import sys
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Optional
@@ -11,6 +12,7 @@ import typer
 from geogrid.areas import lookup
 from geogrid.cli.common import aware, ensure_database, run
 from geogrid.core import jsonenc, timeutil
+from geogrid.core.errors import GeogridError
 from geogrid.core.settings import get_settings
 
 app = typer.Typer()
@@ -63,7 +65,7 @@ def import_(
 
 @app.command("export")
 def export(
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output file")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output file; - for standard output (GeoJSON only)")],
     format: Annotated[str, typer.Option(help="geojson, gpkg or shp (zipped)")] = "geojson",
     layer: Annotated[Optional[str], typer.Option()] = None,
     level: Annotated[Optional[str], typer.Option()] = None,
@@ -81,8 +83,14 @@ def export(
         with db.transaction(engine) as session:
             frame = lookup.frame(session, lookup.AreaFilter(layer=layer, level=level, parent=parent,
                                                           code_prefix=code_prefix), with_notes=with_notes)
-        files.write_features(frame, format, out)
-        typer.echo(f"wrote {len(frame)} areas to {out}")
+        if str(out) == "-":
+            if format != "geojson":
+                raise GeogridError(f"only geojson can be written to standard output, not {format}")
+            files.stream_features(frame, sys.stdout.buffer)
+            typer.echo(f"wrote {len(frame)} areas", err=True)
+        else:
+            files.write_features(frame, format, out)
+            typer.echo(f"wrote {len(frame)} areas to {out}")
 
     run(go)
 

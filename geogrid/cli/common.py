@@ -41,7 +41,9 @@ def run(fn):
     except OperationalError as exc:
         fail(f"cannot reach the database: {str(exc.orig).strip().splitlines()[0]}\n"
              "start the local cluster with `geogrid db up` or set GEOGRID_DATABASE_URL")
-    except typer.Exit:
+    except (typer.Exit, BrokenPipeError):
+        # A closed pipe (``geogrid ... | head``) is the reader's choice, not a failure of
+        # ours: Click ends quietly on it, as Unix tools do.
         raise
     except Exception as exc:  # a bug: say so in one line rather than dump a traceback on the user
         fail(f"unexpected {exc.__class__.__name__}: {str(exc)[:500]}\nthis is a bug in geogrid; please report "

@@ -525,6 +525,25 @@ def write_features(frame: gpd.GeoDataFrame, fmt: str, out: Path, *, layer: str =
     if fmt not in FORMATS:
         raise GeogridError(f"unknown export format {fmt!r}; use one of {', '.join(FORMATS)}")
     out = Path(out)
+    try:
+        _write(frame, fmt, out, layer)
+    except (pyogrio.errors.DataSourceError, pyogrio.errors.FeatureError, OSError) as exc:
+        raise GeogridError(f"cannot write {out}: {str(exc).splitlines()[0][:300]}") from None
+    return out
+
+
+def stream_features(frame: gpd.GeoDataFrame, stream) -> None:
+    """Write areas as GeoJSON to a binary ``stream`` (standard output): GDAL writes a
+    file, which is then copied, since its GeoJSON driver cannot write to a pipe."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "areas.geojson"
+        write_features(frame, "geojson", path)
+        with path.open("rb") as f:
+            shutil.copyfileobj(f, stream)
+        stream.flush()
+
+
+def _write(frame: gpd.GeoDataFrame, fmt: str, out: Path, layer: str) -> None:
     if fmt == "geojson":
         pyogrio.write_dataframe(frame, out, driver="GeoJSON", layer_options={"RFC7946": "YES", "COORDINATE_PRECISION": 7})
     elif fmt == "gpkg":
@@ -536,7 +555,6 @@ def write_features(frame: gpd.GeoDataFrame, fmt: str, out: Path, *, layer: str =
             with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
                 for part in sorted(Path(tmp).iterdir()):
                     zf.write(part, part.name)
-    return out
 
 
 def upload_name(filename: str | None, default: str) -> str:

@@ -55,3 +55,35 @@ def test_import_export_locate(tmp_path, settings, clean):
     assert sorted(frame["code"]) == ["339901", "339901001"]
     found = json.loads(run("locate", "120.01", "30.01", settings=settings).stdout)
     assert [x["code"] for x in found] == ["339901", "339901001"]
+
+
+def test_output_into_a_closed_pipe_ends_quietly(settings, clean):
+    """``geogrid export -o - | head``: the reader leaves early; geogrid neither reports a bug
+    nor prints a traceback (Click ends on EPIPE as Unix tools do)."""
+    env = {**os.environ, "GEOGRID_DATABASE_URL": settings.database_url}
+    doc = {"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": {"code": f"3399{i:02d}", "name": f"县{i}", "level": "county"},
+         "geometry": {"type": "Polygon", "coordinates": [[[120 + i, 30], [120.9 + i, 30], [120.9 + i, 30.9],
+                                                          [120 + i, 30.9], [120 + i, 30]]]}} for i in range(3)]}
+    src = Path(os.environ.get("TMPDIR", "/tmp")) / f"pipe-{os.getpid()}.geojson"
+    src.write_text(json.dumps(doc), encoding="utf-8")
+    try:
+        run("import", str(src), settings=settings)
+    finally:
+        src.unlink()
+    whole = run("export", "-o", "-", settings=settings)
+    assert len(json.loads(whole.stdout)["features"]) == 3 and "wrote 3 areas" in whole.stderr
+    for args in (["export", "-o", "-"], ["locate", "120.5", "30.5"]):
+        reader, writer = os.pipe()
+        os.close(reader)  # nobody reads: the first write fails with EPIPE
+        try:
+            proc = subprocess.run([GEOGRID, *args], stdout=writer, stderr=subprocess.PIPE, text=True, env=env,
+                                  timeout=120)
+        finally:
+            os.close(writer)
+        assert "bug" not in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+        assert not proc.stderr.startswith("error:"), proc.stderr
+    refused = run("export", "-o", "-", "--format", "gpkg", settings=settings, check=False)
+    assert refused.returncode == 1 and "only geojson can be written to standard output" in refused.stderr
+    unwritable = run("export", "-o", "/proc/no-such-dir/areas.geojson", settings=settings, check=False)
+    assert unwritable.returncode == 1 and unwritable.stderr.startswith("error: cannot write /proc/no-such-dir")
