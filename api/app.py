@@ -24,6 +24,7 @@ from api.routers import (
     incidents,
     locate,
     maps,
+    open311,
     people,
     public,
     reference,
@@ -129,7 +130,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             postgis = conn.execute(text("SELECT postgis_lib_version()")).scalar()
         return {"status": "ok", "postgis": postgis}
 
-    for router in (accounts.router, coverage.router, categories.router, incidents.router, environment.router, public.router, maps.router, areas.areas_router, areas.grids_router, locate.router, files.router,
+    for router in (accounts.router, coverage.router, categories.router, incidents.router, environment.router, public.router, open311.router, maps.router, areas.areas_router, areas.grids_router, locate.router, files.router,
                    people.router, reference.router):
         app.include_router(router)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)

@@ -45,7 +45,9 @@ async def invalid_request(request: Request, exc: RequestValidationError):
     problems = validation_problems(exc)
     summary = "; ".join(f"{p['field']}: {p['message']}" for p in problems[:3])
     if request.url.path.startswith("/open311/"):  # GeoReport v2 clients expect its error shape
-        return JSONResponse([{"code": 400, "description": f"invalid request: {summary}"}], status_code=400)
+        from api.routers import open311
+
+        return open311.error(open311.format_of(request.url.path), 400, f"invalid request: {summary}")
     return JSONResponse({"detail": f"invalid request: {summary}", "problems": problems}, status_code=422)
 
 

@@ -71,3 +71,23 @@ class Open311Receipt(Out):
 class Open311Error(Out):
     code: int
     description: str
+
+
+class Open311ServiceDefinition(Out):
+    service_code: str
+    attributes: list[dict] = Field(description="Extra fields the service asks for (none in geogrid)")
+
+
+class Open311Endpoint(Out):
+    specification: str
+    url: str
+    changeset: str
+    type: Literal["production", "test"]
+    formats: list[str]
+
+
+class Open311Discovery(Out):
+    changeset: str
+    contact: str
+    key_service: str
+    endpoints: list[Open311Endpoint]

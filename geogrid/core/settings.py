@@ -99,6 +99,11 @@ class Settings(BaseSettings):
     key_source_days: int = Field(default=30, description="Key-supervision pollution sources: longest time between visits")
     public_reports_per_minute: int = Field(default=5, description="Anonymous reports a minute per client address")
 
+    open311_jurisdiction_id: str | None = Field(default=None, description="Open311 jurisdiction_id this service "
+                                                "answers to (another one gets 404); None: any")
+    open311_contact: str = Field(default="", description="Open311 discovery: who to contact about the API")
+    open311_key_service: str = Field(default="", description="Open311 discovery: where clients ask for an API key")
+
     # --- boundary editing --------------------------------------------------------------
     edit_confirm_area_share: float = Field(default=0.10, ge=0, description="An edit that changes a grid's area by more "
                                            "than this share (or opens a gap or an overlap) asks to be confirmed")

@@ -39,6 +39,8 @@ CHANNELS = {
     "lower_level": ("下级上报", "Lower level"),
     "open311": ("Open311", "Open311 client"),
 }
+# GeoReport v2 makes the description optional: its clients may send a category and a place only.
+DESCRIPTION_OPTIONAL = {"open311"}
 MAX_DESCRIPTION = 5000
 MAX_MEDIA = 10
 CLOCK_SKEW = dt.timedelta(minutes=5)
@@ -100,7 +102,7 @@ def validate(session: Session, data: dict, settings: Settings, now: dt.datetime,
     if channel not in CHANNELS:
         problems.append(Problem(f"unknown channel {channel!r}; known: {', '.join(CHANNELS)}", field="channel"))
     description = (data.get("description") or "").strip()
-    if not description:
+    if not description and channel not in DESCRIPTION_OPTIONAL:
         problems.append(Problem("description is required", field="description"))
     elif len(description) > MAX_DESCRIPTION:
         problems.append(Problem(f"description has {len(description)} characters; at most {MAX_DESCRIPTION}",

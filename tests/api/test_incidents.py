@@ -19,6 +19,7 @@ import os
 import subprocess
 import sys
 import time
+import xml.etree.ElementTree as ET
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -839,6 +840,85 @@ def test_open311_form_errors_are_open311_shaped(world, open311):
     open311_error(open311.post("/open311/v2/requests.json", data={k: v for k, v in form.items()
                                                                   if k != "service_code"}), 400)
     open311_error(open311.post("/open311/v2/requests.json", data={**form, "lat": "north"}), 400)
+
+
+def xml_list(r, root: str, item: str) -> list[dict]:
+    """A GeoReport v2 XML list answer as dicts of its members' texts."""
+    assert r.status_code in (200, 201) and r.headers["content-type"].startswith("text/xml"), r.text
+    doc = ET.fromstring(r.content)
+    assert doc.tag == root and all(child.tag == item for child in doc), r.text
+    return [{field.tag: field.text for field in child} for child in doc]
+
+
+def test_open311_specification_examples_in_xml_and_json(world, open311):
+    """The requests of the GeoReport v2 specification's examples, in both formats: the
+    same answers, XML shaped as the specification shows it."""
+    client = world
+    services = xml_list(open311.get("/open311/v2/services.xml"), "services", "service")
+    assert services == [{k: str(v).lower() if isinstance(v, bool) else v for k, v in s.items()}
+                        for s in open311.get("/open311/v2/services.json").json()]
+    definition = open311.get("/open311/v2/services/sanitation.xml")
+    assert ET.fromstring(definition.content).findtext("service_code") == "sanitation"
+    assert open311.get("/open311/v2/services/sanitation.json").json() == {"service_code": "sanitation", "attributes": []}
+    missing = open311.get("/open311/v2/services/potholes.xml")
+    assert missing.status_code == 404 and ET.fromstring(missing.content).findtext("error/code") == "404"
+
+    # The specification's POST example (its fields, our place), without a description: optional.
+    form = {"api_key": "xyz", "service_code": "sanitation", "lat": "30.006", "long": "120.004",
+            "address_string": "1234 5th street", "email": "smit222@sfgov.edu", "device_id": "tt222111",
+            "account_id": "123456", "first_name": "john", "last_name": "smith", "phone": "111111111",
+            "media_url": "http://www.example.com/photo.jpg"}
+    before = stored(client)
+    posted = open311.post("/open311/v2/requests.xml", data=form)
+    assert posted.status_code == 201, posted.text
+    [receipt] = xml_list(posted, "service_requests", "request")
+    assert set(receipt) == {"service_request_id", "service_notice", "account_id"} and receipt["account_id"] is None
+    rid = receipt["service_request_id"]
+    assert stored(client) == before + 1
+    internal = {i["receipt"]: i for i in client.get("/api/incidents").json()["items"]}[rid]
+    assert internal["channel"] == "open311" and internal["grid"] == W3 and internal["description"] == ""
+
+    one_xml = xml_list(open311.get(f"/open311/v2/requests/{rid}.xml"), "service_requests", "request")
+    one_json = open311.get(f"/open311/v2/requests/{rid}.json").json()
+    assert [r["service_request_id"] for r in one_xml] == [rid] and one_xml[0]["status"] == "open"
+    assert float(one_xml[0]["lat"]) == one_json[0]["lat"] and one_xml[0]["service_code"] == "sanitation"
+    window = {"start_date": "2010-05-24T00:00:00Z", "end_date": "2099-06-24T00:00:00Z", "status": "open"}
+    assert rid in {r["service_request_id"] for r in xml_list(open311.get("/open311/v2/requests.xml", params=window),
+                                                            "service_requests", "request")}
+    for secret in ("smit222", "111111111", "john"):
+        assert secret not in open311.get("/open311/v2/requests.xml").text
+
+    # Errors: the specification's <errors> list in XML, the list in JSON.
+    bad = open311.post("/open311/v2/requests.xml", data={k: v for k, v in form.items() if k not in ("lat", "long")})
+    assert bad.status_code == 400
+    assert "address_string alone" in ET.fromstring(bad.content).findtext("error/description")
+    assert ET.fromstring(open311.post("/open311/v2/requests.xml", data={**form, "lat": "north"}).content).tag == "errors"
+    assert open311.get("/open311/v2/requests/GG20990101-DEADBEEF00.xml").status_code == 404
+    assert stored(client) == before + 1
+
+    discovery = ET.fromstring(open311.get("/open311/discovery.xml").content)
+    assert discovery.tag == "discovery"
+    endpoint = discovery.find("endpoints/endpoint")
+    assert endpoint.findtext("specification") == "http://wiki.open311.org/GeoReport_v2"
+    assert endpoint.findtext("url").endswith("/open311/v2")
+    assert [f.text for f in endpoint.findall("formats/format")] == ["application/json", "text/xml"]
+    assert open311.get("/open311/discovery.json").json()["endpoints"][0]["formats"] == ["application/json", "text/xml"]
+    assert open311.get("/open311/discovery.yaml").status_code in (400, 404, 422)
+
+
+def test_open311_jurisdiction_id(world, settings):
+    from api.app import create_app
+
+    app = create_app(Settings(database_url=settings.database_url, open311_jurisdiction_id="demo.geogrid.example"))
+    with TestClient(app) as c:
+        assert c.get("/open311/v2/services.json", params={"jurisdiction_id": "demo.geogrid.example"}).status_code == 200
+        assert c.get("/open311/v2/services.json").status_code == 200  # optional where one jurisdiction is served
+        other = c.get("/open311/v2/services.xml", params={"jurisdiction_id": "sfgov.org"})
+        assert other.status_code == 404 and "sfgov.org" in ET.fromstring(other.content).findtext("error/description")
+        before = stored(world)
+        refused = c.post("/open311/v2/requests.json", data={"service_code": "sanitation", "lat": "30.006",
+                                                            "long": "120.004", "jurisdiction_id": "sfgov.org"})
+        assert refused.status_code == 404 and stored(world) == before
 
 
 # --------------------------------------------------------------------------- 10. bulk import

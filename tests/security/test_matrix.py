@@ -627,13 +627,16 @@ def spec() -> dict:
             ok=201, kind="write", trail="events"),
         ("GET", "/api/public/reports/{receipt}"): Row(PUBLIC, lambda w, c, s: Req(
             "GET", f"/api/public/reports/{w.ids[('reported', A)]['receipt']}")),
-        ("GET", "/open311/v2/services.json"): Row(PUBLIC, lambda w, c, s: Req("GET", "/open311/v2/services.json")),
-        ("POST", "/open311/v2/requests.json"): Row(PUBLIC, lambda w, c, s: Req(
+        ("GET", "/open311/discovery.{fmt}"): Row(PUBLIC, lambda w, c, s: Req("GET", "/open311/discovery.xml")),
+        ("GET", "/open311/v2/services.{fmt}"): Row(PUBLIC, lambda w, c, s: Req("GET", "/open311/v2/services.json")),
+        ("GET", "/open311/v2/services/{service_code}.{fmt}"): Row(PUBLIC, lambda w, c, s: Req(
+            "GET", "/open311/v2/services/sanitation.xml")),
+        ("POST", "/open311/v2/requests.{fmt}"): Row(PUBLIC, lambda w, c, s: Req(
             "POST", "/open311/v2/requests.json", data={"service_code": "sanitation", "lat": "30.015",
                                                        "long": str(X[A] + 0.009), "description": "路灯坏了"}),
             ok=201, kind="write", trail="events"),
-        ("GET", "/open311/v2/requests.json"): Row(PUBLIC, lambda w, c, s: Req("GET", "/open311/v2/requests.json")),
-        ("GET", "/open311/v2/requests/{receipt}.json"): Row(PUBLIC, lambda w, c, s: Req(
+        ("GET", "/open311/v2/requests.{fmt}"): Row(PUBLIC, lambda w, c, s: Req("GET", "/open311/v2/requests.xml")),
+        ("GET", "/open311/v2/requests/{receipt}.{fmt}"): Row(PUBLIC, lambda w, c, s: Req(
             "GET", f"/open311/v2/requests/{w.ids[('reported', A)]['receipt']}.json")),
         # ---- maps
         ("GET", "/maps/planner"): Row(CENTRE, lambda w, c, s: Req(
