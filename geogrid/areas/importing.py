@@ -43,6 +43,7 @@ class ImportReport:
     generated_codes: list[dict] = field(default_factory=list)
     repaired: list[dict] = field(default_factory=list)
     warnings: list[dict] = field(default_factory=list)
+    skipped: list[dict] = field(default_factory=list)
     dry_run: bool = False
 
     def as_dict(self) -> dict:
@@ -78,7 +79,77 @@ def count_or_problem(value, name: str, i: int, code: str | None, problems: list[
     return int(number)
 
 
-def import_areas(
+# A child and its parent are the same place when their outlines differ by less than this
+# share of the larger one (published levels are simplified separately).
+SAME_PLACE_SHARE = 0.01
+OWN_CHILD_REASON = ("a city without districts (不设区的地级市) listed as its own only child: skipped, the city "
+                    "governs its towns directly")
+
+
+def import_areas(session: Session, records: Sequence[dict], geoms: Sequence[shapely.Geometry | None],
+                 settings: Settings, *, defaults: dict | None = None, overrides: dict | None = None,
+                 **options) -> ImportReport:
+    """Validate and insert areas, all or nothing (:func:`_import`, whose options these are).
+
+    Published national data lists each city without districts (东莞 441900, 中山 442000,
+    嘉峪关 620200, 儋州 460400) once more as its own only child, with the same code at the
+    district level. Such a feature (same code as its parent, or as a feature above it in the
+    batch, and the same outline) is left out and reported in ``skipped``, so that the city
+    governs its towns directly; indexes in the report and in errors stay those of the file.
+    """
+    records, geoms = list(records), list(geoms)
+    own = _own_only_children(session, records, geoms, defaults, overrides)
+    if not own:
+        return _import(session, records, geoms, settings, defaults=defaults, overrides=overrides, **options)
+    kept = [i for i in range(len(records)) if i not in own]
+    try:
+        report = _import(session, [records[i] for i in kept], [geoms[i] for i in kept], settings,
+                         defaults=defaults, overrides=overrides, **options)
+    except GeogridError as exc:
+        for p in exc.problems:
+            p.index = kept[p.index] if p.index is not None else None
+        raise
+    for entry in (*report.generated_codes, *report.repaired):
+        entry["index"] = kept[entry["index"]]
+    report.skipped = [{"index": i, "code": code, "reason": OWN_CHILD_REASON} for i, code in sorted(own.items())]
+    return report
+
+
+def _own_only_children(session: Session, records: list[dict], geoms: list, defaults: dict | None,
+                       overrides: dict | None) -> dict[int, str]:
+    """Features that repeat their parent (or a feature above them in the batch) as its own
+    only child: same code, same outline. Index -> code."""
+    merged = [{**{k: v for k, v in (defaults or {}).items() if v is not None},
+               **{k: v for k, v in rec.items() if text_or_none(v) is not None},
+               **{k: v for k, v in (overrides or {}).items() if v is not None}} for rec in records]
+    code = [text_or_none(r.get("code")) for r in merged]
+    rank = {k: v["rank"] for k, v in levels(session).items()}
+    level_rank = [rank.get(text_or_none(r.get("level")), -1) for r in merged]
+    by_code: dict[str, list[int]] = defaultdict(list)
+    for i, c in enumerate(code):
+        if c:
+            by_code[c].append(i)
+    above = {i: j for same in by_code.values() if len(same) > 1 for i in same for j in same
+             if -1 < level_rank[j] < level_rank[i]}
+    own: dict[int, str] = {}
+    for i, c in enumerate(code):
+        if c is None or geoms[i] is None or not (i in above or text_or_none(merged[i].get("parent")) == c):
+            continue
+        if i in above:
+            outline = geoms[above[i]]
+        else:
+            wkb = session.execute(text("SELECT ST_AsBinary(b.geom) FROM area a JOIN boundary b ON b.area_id = a.id "
+                                       "AND upper_inf(b.valid) WHERE a.code = :c"), {"c": c}).scalar()
+            outline = shapely.from_wkb(bytes(wkb)) if wkb is not None else None
+        if outline is None:
+            continue
+        mine, theirs = shapely.make_valid(geoms[i]), shapely.make_valid(outline)
+        if shapely.area(shapely.symmetric_difference(mine, theirs)) <= SAME_PLACE_SHARE * max(mine.area, theirs.area):
+            own[i] = c
+    return own
+
+
+def _import(
     session: Session,
     records: Sequence[dict],
     geoms: Sequence[shapely.Geometry | None],
@@ -202,7 +273,7 @@ def import_areas(
             savepoint.rollback()
             index = {r["code"]: i for i, r in enumerate(rows)}
             _reject([Problem(s["message"], field="geometry", index=index.get(s["code"]), code=s["code"],
-                             location=s["location"]) for s in rejected], n)
+                             location=s["location"]) for s in rejected], n, hint=spill_hint(spill))
         report.warnings = [w.as_dict() for w in checked.warnings] + [
             Problem(s["message"], field="geometry", code=s["code"], location=s["location"]).as_dict() for s in spill
         ]
@@ -219,10 +290,20 @@ def import_areas(
     return report
 
 
-def _reject(problems: list[Problem], n: int) -> None:
+def spill_hint(spill: list[dict]) -> str:
+    """How to proceed when features spill beyond their parents: the largest share found and
+    the option that allows it (outlines simplified level by level spill by a few percent)."""
+    worst = max(spill, key=lambda s: s["ratio"])
+    allow = math.ceil(worst["ratio"] * 1000) / 1000
+    return (f"the largest share outside a parent is {worst['ratio']:.2%} ({worst['code']} outside {worst['parent']}); "
+            f"if the outlines were simplified separately, allow it with max_spill={allow:g} (API) or "
+            f"--max-spill {allow:g} (CLI), or set GEOGRID_MAX_SPILL_RATIO")
+
+
+def _reject(problems: list[Problem], n: int, hint: str = "") -> None:
     bad = {p.index for p in problems if p.index is not None}
     raise GeogridError(
-        f"{len(bad) or len(problems)} of {n} features rejected; nothing was imported",
+        f"{len(bad) or len(problems)} of {n} features rejected; nothing was imported" + (f": {hint}" if hint else ""),
         problems=sorted(problems, key=lambda p: (p.index is None, p.index or 0)),
     )
 

@@ -59,6 +59,8 @@ def import_(
             typer.echo(f"  code generated: feature {item['index']} -> {item['code']}")
         for warning in report.warnings:
             typer.echo(f"  warning: {warning.get('code')}: {warning['message']}")
+        for item in report.skipped:
+            typer.echo(f"  skipped: feature {item['index']} ({item['code']}): {item['reason']}")
 
     run(go)
 

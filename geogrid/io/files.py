@@ -205,7 +205,7 @@ def _read_geojson(path: Path, label: str, layer: str | None) -> tuple[gpd.GeoDat
         raise GeogridError(f"{label}: no layer {layer!r}; layers: {name}")
     features = _features_of(doc)
     if not features:
-        raise GeogridError(f"{label}: no features")
+        raise GeogridError(f"{label}: the file has no features")
     bad = [i for i, f in enumerate(features) if not isinstance(f, dict)
            or not isinstance(f.get("properties") or {}, dict)]
     if bad:
@@ -382,6 +382,8 @@ def read_features(path: Path, *, layer: str | None = None, crs: str | None = Non
             frame, layer_name = _read_geojson(path, label, layer)
         else:
             frame, layer_name = _read_with_gdal(path, fmt, label, layer, private)
+    if len(frame) == 0:
+        raise GeogridError(f"{label}: the file has no features" + (f" (layer {layer_name})" if layer_name else ""))
 
     declared = None
     if crs:
@@ -515,7 +517,7 @@ def read_incident_rows(path: Path, *, name: str | None = None) -> list[dict]:
             out.append({**{k: props.get(k) for k in INCIDENT_COLUMNS}, "lon": lon, "lat": lat,
                         "media_urls": props.get("media_urls") or []})
         if not out:
-            raise GeogridError(f"{label}: no features")
+            raise GeogridError(f"{label}: the file has no features")
         return out
     raise GeogridError(f"{label}: unsupported file type {suffix!r}; use .csv (lon, lat columns) or .geojson")
 
