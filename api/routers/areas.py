@@ -23,20 +23,44 @@ from api.deps import (
 )
 from api.schemas.areas import (
     AreaCollection,
+    AreaEditResult,
     AreaFeature,
     AreaPatch,
     BoundaryHistory,
     FeatureCollectionIn,
     FeatureIn,
     ImportReport,
+    MergeIn,
+    SplitIn,
+    SplitMergeResult,
+    VerticesIn,
+    VerticesResult,
 )
 from api.schemas.common import GeoJSONResponse, paged
 from geogrid.areas import importing, lookup, versions
 from geogrid.core import jsonenc
-from geogrid.core.errors import GeogridError
+from geogrid.core.errors import GeogridError, Problem
+from geogrid.editing import operations
 from geogrid.geo.geometry import parse_geojson_geometries, request_geometry
 
 GEOJSON = "application/geo+json"
+DryRun = Annotated[bool, Query(description="Compute everything, impact included; write nothing")]
+
+
+def moves_of(body) -> list:
+    """The vertex moves of an edit body as ((lon, lat), (lon, lat)) pairs."""
+    return [(tuple(m.from_), tuple(m.to)) for m in body.moves]
+
+
+def line_of(body: SplitIn, code: str, settings, lang: str):
+    """The split line of a request: a GeoJSON LineString or MultiLineString, else 422 naming ``line``."""
+    line = request_geometry(body.line, rejected=f"grid {code} was not split",
+                            max_vertices=settings.max_vertices_per_feature, code=code)
+    if line is None or line.geom_type not in ("LineString", "MultiLineString") or line.is_empty:
+        why = ("line 必须是 GeoJSON LineString 或 MultiLineString" if lang != "en"
+               else "line must be a GeoJSON LineString or MultiLineString")
+        raise GeogridError(why, problems=[Problem(why, field="line", code=code)])
+    return line
 
 
 def geometries_of(features: list[FeatureIn], settings) -> list:
@@ -88,22 +112,62 @@ def make_router(prefix: str, *, grids_only: bool) -> APIRouter:
         return Response(jsonenc.dumps(feature), media_type=GEOJSON,
                         headers={"ETag": f'"{feature["properties"]["version"]}"'})
 
-    @router.patch("/{code}", dependencies=PLANNER, response_model=AreaFeature, response_class=GeoJSONResponse,
-                  summary=f"Edit a {kind}: attributes and/or a new boundary version")
+    if grids_only:
+        # Before the /{code} routes, so that these paths are not taken for codes.
+        @router.post("/vertices", dependencies=PLANNER, response_model=VerticesResult,
+                     summary="Move vertices shared by grids: each moves in every grid that has it (all or nothing)")
+        def move_vertices(session: SessionDep, settings: SettingsDep, body: VerticesIn, dry_run: DryRun = False,
+                          lang: Lang = "zh") -> Response:
+            result = operations.move_shared_vertices(session, settings, body.layer, moves_of(body),
+                                                     expected=body.versions, note=body.note, dry_run=dry_run, lang=lang)
+            session.commit()
+            return Response(jsonenc.dumps({"dry_run": dry_run, **result}), media_type="application/json")
+
+        @router.post("/merge", dependencies=PLANNER, status_code=status.HTTP_201_CREATED, response_model=SplitMergeResult,
+                     summary="Merge adjacent grids into one new grid (code generated; the old ones retired)")
+        def merge(session: SessionDep, settings: SettingsDep, body: MergeIn, dry_run: DryRun = False,
+                  lang: Lang = "zh") -> Response:
+            result = operations.merge(session, body.codes, settings, name=body.name, expected=body.versions,
+                                      note=body.note, dry_run=dry_run, lang=lang)
+            session.commit()
+            return Response(jsonenc.dumps({"dry_run": dry_run, **result}), media_type="application/json",
+                            status_code=status.HTTP_200_OK if dry_run else status.HTTP_201_CREATED)
+
+        @router.post("/{code}/split", dependencies=PLANNER, status_code=status.HTTP_201_CREATED,
+                     response_model=SplitMergeResult,
+                     summary="Split a grid by a line into new grids (codes generated; the old one retired)")
+        def split(session: SessionDep, settings: SettingsDep, code: str, body: SplitIn, expected: IfMatchDep,
+                  dry_run: DryRun = False, lang: Lang = "zh") -> Response:
+            versions_ = {**body.versions, **({code: expected} if expected is not None else {})}
+            result = operations.split(session, code, settings, line_of(body, code, settings, lang),
+                                      parts=[p.model_dump() for p in body.parts] if body.parts else None,
+                                      assign_to=body.assign_to, expected=versions_, note=body.note,
+                                      dry_run=dry_run, lang=lang)
+            session.commit()
+            return Response(jsonenc.dumps({"dry_run": dry_run, **result}), media_type="application/json",
+                            status_code=status.HTTP_200_OK if dry_run else status.HTTP_201_CREATED)
+
+    @router.patch("/{code}", dependencies=PLANNER, response_model=AreaEditResult, response_class=GeoJSONResponse,
+                  summary=f"Edit a {kind}: attributes and/or a new boundary version; moves shared vertices in "
+                          "the neighbours too; ?dry_run=true for the impact only")
     def edit(session: SessionDep, settings: SettingsDep, code: str, body: AreaPatch, expected: IfMatchDep,
-             repair: Annotated[bool, Query()] = False) -> Response:
+             repair: Annotated[bool, Query()] = False, dry_run: DryRun = False, lang: Lang = "zh") -> Response:
         geometry = None
         if body.geometry is not None:
             geometry = request_geometry(body.geometry, rejected=f"area {code} was not changed",
                                         max_vertices=settings.max_vertices_per_feature, code=code)
-        result = versions.update_area(
-            session, code, settings, changes=body.properties.model_dump(exclude_unset=True), geometry=geometry,
-            repair=repair, note=body.note, expected_version=expected if expected is not None else body.version,
+        mine = expected if expected is not None else body.version
+        result = operations.reshape(
+            session, code, settings, geometry=geometry, changes=body.properties.model_dump(exclude_unset=True),
+            moves=moves_of(body), expected={**body.versions, **({code: mine} if mine is not None else {})},
+            note=body.note, repair=repair, dry_run=dry_run, lang=lang, grids_only=grids_only,
         )
         session.commit()
-        feature = lookup.get_area(session, code)
+        feature = result["feature"]
         feature["properties"].update(repaired=result["repaired"], warnings=result["warnings"])
-        return Response(jsonenc.dumps(feature), media_type=GEOJSON, headers={"ETag": f'"{feature["properties"]["version"]}"'})
+        body_out = {**feature, "dry_run": dry_run, "changed": result["changed"], "impact": result["impact"]}
+        headers = {} if dry_run else {"ETag": f'"{feature["properties"]["version"]}"'}
+        return Response(jsonenc.dumps(body_out), media_type=GEOJSON, headers=headers)
 
     @router.delete("/{code}", status_code=status.HTTP_204_NO_CONTENT, dependencies=PLANNER, response_class=Response,
                    summary=f"Retire a {kind}: its boundary ends now, its code stays reserved")

@@ -65,14 +65,81 @@ class AreaEdit(BaseModel):
     notes: str | None = Field(default=None, max_length=10_000)
 
 
+Lon = Annotated[float, Field(ge=-180, le=180)]
+Lat = Annotated[float, Field(ge=-90, le=90)]
+Versions = Field(default_factory=dict, description="Version (ETag) of every other grid the edit touches, by code; "
+                                                   "a dry run lists them in impact.grids[].version")
+
+
+class VertexMove(BaseModel):
+    """One dragged vertex: every grid with a vertex at ``from`` (or an edge through it,
+    within ``shared_vertex_tolerance_m``) gets it at ``to``."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    from_: tuple[Lon, Lat] = Field(alias="from", description="[lon, lat] of the vertex before")
+    to: tuple[Lon, Lat] = Field(description="[lon, lat] of the vertex after")
+
+
 class AreaPatch(BaseModel):
-    """A partial GeoJSON Feature: the properties to change and/or a new boundary."""
+    """A partial GeoJSON Feature: the properties to change and/or a new boundary, and
+    shared vertices to move in the neighbours too."""
 
     type: Literal["Feature"] | None = None
-    geometry: dict | None = Field(default=None, description="New boundary: becomes a new boundary version")
+    geometry: dict | None = Field(default=None, description="New boundary (Polygon or MultiPolygon, holes kept): "
+                                                            "becomes a new boundary version")
     properties: AreaEdit = Field(default_factory=AreaEdit)
     note: str | None = Field(default=None, max_length=2000, description="Why the boundary changed")
     version: int | None = Field(default=None, description="Version the edit is based on (or If-Match)")
+    moves: list[VertexMove] = Field(default_factory=list, max_length=1000,
+                                    description="Vertices moved in this edit that neighbours share: moved in every "
+                                                "other grid of the layer that has them (topological editing)")
+    versions: dict[str, int] = Versions
+
+
+class VerticesIn(BaseModel):
+    """Move vertices shared by grids of one layer, without a target grid."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    layer: str = Field(default="comprehensive", description="The net whose grids move")
+    moves: list[VertexMove] = Field(min_length=1, max_length=1000)
+    versions: dict[str, int] = Versions
+    note: str | None = Field(default=None, max_length=2000)
+
+
+class SplitPart(BaseModel):
+    """Attributes of one piece of a split (pieces in reading order: north to south, west to east)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, min_length=1, max_length=200, description="Default: old name（1）, （2）...")
+    households: StrictInt | None = Field(default=None, ge=0, le=10_000_000, description="Default: by area share")
+    population: StrictInt | None = Field(default=None, ge=0, le=10_000_000, description="Default: by area share")
+
+
+class SplitIn(BaseModel):
+    """Split a grid by a drawn line into two or more new grids."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    line: dict = Field(description="GeoJSON LineString or MultiLineString (lon/lat) crossing the grid from edge to edge")
+    parts: list[SplitPart] | None = Field(default=None, max_length=100,
+                                          description="One per piece, in reading order (optional)")
+    assign_to: int = Field(default=0, ge=0, description="Index of the piece that takes the old grid's current posts")
+    note: str | None = Field(default=None, max_length=2000)
+    versions: dict[str, int] = Versions
+
+
+class MergeIn(BaseModel):
+    """Merge two or more adjacent grids of one layer and parent into one new grid."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    codes: list[str] = Field(min_length=2, max_length=100, description="The grids to merge")
+    name: str | None = Field(default=None, min_length=1, max_length=200, description="Default: the first grid's name")
+    note: str | None = Field(default=None, max_length=2000)
+    versions: dict[str, int] = Field(default_factory=dict, description="Version (ETag) of each grid, by code")
 
 
 # --------------------------------------------------------------------------- answers
@@ -156,9 +223,82 @@ class ImportReport(Out):
     generated_codes: list[GeneratedCode]
     repaired: list[Open]
     warnings: list[Open]
+    skipped: list[Open] = Field(default_factory=list, description="Features left out, with why (a city "
+                                "without districts listed as its own child)")
     dry_run: bool
 
 
 class FileImportReport(ImportReport):
     source_crs: str | None
     source_layer: str | None
+
+
+# --------------------------------------------------------------------------- editing answers
+
+
+class ImpactGrid(Out):
+    code: str
+    name: str
+    version: int = Field(description="Current version: send it with the real run (If-Match or versions)")
+    status: Literal["changed", "new", "retired", "unchanged"]
+    area_before_m2: float | None = Field(description="Spheroidal area (PostGIS) before the edit")
+    area_after_m2: float | None
+    area_change_pct: float | None
+    households_before: int | None
+    households_after: int | None
+    population_before: int | None
+    population_after: int | None
+
+
+class ImpactProblem(Out):
+    kind: Literal["gap", "overlap"]
+    area_m2: float
+    codes: list[str] = Field(description="Grids next to the gap / overlapping")
+    width_m: float | None
+    width_class: str | None = None
+    geometry: Geometry
+
+
+class ImpactIncident(Out):
+    id: int
+    number: str = Field(description="The case's receipt number")
+    state: str
+    grid: str | None = Field(description="Grid the case is routed to (it stays there)")
+    grid_after: str | None = Field(description="Grid that would contain it after the edit")
+
+
+class Impact(Out):
+    """What an edit does (or would do): areas, coverage problems created and removed,
+    people moved (estimated by area share), open incidents whose grid changes."""
+
+    grids: list[ImpactGrid]
+    created: list[ImpactProblem]
+    removed: list[ImpactProblem]
+    households_moved: int | None
+    population_moved: int | None
+    incidents: list[ImpactIncident]
+    notes: list[str]
+    needs_confirmation: bool = Field(description="The edit creates a gap or an overlap, or changes an area by more "
+                                                 "than edit_confirm_area_share")
+    reasons: list[str]
+
+
+class AreaEditResult(AreaFeature):
+    """The edited grid (as it is, or would be after a dry run) with the edit's impact."""
+
+    dry_run: bool
+    changed: list[str] = Field(description="Neighbours whose shared vertices moved")
+    impact: Impact
+
+
+class VerticesResult(Out):
+    dry_run: bool
+    changed: list[str]
+    impact: Impact
+
+
+class SplitMergeResult(Out):
+    dry_run: bool
+    created: list[AreaFeature]
+    retired: list[str]
+    impact: Impact
