@@ -264,7 +264,7 @@ def split(session: Session, code: str, settings: Settings, line: shapely.Geometr
     Returns ``{"created": [features], "retired": [code], "impact"}``."""
     expected = dict(expected or {})
     row = lock_grids(session, [code], lang=lang)[code]
-    expect_versions({code: row}, expected, required=not dry_run, lang=lang)
+    check_version("area", code, current=row.version, expected=expected.get(code))
     geom = _current(session, row.id)
     try:
         pieces = topology.split_polygon(geom, line)
@@ -287,16 +287,28 @@ def split(session: Session, code: str, settings: Settings, line: shapely.Geometr
                 **{k: parts[i].get(k) if parts[i].get(k) is not None else derived[k][i]
                    for k in ("households", "population")}}
                for i in range(n)]
-    before = grids_in(session, row.layer_key, geom, [row.level_key])
+    # Where the line crosses an edge shared with a neighbour, the pieces get a vertex the
+    # neighbour lacks: it gets it too (a move onto itself), so the layer stays edge-matched.
+    points = topology.crossings(geom, line)
+    after_n: dict[str, shapely.Geometry] = {}
+    if points:
+        _, after_n, _ = _moved_neighbours(session, settings, row.layer_key, [(p, p) for p in points], [row.id])
+    neighbours = lock_grids(session, sorted(after_n), lang=lang) if after_n else {}
+    expect_versions({code: row, **neighbours}, expected, required=not dry_run, lang=lang)
+    region = shapely.union_all([geom, *after_n.values()])
+    before = grids_in(session, row.layer_key, region, [row.level_key])
 
     def work() -> dict:
         posts = _current_assignments(session, [row.id])
         report = importing.import_areas(session, records, pieces, settings, note=note)
         versions.retire_area(session, code)
         _hand_over(session, posts, report.codes[assign_to])
-        touched = {code: "retired", **{c: "new" for c in report.codes}}
+        for other in sorted(after_n):
+            versions.update_area(session, other, settings, geometry=after_n[other], note=note,
+                                 expected_version=expected.get(other))
+        touched = {code: "retired", **{c: "new" for c in report.codes}, **{c: "changed" for c in sorted(after_n)}}
         return {"created": _features(session, report.codes, lang), "retired": [code],
-                "impact": impact(session, settings, layer=row.layer_key, levels=[row.level_key], region=geom, before=before,
+                "impact": impact(session, settings, layer=row.layer_key, levels=[row.level_key], region=region, before=before,
                                  touched=touched, dry_run=dry_run, lang=lang)}
 
     return _run(session, dry_run, work)

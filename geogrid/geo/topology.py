@@ -84,6 +84,9 @@ def move_vertices(geoms: Sequence[shapely.Geometry] | np.ndarray, moves: Sequenc
         which = np.unique(owner[hit])
         out[near[which]] = moved[which]
         changed[near[which]] = True
+    # A move onto itself (a vertex added where a split line crosses a shared edge) changes
+    # only the grids that did not have that vertex yet.
+    changed &= ~shapely.equals_exact(out, np.asarray(geoms, dtype=object), tolerance=0.0)
     return out, changed, missed
 
 

@@ -140,16 +140,27 @@ def test_split_then_merge_back(world, engine):
     dry = world.post(f"/api/grids/{W1}/split", params={"dry_run": "true"}, json={"line": line, "assign_to": 1})
     assert dry.status_code == 200, dry.text
     assert world.get(f"/api/grids/{W1}").json()["properties"]["retired_at"] is None
-    r = world.post(f"/api/grids/{W1}/split", json={"line": line, "assign_to": 1}, headers={"If-Match": '"2"'})
+    # The line crosses the edge W1 shares with its southern neighbour: the neighbour gets
+    # the new vertex too, so the dry run lists it with its version and the save sends it.
+    touched = {g["code"]: g for g in dry.json()["impact"]["grids"]}
+    neighbours = [c for c, g in touched.items() if g["status"] == "changed"]
+    assert len(neighbours) == 1 and touched[neighbours[0]]["area_change_pct"] == 0
+    partial = world.post(f"/api/grids/{W1}/split", json={"line": line, "assign_to": 1}, headers={"If-Match": '"2"'})
+    assert partial.status_code == 428 and neighbours[0] in partial.json()["detail"]
+    r = world.post(f"/api/grids/{W1}/split", json={"line": line, "assign_to": 1, "versions": {
+        c: g["version"] for c, g in touched.items() if c != W1}}, headers={"If-Match": '"2"'})
     assert r.status_code == 201, r.text
     body = r.json()
+    parent = world.get(f"/api/grids/{W1}").json()["properties"]["parent"]
+    check = world.get("/api/coverage", params={"area": parent}).json()
+    assert check["summary"]["parents"][0]["edge_matched"] is True, check["summary"]
     west, east = (f["properties"] for f in body["created"])
     assert (west["code"], east["code"]) == (VW + "005", VW + "006")  # after the highest sequence ever used
     assert (west["name"], east["name"]) == ("西村一格（1）", "西村一格（2）")
     assert west["households"] + east["households"] == 101 and west["population"] + east["population"] == 303
     assert body["retired"] == [W1]
     statuses = {g["code"]: g["status"] for g in body["impact"]["grids"]}
-    assert statuses == {W1: "retired", west["code"]: "new", east["code"]: "new"}
+    assert statuses == {W1: "retired", west["code"]: "new", east["code"]: "new", neighbours[0]: "changed"}
     old = world.get(f"/api/grids/{W1}").json()["properties"]
     assert old["retired_at"] is not None
     assert len(world.get(f"/api/grids/{W1}/history").json()["features"]) == 1
