@@ -5,24 +5,24 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
-from api.schemas.common import Out
+from api.schemas.common import In, Out
 
 
-class AccountIn(BaseModel):
+class AccountIn(In):
     username: str = Field(pattern=r"^[A-Za-z0-9_.@-]{2,64}$")
     password: str = Field(min_length=10, max_length=200)
     display_name: str | None = Field(default=None, max_length=100)
 
 
-class GrantIn(BaseModel):
+class GrantIn(In):
     role: str = Field(description="admin, planner, inspector, grid_worker or department_handler")
     area: str | None = Field(default=None, description="Area code: the grant holds for its subtree")
     department: str | None = Field(default=None, max_length=100)
 
 
-class PasswordIn(BaseModel):
+class PasswordIn(In):
     password: str = Field(min_length=10, max_length=200)
 
 

@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt
 
-from api.schemas.common import Geometry, Link, Open, Out
+from api.schemas.common import Geometry, In, Link, Open, Out
 
 Count = Field(default=None, ge=0, le=10_000_000)
 
@@ -44,20 +44,35 @@ class AreaProperties(BaseModel):
     notes: str | None = Field(default=None, max_length=10_000, description="Internal; never published")
 
 
-class FeatureIn(BaseModel):
+def _wgs84_only(crs: dict | None) -> dict | None:
+    name = str(((crs or {}).get("properties") or {}).get("name", "")).upper()
+    if crs is not None and not (name.endswith("CRS84") or name.endswith("EPSG::4326") or name == "EPSG:4326"):
+        raise ValueError(f"coordinates must be WGS84 lon/lat (RFC 7946), not {name or crs}; "
+                         "upload the file to /api/import to have it reprojected")
+    return crs
+
+
+class FeatureIn(In):
+    """A GeoJSON Feature to import. Its ``properties`` are open (files carry many columns
+    geogrid does not use: they are ignored); its other members are GeoJSON's own."""
+
     type: Literal["Feature"]
+    id: str | int | None = Field(default=None, description="Ignored: the code is in properties")
+    bbox: list[float] | None = None
     geometry: dict | None
     properties: AreaProperties
 
 
-class FeatureCollectionIn(BaseModel):
+class FeatureCollectionIn(In):
     type: Literal["FeatureCollection"]
+    name: str | None = Field(default=None, description="Ignored (GDAL writes the layer name here)")
+    crs: Annotated[dict | None, AfterValidator(_wgs84_only)] = Field(
+        default=None, description="Only WGS84 (RFC 7946); upload a file (/api/import) to have it reprojected")
+    bbox: list[float] | None = None
     features: list[FeatureIn] = Field(min_length=1)
 
 
-class AreaEdit(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class AreaEdit(In):
     name: str | None = Field(default=None, min_length=1, max_length=200)
     households: StrictInt | None = Count
     population: StrictInt | None = Count
@@ -71,21 +86,23 @@ Versions = Field(default_factory=dict, description="Version (ETag) of every othe
                                                    "a dry run lists them in impact.grids[].version")
 
 
-class VertexMove(BaseModel):
+class VertexMove(In):
     """One dragged vertex: every grid with a vertex at ``from`` (or an edge through it,
     within ``shared_vertex_tolerance_m``) gets it at ``to``."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(populate_by_name=True)
 
     from_: tuple[Lon, Lat] = Field(alias="from", description="[lon, lat] of the vertex before")
     to: tuple[Lon, Lat] = Field(description="[lon, lat] of the vertex after")
 
 
-class AreaPatch(BaseModel):
+class AreaPatch(In):
     """A partial GeoJSON Feature: the properties to change and/or a new boundary, and
     shared vertices to move in the neighbours too."""
 
     type: Literal["Feature"] | None = None
+    id: str | int | None = Field(default=None, description="Ignored: the code is in the path")
+    bbox: list[float] | None = None
     geometry: dict | None = Field(default=None, description="New boundary (Polygon or MultiPolygon, holes kept): "
                                                             "becomes a new boundary version")
     properties: AreaEdit = Field(default_factory=AreaEdit)
@@ -97,10 +114,8 @@ class AreaPatch(BaseModel):
     versions: dict[str, int] = Versions
 
 
-class VerticesIn(BaseModel):
+class VerticesIn(In):
     """Move vertices shared by grids of one layer, without a target grid."""
-
-    model_config = ConfigDict(extra="forbid")
 
     layer: str = Field(default="comprehensive", description="The net whose grids move")
     moves: list[VertexMove] = Field(min_length=1, max_length=1000)
@@ -108,20 +123,16 @@ class VerticesIn(BaseModel):
     note: str | None = Field(default=None, max_length=2000)
 
 
-class SplitPart(BaseModel):
+class SplitPart(In):
     """Attributes of one piece of a split (pieces in reading order: north to south, west to east)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     name: str | None = Field(default=None, min_length=1, max_length=200, description="Default: old name（1）, （2）...")
     households: StrictInt | None = Field(default=None, ge=0, le=10_000_000, description="Default: by area share")
     population: StrictInt | None = Field(default=None, ge=0, le=10_000_000, description="Default: by area share")
 
 
-class SplitIn(BaseModel):
+class SplitIn(In):
     """Split a grid by a drawn line into two or more new grids."""
-
-    model_config = ConfigDict(extra="forbid")
 
     line: dict = Field(description="GeoJSON LineString or MultiLineString (lon/lat) crossing the grid from edge to edge")
     parts: list[SplitPart] | None = Field(default=None, max_length=100,
@@ -131,10 +142,8 @@ class SplitIn(BaseModel):
     versions: dict[str, int] = Versions
 
 
-class MergeIn(BaseModel):
+class MergeIn(In):
     """Merge two or more adjacent grids of one layer and parent into one new grid."""
-
-    model_config = ConfigDict(extra="forbid")
 
     codes: list[str] = Field(min_length=2, max_length=100, description="The grids to merge")
     name: str | None = Field(default=None, min_length=1, max_length=200, description="Default: the first grid's name")

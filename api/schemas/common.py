@@ -1,5 +1,5 @@
 """What every resource shares: the paging envelope ``Page[T]`` and the one function that
-builds it, links, GeoJSON geometry, and the base of the response models."""
+builds it, links, GeoJSON geometry, and the bases of the request and response models."""
 
 from __future__ import annotations
 
@@ -13,6 +13,13 @@ if TYPE_CHECKING:
     from api.deps import Page as PageParams
 
 T = TypeVar("T")
+
+
+class In(BaseModel):
+    """Base of the request bodies: a member the model does not declare is refused (422
+    naming it), never silently ignored: a misplaced field must not look like a success."""
+
+    model_config = ConfigDict(extra="forbid")
 
 
 class Out(BaseModel):

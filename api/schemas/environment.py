@@ -5,16 +5,16 @@ from __future__ import annotations
 import datetime as dt
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from api.schemas.common import Out
+from api.schemas.common import In, Out
 from geogrid.environment.sources import KINDS
 
 Kind = Literal[tuple(KINDS)]  # type: ignore[valid-type]
 Risk = Literal["low", "medium", "high"]
 
 
-class SourceIn(BaseModel):
+class SourceIn(In):
     name: str = Field(min_length=1, max_length=200)
     kind: Kind
     lon: float
@@ -27,9 +27,7 @@ class SourceIn(BaseModel):
     notes: str | None = Field(default=None, max_length=5000)
 
 
-class SourcePatch(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class SourcePatch(In):
     name: str | None = Field(default=None, min_length=1, max_length=200)
     kind: Kind | None = None
     lon: float | None = None
@@ -42,7 +40,7 @@ class SourcePatch(BaseModel):
     notes: str | None = Field(default=None, max_length=5000)
 
 
-class PatrolIn(BaseModel):
+class PatrolIn(In):
     grid: str = Field(description="Code of the environment grid patrolled")
     at: dt.datetime | None = Field(default=None, description="Default: now")
     lon: float | None = None

@@ -6,9 +6,9 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from api.schemas.common import Out
+from api.schemas.common import In, Out
 from geogrid.incidents.intake import CHANNELS, MAX_DESCRIPTION
 from geogrid.incidents.states import STATES
 
@@ -20,15 +20,13 @@ Step = Literal["accept", "dispatch", "handle", "verify"]
 # --------------------------------------------------------------------------- requests
 
 
-class Reporter(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class Reporter(In):
     name: str | None = Field(default=None, max_length=100)
     phone: str | None = Field(default=None, pattern=r"^[0-9+\-() ]{3,32}$")
     email: str | None = Field(default=None, max_length=200)
 
 
-class IncidentIn(BaseModel):
+class IncidentIn(In):
     category: str = Field(description="Category key, see /api/categories")
     lon: float = Field(description="Longitude in `crs`")
     lat: float = Field(description="Latitude in `crs`")
@@ -49,26 +47,24 @@ class IncidentIn(BaseModel):
         return data
 
 
-class TransitionIn(BaseModel):
+class TransitionIn(In):
     to: State
     note: str | None = Field(default=None, max_length=2000)
     satisfaction: int | None = Field(default=None, ge=0, le=10, description="Resident satisfaction 0-10, on closing")
 
 
-class NoteIn(BaseModel):
+class NoteIn(In):
     note: str | None = Field(default=None, max_length=2000)
 
 
-class MoveIn(BaseModel):
+class MoveIn(In):
     lon: float
     lat: float
     crs: str = "wgs84"
     note: str | None = Field(default=None, max_length=2000)
 
 
-class CategoryPatch(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class CategoryPatch(In):
     time_limits: dict[Step, tuple[float, Unit]] | None = None
     department: str | None = Field(default=None, max_length=100)
     public: bool | None = None

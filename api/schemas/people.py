@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from api.schemas.areas import WebAddress
-from api.schemas.common import Out
+from api.schemas.common import In, Out
 
 
-class PersonIn(BaseModel):
+class PersonIn(In):
     ref: str | None = Field(default=None, max_length=64, description="Your own reference for this person")
     name: str = Field(min_length=1, max_length=100)
     phone: str | None = Field(default=None, pattern=r"^[0-9+\-() ]{3,32}$")
@@ -21,9 +21,7 @@ class PersonIn(BaseModel):
     notes: str | None = Field(default=None, max_length=10_000)
 
 
-class PersonPatch(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class PersonPatch(In):
     ref: str | None = Field(default=None, max_length=64)
     name: str | None = Field(default=None, min_length=1, max_length=100)
     phone: str | None = Field(default=None, pattern=r"^[0-9+\-() ]{3,32}$")
@@ -49,7 +47,7 @@ class Person(Out):
     created_at: dt.datetime
 
 
-class AssignmentIn(BaseModel):
+class AssignmentIn(In):
     person: int | str = Field(description="Person id or ref")
     area: str = Field(description="Area code")
     role: str
@@ -58,9 +56,7 @@ class AssignmentIn(BaseModel):
     duties: str | None = Field(default=None, max_length=2000)
 
 
-class AssignmentPatch(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class AssignmentPatch(In):
     start_date: dt.date | None = None
     end_date: dt.date | None = None
     duties: str | None = Field(default=None, max_length=2000)

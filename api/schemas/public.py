@@ -5,15 +5,13 @@ from __future__ import annotations
 import datetime as dt
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from api.schemas.common import Out
+from api.schemas.common import In, Out
 from api.schemas.incidents import Reporter
 
 
-class PublicReportIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class PublicReportIn(In):
     category: str
     lon: float
     lat: float

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from api.schemas.common import Out
+from api.schemas.common import In, Out
 
 
-class LevelIn(BaseModel):
+class LevelIn(In):
     key: str = Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")
     rank: int = Field(ge=1, le=99)
     code_length: int = Field(ge=2, le=32)
@@ -15,22 +15,20 @@ class LevelIn(BaseModel):
     name_en: str = Field(min_length=1, max_length=64)
 
 
-class LayerIn(BaseModel):
+class LayerIn(In):
     key: str = Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")
     name_zh: str = Field(min_length=1, max_length=64)
     name_en: str = Field(min_length=1, max_length=64)
     description: str | None = Field(default=None, max_length=2000)
 
 
-class LayerPatch(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class LayerPatch(In):
     name_zh: str | None = Field(default=None, min_length=1, max_length=64)
     name_en: str | None = Field(default=None, min_length=1, max_length=64)
     description: str | None = Field(default=None, max_length=2000)
 
 
-class RoleIn(BaseModel):
+class RoleIn(In):
     key: str = Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")
     name_zh: str = Field(min_length=1, max_length=64)
     name_en: str = Field(min_length=1, max_length=64)

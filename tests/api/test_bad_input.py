@@ -302,6 +302,34 @@ def test_negative_households_in_an_edit_change_nothing(client, town):
     assert area["name"] == "西村" and area["households"] is None and area["version"] == 1
 
 
+@pytest.mark.parametrize("body, named", [
+    ({"name": "改名"}, "body.name"),  # a property at the top level instead of under properties
+    ({"properties": {"name": "改名", "colour": "red"}}, "body.properties.colour"),
+    ({"geometry": None, "moves": [{"from": [120.0, 30.0], "to": [120.0, 30.0], "by": 1}]}, "body.moves.0.by"),
+])
+def test_unknown_members_of_an_edit_are_named_and_change_nothing(client, town, body, named):
+    r = client.patch(f"/api/areas/{WEST}", json=body)
+    assert r.status_code == 422, r.text
+    assert named in [p["field"] for p in r.json()["problems"]] and named in r.json()["detail"]
+    area = client.get(f"/api/areas/{WEST}").json()["properties"]
+    assert area["name"] == "西村" and area["version"] == 1
+
+
+def test_geojson_members_of_a_collection_are_accepted_but_not_a_foreign_crs(client, town):
+    before = stored(client)
+    doc = collection(grid(inside(0)))
+    doc["features"][0].update(id=7, bbox=[120.001, 30.001, 120.004, 30.004])
+    doc["features"][0]["properties"]["adcode_extra"] = "open: a file's other columns are ignored"
+    projected = {**doc, "name": "grids", "crs": {"type": "name", "properties": {"name": "EPSG:4549"}}}
+    body = rejected(client, client.post("/api/grids", json=projected), before)
+    assert "EPSG:4549" in body["detail"] and "/api/import" in body["detail"]
+    doc.update(name="grids", crs={"type": "name", "properties": {"name": "urn:ogc:def:crs:OGC:1.3:CRS84"}})
+    assert client.post("/api/grids", json=doc).status_code == 201
+    assert stored(client) == before + 1
+    r = client.post("/api/persons", json={"name": "张三", "nmae": "typo"})
+    assert r.status_code == 422 and "body.nmae" in r.json()["detail"]
+
+
 # --------------------------------------------------------------------------- body size
 
 
