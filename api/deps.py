@@ -27,19 +27,62 @@ bearer = OAuth2PasswordBearer(tokenUrl="/api/token", auto_error=False,
                               description="Log in with a geogrid account; the token goes in 'Authorization: Bearer'")
 
 
+MAP_COOKIE = "geogrid_token"  # set by /maps/login
+MAP_HEADER = "geogrid-map"  # X-Requested-With of the maps' own scripts
+SAFE_METHODS = ("GET", "HEAD")
+
+
+def own_origin(request: Request) -> str:
+    """This service's origin as the client reached it (behind a trusted proxy, the scheme
+    uvicorn's proxy-headers middleware took from it)."""
+    return f"{request.url.scheme}://{request.url.netloc}"
+
+
+def _in_lang(request: Request, zh: str, en: str) -> str:
+    # The maps show these messages to the person at the map, in the page's language.
+    return en if request.query_params.get("lang") == "en" else zh
+
+
+def map_session_token(request: Request) -> tuple[str | None, bool]:
+    """The map cookie's token if this request may use it, and whether it comes from a map
+    page's own script (else from a browser opening a page).
+
+    A browser sends the cookie with any request to this service, even one another site
+    makes it send; so the cookie counts for a page read (GET /maps/...), and for anything
+    else only when the request carries ``X-Requested-With: geogrid-map`` (a header no other
+    site can add without a CORS preflight this service refuses) and, for a write, an
+    ``Origin`` equal to this service's own (defence in depth beside SameSite=Strict)."""
+    token = request.cookies.get(MAP_COOKIE)
+    if not token:
+        return None, False
+    if request.headers.get("x-requested-with") == MAP_HEADER:
+        if request.method not in SAFE_METHODS and request.headers.get("origin") != own_origin(request):
+            raise GeogridError(_in_lang(request, "地图会话只能从本服务自己的页面保存（Origin 缺失或来自其他网站），未做任何修改。",
+                                        "the map session only writes from this service's own pages "
+                                        "(Origin missing or foreign): nothing was changed"), status=403)
+        return token, True
+    if request.method == "GET" and request.url.path.startswith("/maps/"):
+        return token, False
+    return None, False
+
+
 def get_session(request: Request, token: Annotated[str | None, Depends(bearer)]) -> Iterator[Session]:
     """A session per request, carrying the caller (``scopes.Principal``; anonymous without
-    a token). Writers call ``session.commit()`` before answering, so a client never sees
+    a token). The bearer token wins; else the map cookie where :func:`map_session_token`
+    allows it. Writers call ``session.commit()`` before answering, so a client never sees
     success for a write that did not commit; anything else rolls back."""
-    session = sessionmaker_for(request.app.state.engine)()
-    from_cookie = False
-    if not token and request.method == "GET" and request.url.path.startswith("/maps/"):
-        token = request.cookies.get("geogrid_token")  # set by /maps/login for map pages only
+    from_cookie = from_script = False
+    if not token:
+        token, from_script = map_session_token(request)
         from_cookie = bool(token)
+    session = sessionmaker_for(request.app.state.engine)()
     try:
         principal = scopes.ANONYMOUS
         if token:
             principal = accounts.principal_for_token(session, token)
+            if principal is None and from_script:
+                raise GeogridError(_in_lang(request, "地图会话已过期，请在 /maps/login 重新登录。",
+                                            "the map session has expired: log in again at /maps/login"), status=401)
             if principal is None and from_cookie:
                 principal = scopes.ANONYMOUS  # a stale cookie: the public pages stay open
             elif principal is None:

@@ -10,6 +10,7 @@ from api.deps import PLANNER, STAFF, PageDep, SessionDep, SettingsDep
 from api.schemas.common import GeoJSONResponse
 from api.schemas.coverage import (
     CoverageCheck,
+    CurrentCoverage,
     Exemption,
     ExemptionCollection,
     ExemptionIn,
@@ -44,6 +45,20 @@ def check(
 ) -> dict:
     options = checks.options_from(settings, sliver_width_m=sliver_width_m, min_area_m2=min_area_m2)
     out = coverage_runs.run(session, area, layer, options, subtree=subtree, today=local_today(settings))
+    session.commit()
+    return out
+
+
+@router.get("/coverage/current", dependencies=STAFF, response_model=CurrentCoverage,
+            summary="The problems of the current boundaries of an area's subtree: the latest stored run if "
+                    "nothing in the subtree changed since, else a fresh check (stored)")
+def current(
+    session: SessionDep,
+    settings: SettingsDep,
+    area: Annotated[str, Query(description="Code of the area whose subtree is checked")],
+    layer: Annotated[str, Query(description="Layer whose grids are checked")] = "comprehensive",
+) -> dict:
+    out = coverage_runs.current(session, area, layer, settings)
     session.commit()
     return out
 

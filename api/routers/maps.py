@@ -13,14 +13,14 @@ from urllib.parse import parse_qs, urlsplit
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 
-from api.deps import ClientAddress, Lang, SessionDep, SettingsDep, require
+from api.deps import MAP_COOKIE, ClientAddress, Lang, SessionDep, SettingsDep, require
 from geogrid.access import accounts, scopes
 from geogrid.core.errors import GeogridError
 from maps import assets, render
 from maps.base import content_security_policy, nonce_source
 
 router = APIRouter(prefix="/maps", tags=["maps"])
-COOKIE = "geogrid_token"
+COOKIE = MAP_COOKIE
 
 
 @router.get("/planner", response_class=HTMLResponse, dependencies=[require("planner", "inspector")],
@@ -100,11 +100,12 @@ def _login_page(lang: str, target: str, username: str = "", error: str | None = 
     return HTMLResponse(html, status_code=status, headers=headers)
 
 
-def _cookie_attributes(request: Request) -> dict:
-    # Only GET requests under /maps read this cookie: it cannot be used to write anything.
+def _cookie_attributes(request: Request, path: str = "/") -> dict:
+    # Path / so that the maps' scripts can save through the API; the API takes it only with
+    # the maps' header and, for writes, this service's Origin (api.deps.map_session_token).
     # Secure whenever the page came over HTTPS (behind a trusted proxy, uvicorn takes the
     # scheme from X-Forwarded-Proto).
-    return {"httponly": True, "samesite": "strict", "path": "/maps", "secure": request.url.scheme == "https"}
+    return {"httponly": True, "samesite": "strict", "path": path, "secure": request.url.scheme == "https"}
 
 
 @router.get("/login", response_class=HTMLResponse, include_in_schema=False)
@@ -144,12 +145,15 @@ def login(request: Request, session: SessionDep, settings: SettingsDep, address:
 
 @router.post("/logout", response_class=RedirectResponse, include_in_schema=False)
 def logout(request: Request, session: SessionDep, lang: Literal["zh", "en"] | None = None) -> RedirectResponse:
-    """End the map session: the cookie's token is revoked (no longer valid anywhere) and
+    """End the map session: the cookie's tokens are revoked (no longer valid anywhere) and
     the cookie cleared, then back to the login form."""
-    token = request.cookies.get(COOKIE)
-    if token:
+    # A browser logged in before the cookie moved to path / sends both cookies: revoke each.
+    tokens = {v for k, _, v in (c.strip().partition("=") for c in request.headers.get("cookie", "").split(";"))
+              if k == COOKIE and v}
+    for token in tokens:
         accounts.logout(session, token)
-        session.commit()
+    session.commit()
     response = RedirectResponse("/maps/login" + (f"?lang={lang}" if lang else ""), status_code=303)
-    response.delete_cookie(COOKIE, **_cookie_attributes(request))
+    for path in ("/", "/maps"):  # /maps: the cookie's path before the API took it
+        response.delete_cookie(COOKIE, **_cookie_attributes(request, path))
     return response

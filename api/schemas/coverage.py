@@ -88,6 +88,13 @@ class CoverageCheck(Out):
     id: int
 
 
+class CurrentCoverage(CoverageCheck):
+    """The problems of the boundaries as they are now: the stored run ``id`` while nothing
+    it read has changed since, else a check made (and stored) for this request."""
+
+    fresh: bool = Field(description="True when checked now, false for a stored run still current")
+
+
 class RunListed(Out):
     id: int
     at: dt.datetime

@@ -23,14 +23,19 @@ from geogrid.coverage.checks import (
     parents_in_subtree,
     problems_geojson,
 )
+from geogrid.db.schema import ADMIN_LAYER
 from geogrid.geo.coverage import CoverageOptions
+
+
+def _may_check(session: Session, code: str) -> None:
+    scopes.require_scope(session, scopes.STAFF, [get_area_row(session, code).id], strict=False, action="check")
 
 
 def run(session: Session, code: str, layer: str, options: CoverageOptions, *, subtree: bool,
         today: dt.date, store: bool = True) -> dict:
     """Check one parent (or every parent in its subtree) on the jurisdiction's ``today``
     (see :func:`geogrid.core.timeutil.local_today`), store the run, return it."""
-    scopes.require_scope(session, scopes.STAFF, [get_area_row(session, code).id], strict=False, action="check")
+    _may_check(session, code)
     if layer not in {r for r in session.execute(text("SELECT key FROM layer")).scalars()}:
         raise GeogridError(f"unknown layer {layer!r}")
     started = time.perf_counter()
@@ -129,6 +134,64 @@ def compare_runs(session: Session, old_id: int, new_id: int) -> dict:
         "appeared": [{"kind": k, "codes": list(c)} for k, c in sorted(after - before)],
         "resolved": [{"kind": k, "codes": list(c)} for k, c in sorted(before - after)],
     }
+
+
+# Everything a subtree check reads, by the time it last changed: the areas of the layer and
+# their administrative parents (created, edited, retired; their assignments and exemptions,
+# stamped by the triggers of migration 0006) and every boundary version (written, in
+# force, closed). A time after the run and not in the future means the run is out of date.
+_CURRENT_RUN = """
+    WITH RECURSIVE sub(id) AS (
+        SELECT CAST(:root AS integer)
+        UNION ALL
+        SELECT a.id FROM area a JOIN sub ON a.parent_id = sub.id WHERE a.layer_key IN (:layer, :admin)
+    ),
+    changed(t) AS (
+        SELECT unnest(ARRAY[a.created_at, a.updated_at, a.retired_at, a.related_changed_at])
+        FROM area a JOIN sub ON a.id = sub.id
+        UNION ALL
+        SELECT unnest(ARRAY[b.created_at, lower(b.valid), upper(b.valid)])
+        FROM boundary b JOIN sub ON b.area_id = sub.id
+    ),
+    latest AS (
+        SELECT r.id, r.at FROM coverage_run r
+        WHERE r.area_code = :code AND r.layer = :layer AND r.subtree AND r.options = CAST(:options AS jsonb)
+        ORDER BY r.at DESC, r.id DESC LIMIT 1
+    )
+    SELECT l.id FROM latest l
+    WHERE (l.at AT TIME ZONE :tz)::date = :today
+      AND NOT EXISTS (SELECT 1 FROM changed c WHERE c.t > l.at AND c.t <= now())
+"""
+
+
+def current_run_id(session: Session, code: str, layer: str, options: CoverageOptions, settings: Settings) -> int | None:
+    """The id of the newest stored subtree run of ``code`` in ``layer`` that is still
+    current, else None: made with these options, today (who is on duty and which posts end
+    soon depend on the day), and nothing in the subtree changed after it (one query).
+
+    Not seen: a person's posts outside the subtree (the "overloaded person" count) and a
+    write whose transaction began before the run's and committed after it."""
+    root = get_area_row(session, code)
+    return session.execute(text(_CURRENT_RUN), {
+        "root": root.id, "code": code, "layer": layer, "admin": ADMIN_LAYER, "options": dumps(asdict(options)),
+        "tz": settings.timezone, "today": local_today(settings)}).scalar()
+
+
+def current(session: Session, code: str, layer: str, settings: Settings) -> dict:
+    """The coverage problems of ``code``'s subtree in ``layer`` as they are now: the newest
+    stored run while it is current (``fresh`` false), else a new check of the subtree,
+    stored (``fresh`` true). The caller's scope is checked first, as for any run."""
+    _may_check(session, code)
+    options = options_from(settings)
+    run_id = current_run_id(session, code, layer, options, settings)
+    if run_id is None:
+        out = run(session, code, layer, options, subtree=True, today=local_today(settings))
+        # The stored time, which the next call answers with and compares changes against.
+        at = session.execute(text("SELECT at FROM coverage_run WHERE id = :id"), {"id": out["id"]}).scalar_one()
+        return {**out, "at": at.isoformat(), "fresh": True}
+    stored = get_run(session, run_id)
+    return {"summary": stored["summary"], "problems": stored["problems"], "seconds": stored["seconds"],
+            "options": stored["options"], "at": stored["at"].isoformat(), "id": stored["id"], "fresh": False}
 
 
 def problems_to_show(session: Session, code: str, layer: str, settings: Settings) -> list[dict]:

@@ -120,6 +120,8 @@ class Area(Base):
     land_use: Mapped[str | None] = mapped_column(String(64))
     notes: Mapped[str | None] = mapped_column(Text, doc="internal, never public")
     retired_at: Mapped[datetime.datetime | None] = mapped_column(DateTime(True))
+    related_changed_at: Mapped[datetime.datetime | None] = mapped_column(
+        DateTime(True), doc="last change of its assignments or exemptions (set by triggers, migration 0006)")
 
 
 class Boundary(Base):

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 
 # Writes any anonymous caller may make: logging in and out, and public intake (rate-limited).
 OPEN_WRITES = {("post", "/api/token"), ("post", "/api/logout"), ("post", "/api/public/reports"),
-               ("post", "/open311/v2/requests.json")}
+               ("post", "/open311/v2/requests.{fmt}")}
 
 
 def write_routes(app) -> list[tuple[str, str]]:

@@ -381,6 +381,48 @@ def area_rows(prefix: str, grids: bool) -> dict:
     }
 
 
+def small_grids(w, town: str, count: int) -> list[str]:
+    """``count`` fresh grids side by side in the west grid of ``town``'s village, each at a
+    place of its own (so that no other fresh grid shares its vertices), for the editing rows."""
+    k = w.n()
+    x, y, size = X[town] + 0.0005 + (k % 40) * 0.0004, 30.01 + (k // 40) * 0.0004, 0.0001
+    return w.call("post", "/api/grids", 201, json=collection(*[
+        feature(box(x + i * size, y, x + (i + 1) * size, y + size), name=f"编辑格{k}-{i}", parent=VILLAGE[town])
+        for i in range(count)]))["codes"]
+
+
+def editing_rows() -> dict:
+    """The planner's editing operations (issue 10) on fresh grids: in town A or B."""
+
+    def vertices(w, caller, scope):
+        [code] = small_grids(w, _in_out(scope), 1)
+        x, y = _sw(w, code)
+        return Req("POST", "/api/grids/vertices", json={"moves": [{"from": [x, y], "to": [x + 0.00002, y]}]})
+
+    def split(w, caller, scope):
+        [code] = small_grids(w, _in_out(scope), 1)
+        x, y = _sw(w, code)
+        line = {"type": "LineString", "coordinates": [[x + 0.00005, y - 0.001], [x + 0.00005, y + 0.001]]}
+        return Req("POST", f"/api/grids/{code}/split", json={"line": line, "versions": {code: 1}})
+
+    def merge(w, caller, scope):
+        codes = small_grids(w, _in_out(scope), 2)
+        return Req("POST", "/api/grids/merge", json={"codes": codes, "versions": {c: 1 for c in codes}})
+
+    return {
+        ("POST", "/api/grids/vertices"): Row(PLANNER, vertices, scopes=("in", "out"), kind="write", trail="audit"),
+        ("POST", "/api/grids/{code}/split"): Row(PLANNER, split, ok=201, scopes=("in", "out"), kind="write",
+                                                 trail="audit"),
+        ("POST", "/api/grids/merge"): Row(PLANNER, merge, ok=201, scopes=("in", "out"), kind="write", trail="audit"),
+    }
+
+
+def _sw(w, code: str) -> tuple[float, float]:
+    """The south-west corner of a grid's bounding box."""
+    x0, y0, _, _ = shapely.geometry.shape(w.admin.get(f"/api/grids/{code}").json()["geometry"]).bounds
+    return round(x0, 7), round(y0, 7)
+
+
 def items(key: str = "id", member: str | None = "items"):
     def found(r) -> set:
         body = r.json()
@@ -514,6 +556,7 @@ def spec() -> dict:
     rows: dict = {}
     rows.update(area_rows("/api/areas", grids=False))
     rows.update(area_rows("/api/grids", grids=True))
+    rows.update(editing_rows())
     A, B = "A", "B"
     rows.update({
         ("GET", "/healthz"): Row(PUBLIC, lambda w, c, s: Req("GET", "/healthz")),
@@ -540,6 +583,8 @@ def spec() -> dict:
         # ---- coverage, repairs, exemptions
         ("GET", "/api/coverage"): Row(STAFF, lambda w, c, s: Req(
             "GET", "/api/coverage", params={"area": VILLAGE[_in_out(s)]}), scopes=("in", "out")),
+        ("GET", "/api/coverage/current"): Row(STAFF, lambda w, c, s: Req(
+            "GET", "/api/coverage/current", params={"area": VILLAGE[_in_out(s)]}), scopes=("in", "out")),
         ("GET", "/api/coverage/runs"): Row(STAFF, lambda w, c, s: Req(
             "GET", "/api/coverage/runs", params={} if s == "in" else {"area": VILLAGE[B]}),
             scopes=("in", "out"), kind="list", found=items(member=None), markers=pair("run1")),
