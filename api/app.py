@@ -7,13 +7,14 @@ import asyncio
 import logging
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from sqlalchemy import text
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from api import errors
 from api import headers as security_headers
+from api.deps import known_query_only
 from api.routers import (
     accounts,
     areas,
@@ -118,6 +119,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     "point lookup, import and export. GeoJSON is RFC 7946 (WGS84 lon/lat).",
         lifespan=lifespan,
         docs_url=None,  # served by api.headers, under the pages' policy
+        dependencies=[Depends(known_query_only)],
     )
     app.state.settings = settings
     app.state.engine = get_engine(settings)

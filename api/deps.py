@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from geogrid.access import accounts, scopes, throttle
 from geogrid.areas.lookup import AreaFilter
-from geogrid.core.errors import GeogridError
+from geogrid.core.errors import GeogridError, Problem
 from geogrid.core.settings import Settings
 from geogrid.core.timeutil import as_instant
 from geogrid.db.engine import sessionmaker_for
@@ -209,3 +209,38 @@ def rate_limit(name: str, per_minute: Callable[[Settings], int]):
         throttle.hit(request.app.state.engine, f"{name}:{address}", per_minute(settings), address)
 
     return check
+
+
+# --------------------------------------------------------------------------- strict writes
+
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+_declared: dict[int, frozenset[str]] = {}
+
+
+def _query_names(dependant) -> frozenset[str]:
+    """The query parameters a route declares, its dependencies' included (by their alias)."""
+    names: set[str] = set()
+    stack = [dependant]
+    while stack:
+        current = stack.pop()
+        names.update(field.alias for field in current.query_params)
+        stack.extend(current.dependencies)
+    return frozenset(names)
+
+
+def known_query_only(request: Request) -> None:
+    """On write routes, a query parameter the route does not declare is refused with a 422
+    naming it: a mistyped or unsupported option (``dry_run``) must not be ignored while the
+    write goes ahead. Reads ignore unknown parameters, as caches and map clients expect."""
+    route = request.scope.get("route")
+    if request.method not in WRITE_METHODS or route is None or not hasattr(route, "dependant"):
+        return
+    known = _declared.get(id(route))
+    if known is None:
+        known = _declared[id(route)] = _query_names(route.dependant)
+    unknown = sorted(set(request.query_params) - known)
+    if unknown:
+        takes = ", ".join(sorted(known)) or "none"
+        raise GeogridError(f"unknown query parameter {', '.join(unknown)}; {request.method} {route.path} takes: {takes}",
+                           status=422, problems=[Problem(f"unknown query parameter {name!r}", field=f"query.{name}")
+                                                 for name in unknown])

@@ -74,6 +74,8 @@ class FeatureCollectionIn(In):
 
 class AreaEdit(In):
     name: str | None = Field(default=None, min_length=1, max_length=200)
+    parent: str | None = Field(default=None, pattern=r"^\d{1,32}$", description="Code of a new parent (e.g. "
+                               "provinces under a national root); your scope must hold the old place and the new")
     households: StrictInt | None = Count
     population: StrictInt | None = Count
     land_use: str | None = Field(default=None, max_length=64)

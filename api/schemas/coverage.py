@@ -5,9 +5,9 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
-from api.schemas.common import Geometry, Open, Out
+from api.schemas.common import Geometry, In, Open, Out
 
 Number = int | float  # as computed: an integer stays an integer in the answer
 
@@ -15,7 +15,7 @@ Number = int | float  # as computed: an integer stays an integer in the answer
 # --------------------------------------------------------------------------- requests
 
 
-class RepairIn(BaseModel):
+class RepairIn(In):
     area: str
     layer: str = "comprehensive"
     gap_width_m: float = Field(default=5.0, ge=0, le=1000, description="Gaps narrower than this go to a neighbour")
@@ -23,7 +23,7 @@ class RepairIn(BaseModel):
     snapping_distance_m: float = Field(default=-1, ge=-1, le=100, description="-1: chosen by GEOS")
 
 
-class ExemptionIn(BaseModel):
+class ExemptionIn(In):
     area: str = Field(description="Code of the area the void lies in")
     kind: Literal["lake", "river", "reservoir", "military", "exclave", "other"]
     name: str | None = Field(default=None, max_length=200)

@@ -8,11 +8,17 @@ from api.schemas.common import In, Out
 
 
 class LevelIn(In):
+    """A new level: at ``rank``, or inserted ``above`` or ``below`` a level (exactly one)."""
+
     key: str = Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")
-    rank: int = Field(ge=1, le=99)
+    rank: int | None = Field(default=None, ge=1, le=99, description="Position, 1 = top (appending)")
+    above: str | None = Field(default=None, description="Insert above this level (a national root: above province)")
+    below: str | None = Field(default=None, description="Insert below this level (a 工作区: below town)")
     code_length: int = Field(ge=2, le=32)
     name_zh: str = Field(min_length=1, max_length=64)
     name_en: str = Field(min_length=1, max_length=64)
+    prefixes_children: bool = Field(default=True, description="Children's codes start with this level's codes "
+                                    "(false for a national root or a 工作区: theirs follow the nearest ancestor's)")
 
 
 class LayerIn(In):
@@ -42,6 +48,7 @@ class Level(Out):
     code_length: int
     name_zh: str
     name_en: str
+    prefixes_children: bool
 
 
 class Layer(Out):

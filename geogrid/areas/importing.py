@@ -251,10 +251,10 @@ def _import(
                 problems.append(Problem(f"parent {p} belongs to layer {p_layer}, not {row['layer']} or {ADMIN_LAYER}",
                                         field="parent", index=i, code=row["code"]))
         if row["code"]:
-            why = codelib.code_problem(row["code"], length, p)
+            why = codelib.code_problem(row["code"], length, code_base(session, p, lv, rows, batch_by_code))
             if why:
                 problems.append(Problem(why, field="code", index=i, code=row["code"]))
-    generated = _generate_missing_codes(session, rows, checked.geoms, lv, problems)
+    generated = _generate_missing_codes(session, rows, checked.geoms, lv, problems, batch_by_code)
     if problems:
         _reject(problems, n)
 
@@ -308,8 +308,32 @@ def _reject(problems: list[Problem], n: int, hint: str = "") -> None:
     )
 
 
-def _generate_missing_codes(session, rows, geoms, lv, problems) -> list[dict]:
-    """Number code-less features under their parent: rows north to south, west to east."""
+def code_base(session: Session, parent: str | None, lv: dict, rows: Sequence[dict] = (),
+              batch_by_code: dict[str, int] | None = None) -> str | None:
+    """The code a child of ``parent`` starts with: the parent's, or, when the parent's level
+    does not prefix its children's codes (a national root, a 工作区), the nearest such
+    ancestor's; None when there is none. ``rows``/``batch_by_code``: parents in the batch."""
+    batch_by_code = batch_by_code or {}
+    for _ in range(len(lv) + 1):  # an ancestor chain is never longer than the levels
+        if parent is None:
+            return None
+        if parent in batch_by_code:
+            level, grandparent = rows[batch_by_code[parent]]["level"], rows[batch_by_code[parent]]["parent"]
+        else:
+            found = session.execute(text("SELECT a.level_key, p.code FROM area a LEFT JOIN area p ON p.id = a.parent_id "
+                                         "WHERE a.code = :c"), {"c": parent}).first()
+            if found is None:
+                return parent
+            level, grandparent = found
+        if lv.get(level, {}).get("prefixes_children", True):
+            return parent
+        parent = grandparent
+    return None
+
+
+def _generate_missing_codes(session, rows, geoms, lv, problems, batch_by_code) -> list[dict]:
+    """Number code-less features under their parent (or the ancestor whose code they
+    continue): rows north to south, west to east."""
     groups: dict[str, list[int]] = defaultdict(list)
     for i, row in enumerate(rows):
         if row["code"] is None:
@@ -318,7 +342,12 @@ def _generate_missing_codes(session, rows, geoms, lv, problems) -> list[dict]:
             elif row["level"] in lv and geoms[i] is not None:
                 groups[(row["parent"], row["level"])].append(i)
     generated = []
-    for (parent_code, level_key), members in groups.items():
+    for (parent, level_key), members in groups.items():
+        parent_code = code_base(session, parent, lv, rows, batch_by_code)
+        if parent_code is None:
+            problems.extend(Problem(f"no code can be generated under {parent}: give one", field="code", index=k)
+                            for k in members)
+            continue
         length = lv[level_key]["code_length"]
         taken = list(session.execute(
             text("SELECT code FROM area WHERE code LIKE :prefix AND length(code) = :n"),

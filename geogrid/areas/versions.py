@@ -17,9 +17,11 @@ from geogrid.areas.importing import (
 from geogrid.core.errors import GeogridError, Problem, conflict, not_found
 from geogrid.core.settings import Settings
 from geogrid.core.versioning import check_version
+from geogrid.db.schema import ADMIN_LAYER
+from geogrid.geo.codes import code_problem
 from geogrid.geo.geometry import check_polygons
 
-EDITABLE_FIELDS = ("name", "households", "population", "land_use", "notes")
+EDITABLE_FIELDS = ("name", "households", "population", "land_use", "notes", "parent")
 
 
 # --------------------------------------------------------------------------- edits
@@ -59,6 +61,7 @@ def update_area(
             changes[key] = count_or_problem(changes[key], key, 0, code, problems)
     if "name" in changes and not text_or_none(changes["name"]):
         problems.append(Problem("name cannot be empty", field="name", code=code))
+    new_parent = _new_parent(session, row, changes.pop("parent", None), problems) if "parent" in changes else None
     result = {"repaired": False, "warnings": []}
     if geometry is not None:
         checked = check_polygons([geometry], extent=settings.extent, repair=repair, codes=[code],
@@ -72,6 +75,15 @@ def update_area(
     if changes:
         sets = ", ".join(f"{k} = :{k}" for k in changes)
         session.execute(text(f"UPDATE area SET {sets} WHERE id = :id"), {**changes, "id": row.id})
+    if new_parent is not None:
+        with session.begin_nested() as savepoint:
+            session.execute(text("UPDATE area SET parent_id = :p WHERE id = :id"), {"p": new_parent.id, "id": row.id})
+            rejected = [s for s in spill_over(session, [row.id], settings) if s["rejected"]]
+            if rejected:
+                savepoint.rollback()
+                raise GeogridError(f"area {code} was not changed", problems=[
+                    Problem(s["message"], field="parent", code=s["code"], location=s["location"]) for s in rejected])
+        changes["parent"] = new_parent.code
     if geometry is not None:
         with session.begin_nested() as savepoint:
             session.execute(text("UPDATE boundary SET valid = tstzrange(lower(valid), now()) "
@@ -98,6 +110,36 @@ def update_area(
         session.execute(text("UPDATE area SET version = version + 1, updated_at = now() WHERE id = :id"), {"id": row.id})
         audit.record(session, "update", "area", code, before, {**_audit_state(session, row.id), "note": note})
     return result
+
+
+def _new_parent(session: Session, row, parent: str | None, problems: list[Problem]):
+    """The row of an area's new parent, checked: it exists and is current, sits above the
+    area's level, is in the caller's scope (the new place, as the old was by
+    :func:`_open_for_edit`), and the area's code fits under it. None with a problem added."""
+    from geogrid.areas.importing import code_base
+    from geogrid.areas.reference import levels
+
+    if not parent:
+        problems.append(Problem("parent cannot be removed, only changed", field="parent", code=row.code))
+        return None
+    new = session.execute(text("SELECT a.id, a.code, a.layer_key, a.retired_at, l.rank FROM area a "
+                               "JOIN level l ON l.key = a.level_key WHERE a.code = :c"), {"c": parent}).first()
+    if new is None or new.retired_at is not None:
+        problems.append(Problem(f"parent {parent} is {'retired' if new else 'unknown'}", field="parent", code=row.code))
+        return None
+    scopes.require_scope(session, ("planner",), [new.id], strict=False)
+    if new.rank >= row.rank:
+        problems.append(Problem(f"parent {parent} is not above level {row.level_key}", field="parent", code=row.code))
+    if new.layer_key not in (row.layer_key, ADMIN_LAYER):
+        problems.append(Problem(f"parent {parent} belongs to layer {new.layer_key}", field="parent", code=row.code))
+    if new.id == row.id or session.execute(text(
+            "WITH RECURSIVE up(id) AS (SELECT CAST(:p AS integer) UNION SELECT a.parent_id FROM area a JOIN up ON a.id = up.id "
+            "WHERE a.parent_id IS NOT NULL) SELECT bool_or(id = :me) FROM up"), {"p": new.id, "me": row.id}).scalar():
+        problems.append(Problem(f"parent {parent} lies inside {row.code}", field="parent", code=row.code))
+    why = code_problem(row.code, row.code_length, code_base(session, parent, levels(session)))
+    if why:
+        problems.append(Problem(why, field="parent", code=row.code))
+    return new
 
 
 def _open_for_edit(session: Session, code: str, expected_version: int | None):

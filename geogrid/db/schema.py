@@ -70,6 +70,8 @@ class Level(Base):
     code_length: Mapped[int] = mapped_column(Integer, nullable=False, doc="digits of a code at this level")
     name_zh: Mapped[str] = mapped_column(String(64), nullable=False)
     name_en: Mapped[str] = mapped_column(String(64), nullable=False)
+    prefixes_children: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("true"),
+                                                    doc="children's codes start with this level's codes")
 
 
 class Layer(Base):

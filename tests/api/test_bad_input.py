@@ -330,6 +330,21 @@ def test_geojson_members_of_a_collection_are_accepted_but_not_a_foreign_crs(clie
     assert r.status_code == 422 and "body.nmae" in r.json()["detail"]
 
 
+def test_unknown_query_parameters_of_a_write_are_named_and_nothing_is_written(client, town):
+    r = client.patch(f"/api/areas/{WEST}", params={"dryrun": "true"}, json={"properties": {"name": "改名"}})
+    assert r.status_code == 422, r.text
+    assert "dryrun" in r.json()["detail"] and "dry_run" in r.json()["detail"]  # what the route does take
+    assert r.json()["problems"] == [{"field": "query.dryrun", "message": "unknown query parameter 'dryrun'"}]
+    assert client.get(f"/api/areas/{WEST}").json()["properties"]["name"] == "西村"
+    before = stored(client)
+    r = client.post("/api/grids", params={"parent": WEST, "repiar": "true"}, json=collection(grid(inside(1))))
+    assert r.status_code == 422 and "repiar" in r.json()["detail"] and stored(client) == before
+    # Declared ones, dependencies' included, pass; reads ignore unknown parameters.
+    assert client.patch(f"/api/areas/{WEST}", params={"lang": "en", "dry_run": "true"},
+                        json={"properties": {"name": "改名"}}).status_code == 200
+    assert client.get("/api/areas", params={"_": "cache-buster"}).status_code == 200
+
+
 # --------------------------------------------------------------------------- body size
 
 

@@ -7,7 +7,7 @@ triggers stamp the area it belongs to instead, whatever path wrote it (API, CLI,
 
 Revision ID: 0006
 Revises: 0005
-Create Date: 2026-12-01
+Create Date: 2026-11-23
 """
 
 import sqlalchemy as sa
