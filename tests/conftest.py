@@ -65,6 +65,7 @@ def clean(engine):
             conn.execute(text(f"DELETE FROM {table} WHERE key <> ALL(:keys)"), {"keys": keys.split()})
         # Levels inserted above or between others moved the seeded ones down: number them
         # 1, 2, ... again, in their order (through negative ranks: rank is unique).
+        conn.execute(text("UPDATE category SET attributes = '[]'::jsonb WHERE attributes <> '[]'::jsonb"))
         conn.execute(text("UPDATE level SET rank = -rank, prefixes_children = true"))
         conn.execute(text("UPDATE level l SET rank = o.n FROM (SELECT key, row_number() OVER (ORDER BY rank DESC) AS n "
                           "FROM level) o WHERE l.key = o.key"))

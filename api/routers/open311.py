@@ -1,7 +1,9 @@
 """Open311 GeoReport v2 (http://wiki.open311.org/GeoReport_v2), so that existing reporting
 apps can submit to geogrid and read back public requests: service discovery, the service
 list and definitions, submitting a request (form fields) and reading requests, each in
-JSON (``.json``) and XML (``.xml``), with the specification's error lists.
+JSON (``.json``) and XML (``.xml``), with the specification's error lists. A category's
+questions (``attributes``, set by an admin) are its service definition; answers come as
+``attribute[code]`` form fields and are checked like every other field.
 
 Requests go through the same intake as every other channel (routing, time limits, the
 public rate limit); what is read back is the public view of public categories only, never
@@ -12,6 +14,7 @@ a reporter's data or a description. ``jurisdiction_id`` is accepted everywhere; 
 from __future__ import annotations
 
 import datetime as dt
+import re
 import xml.etree.ElementTree as ET
 from typing import Annotated, Literal
 
@@ -43,6 +46,18 @@ ERRORS = {code: {"model": list[Open311Error], "description": "GeoReport v2 error
 JurisdictionId = Annotated[str | None, Query(description="Only needed where one endpoint serves several jurisdictions")]
 
 public_limit = rate_limit("public", lambda settings: settings.public_reports_per_minute)
+ATTRIBUTE = re.compile(r"^attribute\[([^\]]{1,50})\](?:\[\])?$")
+
+
+async def attribute_answers(request: Request) -> dict:
+    """The ``attribute[code]`` form fields of a request (several values: a multi-value list)."""
+    form = await request.form()
+    answers: dict = {}
+    for key in form:
+        if (m := ATTRIBUTE.match(key)) is not None:
+            values = [v for v in form.getlist(key) if isinstance(v, str)]
+            answers[m.group(1)] = values if len(values) > 1 or key.endswith("[]") else values[0]
+    return answers
 
 
 # --------------------------------------------------------------------------- formats
@@ -133,7 +148,7 @@ def services(session: SessionDep, settings: SettingsDep, fmt: Format, jurisdicti
         return refused
     return answer(fmt, "services", [
         {"service_code": c["key"], "service_name": c["name_en" if lang == "en" else "name_zh"],
-         "description": f"{c['name_zh']} / {c['name_en']}", "metadata": False, "type": "realtime",
+         "description": f"{c['name_zh']} / {c['name_en']}", "metadata": bool(c["attributes"]), "type": "realtime",
          "keywords": c["group_key"], "group": c["group_key"]}
         for c in categories.categories(session).values()])
 
@@ -144,11 +159,13 @@ def service_definition(session: SessionDep, settings: SettingsDep, service_code:
                        jurisdiction_id: JurisdictionId = None) -> Response:
     if (refused := _jurisdiction_error(settings, fmt, jurisdiction_id)) is not None:
         return refused
-    if service_code not in categories.categories(session):
+    known = categories.categories(session)
+    if service_code not in known:
         return error(fmt, 404, f"service_code {service_code!r} not found")
-    # No category asks for attributes beyond the standard fields (every service's
-    # ``metadata`` is false), so every definition is an empty list.
-    return answer(fmt, "service_definition", {"service_code": service_code, "attributes": []})
+    return answer(fmt, "service_definition", {"service_code": service_code, "attributes": [
+        {"variable": True, "code": a["code"], "datatype": a["datatype"], "required": a["required"],
+         "datatype_description": a.get("datatype_description"), "order": a["order"], "description": a["description"],
+         "values": a["values"]} for a in known[service_code]["attributes"]]})
 
 
 @router.post("/v2/requests.{fmt}", dependencies=[Depends(public_limit)], response_model=list[Open311Receipt],
@@ -171,6 +188,7 @@ def create_request(
     device_id: Annotated[str | None, Form(max_length=100)] = None,
     account_id: Annotated[str | None, Form(max_length=100)] = None,
     jurisdiction_id: Annotated[str | None, Form(max_length=100)] = None,
+    answers: Annotated[dict, Depends(attribute_answers)] = None,  # type: ignore[assignment]
     lang: Lang = "zh",
 ) -> Response:
     if (refused := _jurisdiction_error(settings, fmt, jurisdiction_id)) is not None:
@@ -184,7 +202,8 @@ def create_request(
     reporter = {k: v for k, v in (("name", " ".join(x for x in (first_name, last_name) if x) or None),
                                   ("email", email), ("phone", phone)) if v}
     data = {"category": service_code, "lon": long, "lat": lat, "crs": "wgs84", "description": description,
-            "channel": "open311", "media_urls": [media_url] if media_url else [], "reporter": reporter or None}
+            "channel": "open311", "media_urls": [media_url] if media_url else [], "reporter": reporter or None,
+            "attributes": answers}
     try:
         case = intake.intake(session, data, settings, lang=lang, public=True)
     except GeogridError as exc:

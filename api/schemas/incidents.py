@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from api.schemas.common import In, Out
+from api.schemas.common import In, Open, Out
 from geogrid.incidents.intake import CHANNELS, MAX_DESCRIPTION
 from geogrid.incidents.states import STATES
 
@@ -39,6 +39,8 @@ class IncidentIn(In):
     idempotency_key: str | None = Field(default=None, max_length=100,
                                         description="A second submission with the same key on the same channel "
                                                     "from the same account is refused (409)")
+    attributes: dict[str, str | float | list[str]] | None = Field(
+        default=None, description="Answers to the category's questions (see /api/categories), by code")
 
     def intake_data(self) -> dict:
         """The body as ``intake`` takes it: a reporter without its empty fields."""
@@ -64,7 +66,25 @@ class MoveIn(In):
     note: str | None = Field(default=None, max_length=2000)
 
 
+class CategoryAttributeValue(In):
+    key: str = Field(min_length=1, max_length=100)
+    name: str | None = Field(default=None, max_length=200)
+
+
+class CategoryAttributeIn(In):
+    """A question the category asks a reporter (Open311 GeoReport v2 service attribute)."""
+
+    code: str = Field(pattern=r"^[A-Za-z0-9_-]{1,50}$")
+    datatype: Literal["string", "number", "datetime", "text", "singlevaluelist", "multivaluelist"]
+    required: bool = False
+    description: str = Field(min_length=1, max_length=500, description="The question, as a reporter reads it")
+    datatype_description: str | None = Field(default=None, max_length=500)
+    values: list[CategoryAttributeValue] = Field(default_factory=list, max_length=200)
+
+
 class CategoryPatch(In):
+    attributes: list[CategoryAttributeIn] | None = Field(default=None, max_length=50,
+                                                         description="Replaces the category's questions")
     time_limits: dict[Step, tuple[float, Unit]] | None = None
     department: str | None = Field(default=None, max_length=100)
     public: bool | None = None
@@ -87,6 +107,7 @@ class Category(Out):
     public: bool
     time_limits: dict[Step, tuple[int | float, Unit]]
     auto_escalate: bool
+    attributes: list[Open] = Field(default_factory=list, description="Questions asked of reporters")
 
 
 class ResponsiblePerson(Out):
@@ -109,6 +130,7 @@ class Incident(Out):
     category_en: str
     channel: str
     description: str
+    attributes: dict = Field(default_factory=dict, description="Answers to the category's questions")
     occurred_at: dt.datetime
     reported_at: dt.datetime
     media_urls: list[str]

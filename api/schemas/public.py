@@ -73,7 +73,7 @@ class Open311Error(Out):
 
 class Open311ServiceDefinition(Out):
     service_code: str
-    attributes: list[dict] = Field(description="Extra fields the service asks for (none in geogrid)")
+    attributes: list[dict] = Field(description="Questions the service asks (attribute[code] form fields)")
 
 
 class Open311Endpoint(Out):

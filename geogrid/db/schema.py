@@ -377,6 +377,8 @@ class Category(Base):
     public: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("false"), comment="incidents of this category may be shown publicly (without reporter data)")
     time_limits: Mapped[object] = mapped_column(JSONB, nullable=False, comment="step -> [amount, unit]")
     auto_escalate: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("true"))
+    attributes: Mapped[object] = mapped_column(JSONB, nullable=False, server_default=text("'[]'::jsonb"),
+                                               comment="extra questions: code, datatype, required, description, values")
 
 
 class Incident(Base):
@@ -425,6 +427,8 @@ class Incident(Base):
     nearest_grid: Mapped[object | None] = mapped_column(JSONB, comment="for blind spots: code and distance of the nearest grid")
     due_at: Mapped[datetime.datetime | None] = mapped_column(DateTime(True), comment="deadline of the current step")
     closed_at: Mapped[datetime.datetime | None] = mapped_column(DateTime(True))
+    attributes: Mapped[object] = mapped_column(JSONB, nullable=False, server_default=text("'{}'::jsonb"),
+                                               comment="answers to the category's questions, by attribute code")
     satisfaction: Mapped[int | None] = mapped_column(Integer)
     idempotency_scope: Mapped[str | None] = mapped_column(String(200), comment="channel:account the idempotency key belongs to")
 

@@ -18,7 +18,7 @@ from geogrid.core.errors import GeogridError, Problem
 from geogrid.core.settings import Settings
 from geogrid.db.schema import ADMIN_LAYER
 from geogrid.geo import coords
-from geogrid.incidents.categories import resolve_category
+from geogrid.incidents.categories import check_answers, resolve_category
 from geogrid.incidents.records import (
     event,
     get_incident,
@@ -143,7 +143,9 @@ def validate(session: Session, data: dict, settings: Settings, now: dt.datetime,
         occurred = occurred.replace(tzinfo=ZoneInfo(settings.timezone))
     if occurred > now + CLOCK_SKEW:
         problems.append(Problem(f"occurred_at {occurred.isoformat()} is in the future", field="occurred_at"))
+    answers = check_answers(category, data.get("attributes"), problems) if category else {}
     clean = {"category": category, "channel": channel, "description": description, "media_urls": [str(u) for u in media],
+             "attributes": answers,
              "crs": crs, "original": {"lon": lon, "lat": lat, "crs": data.get("crs") or "wgs84"}, "point": point,
              "occurred_at": occurred, "reporter": data.get("reporter") or None,
              "idempotency_key": data.get("idempotency_key")}

@@ -41,7 +41,7 @@ def event(session: Session, incident_id: int, action: str, from_state, to_state,
 
 _SELECT = """
     SELECT i.id, i.receipt, i.category_key AS category, c.name_zh AS category_zh, c.name_en AS category_en,
-           i.channel, i.description, i.occurred_at, i.reported_at, i.media_urls, i.reporter, i.original,
+           i.channel, i.description, i.attributes, i.occurred_at, i.reported_at, i.media_urls, i.reporter, i.original,
            ST_X(i.geom) AS lon, ST_Y(i.geom) AS lat, i.route_kind, g.code AS grid, g.name AS grid_name,
            au.code AS authority, au.name AS authority_name, i.nearest_grid, i.responsible, i.department,
            i.state, i.escalation_level, i.due_at, i.closed_at, i.satisfaction, i.version, i.updated_at,
@@ -190,11 +190,12 @@ def by_receipt(session: Session, receipt: str) -> dict:
 _INSERT_INCIDENT = """
     INSERT INTO incident (receipt, category_key, channel, description, occurred_at, reported_at, media_urls, reporter,
         idempotency_key, idempotency_scope, geom, original, route_kind, grid_id, authority_id, nearest_grid,
-        responsible, department, state, closed_at, due_at)
+        responsible, department, state, closed_at, due_at, attributes)
     VALUES (:receipt, :category, :channel, :description, :occurred, :reported, CAST(:media AS jsonb),
         CAST(:reporter AS jsonb), :key, :key_scope, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326), CAST(:original AS jsonb),
         :kind, :grid_id, :authority_id, CAST(:nearest AS jsonb), CAST(:responsible AS jsonb), :department,
-        CAST(:state AS varchar), CASE WHEN CAST(:state AS varchar) IN ('closed', 'void') THEN :occurred END, :due)
+        CAST(:state AS varchar), CASE WHEN CAST(:state AS varchar) IN ('closed', 'void') THEN :occurred END, :due,
+        CAST(:attributes AS jsonb))
 """
 
 
@@ -210,6 +211,7 @@ def incident_values(clean: dict, where: dict, *, receipt: str, reported_at: dt.d
     return {"receipt": receipt, "category": clean["category"]["key"], "channel": clean["channel"],
             "description": clean["description"], "occurred": clean["occurred_at"], "reported": reported_at,
             "media": json.dumps(clean["media_urls"]), "reporter": dumps_or_none(clean["reporter"]),
+            "attributes": json.dumps(clean.get("attributes") or {}, ensure_ascii=False),
             "key": clean["idempotency_key"], "key_scope": key_scope, "lon": clean["point"][0], "lat": clean["point"][1],
             "original": dumps_or_none(clean["original"]), "kind": where["kind"], "grid_id": where["grid_id"],
             "authority_id": where["authority_id"], "nearest": dumps_or_none(where["nearest_grid"]),

@@ -136,8 +136,11 @@ def move(session: Session, incident_id: int, lon: float, lat: float, crs: str, s
     problems: list[Problem] = []
     clean, problems = validate(session, {"category": case["category"], "description": case["description"],
                                           "lon": lon, "lat": lat, "crs": crs, "channel": case["channel"],
-                                          "occurred_at": case["occurred_at"]}, settings,
-                                dt.datetime.now(dt.UTC))
+                                          "occurred_at": case["occurred_at"], "attributes": case["attributes"]},
+                                settings, dt.datetime.now(dt.UTC))
+    # The answers were checked at intake; a question added to the category since is no
+    # reason to refuse a corrected location.
+    problems = [p for p in problems if not (p.field or "").startswith("attributes.")]
     if problems:
         raise GeogridError(f"incident {case['receipt']} was not moved", problems=problems)
     tz = ZoneInfo(settings.timezone)

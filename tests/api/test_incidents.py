@@ -906,6 +906,57 @@ def test_open311_specification_examples_in_xml_and_json(world, open311):
     assert open311.get("/open311/discovery.yaml").status_code in (400, 404, 422)
 
 
+def test_category_questions_are_open311_service_definitions(world, open311):
+    """An admin gives a category questions; Open311 clients read them as the service's
+    definition and answer them as attribute[code] fields; answers are checked and kept."""
+    client = world
+    questions = [
+        {"code": "bin_type", "datatype": "singlevaluelist", "required": True, "description": "垃圾桶类型",
+         "values": [{"key": "kitchen", "name": "厨余"}, {"key": "other", "name": "其他"}]},
+        {"code": "bags", "datatype": "number", "description": "袋数"},
+        {"code": "seen", "datatype": "multivaluelist", "description": "看到了什么",
+         "values": [{"key": "smell"}, {"key": "rats"}, {"key": "overflow"}]},
+    ]
+    r = client.patch("/api/categories/sanitation", json={"attributes": questions})
+    assert r.status_code == 200, r.text
+    assert [a["order"] for a in r.json()["attributes"]] == [1, 2, 3]
+    bad = client.patch("/api/categories/sanitation", json={"attributes": [{"code": "x", "datatype": "singlevaluelist",
+                                                                           "description": "无选项"}]})
+    assert bad.status_code == 422 and "needs values" in bad.text
+
+    services = {s["service_code"]: s for s in open311.get("/open311/v2/services.json").json()}
+    assert services["sanitation"]["metadata"] is True and services["noise"]["metadata"] is False
+    definition = open311.get("/open311/v2/services/sanitation.json").json()
+    assert [(a["code"], a["required"], a["variable"]) for a in definition["attributes"]] == [
+        ("bin_type", True, True), ("bags", False, True), ("seen", False, True)]
+    xml = ET.fromstring(open311.get("/open311/v2/services/sanitation.xml").content)
+    assert [v.findtext("key") for v in xml.findall("attributes/attribute/values/value")][:2] == ["kitchen", "other"]
+
+    form = {"service_code": "sanitation", "lat": "30.006", "long": "120.004"}
+    before = stored(client)
+    missing = open311.post("/open311/v2/requests.json", data=form)
+    assert missing.status_code == 422 and "bin_type" in missing.json()[0]["description"]
+    wrong = open311.post("/open311/v2/requests.json", data={**form, "attribute[bin_type]": "glass"})
+    assert wrong.status_code == 422 and "glass" in wrong.json()[0]["description"]
+    unasked = open311.post("/open311/v2/requests.json", data={**form, "attribute[bin_type]": "other",
+                                                              "attribute[colour]": "red"})
+    assert unasked.status_code == 422 and "colour" in unasked.json()[0]["description"]
+    assert stored(client) == before
+    ok = open311.post("/open311/v2/requests.json", data={**form, "attribute[bin_type]": "kitchen",
+                                                         "attribute[bags]": "3", "attribute[seen][]": ["smell", "rats"]})
+    assert ok.status_code == 201, ok.text
+    rid = ok.json()[0]["service_request_id"]
+    internal = {i["receipt"]: i for i in client.get("/api/incidents").json()["items"]}[rid]
+    assert client.get(f"/api/incidents/{internal['id']}").json()["attributes"] == {
+        "bin_type": "kitchen", "bags": 3.0, "seen": ["smell", "rats"]}
+    assert "kitchen" not in open311.get(f"/open311/v2/requests/{rid}.json").text  # answers are not published
+
+    # The staff API takes the same answers, checked the same way.
+    r = client.post("/api/incidents", json={"category": "sanitation", "lon": 120.004, "lat": 30.006,
+                                            "description": "桶满", "attributes": {"bin_type": "other", "bags": "x"}})
+    assert r.status_code == 422 and "bags must be a number" in r.text
+
+
 def test_open311_jurisdiction_id(world, settings):
     from api.app import create_app
 
