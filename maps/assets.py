@@ -50,6 +50,11 @@ CDN = {
         ("leaflet.markercluster@1.1.0", "dist/MarkerCluster.Default.css"),
     "https://cdnjs.cloudflare.com/ajax/libs/leaflet.draw/1.0.2/leaflet.draw.js": ("leaflet-draw@1.0.2", "dist/leaflet.draw.js"),
     "https://cdnjs.cloudflare.com/ajax/libs/leaflet.draw/1.0.2/leaflet.draw.css": ("leaflet-draw@1.0.2", "dist/leaflet.draw.css"),
+    # folium's GeoMan points at @latest: pinned here, like every other library.
+    "https://unpkg.com/@geoman-io/leaflet-geoman-free@latest/dist/leaflet-geoman.js":
+        ("@geoman-io/leaflet-geoman-free@2.20.2", "dist/leaflet-geoman.min.js"),
+    "https://unpkg.com/@geoman-io/leaflet-geoman-free@latest/dist/leaflet-geoman.css":
+        ("@geoman-io/leaflet-geoman-free@2.20.2", "dist/leaflet-geoman.css"),
     "https://cdn.jsdelivr.net/npm/leaflet.fullscreen@3.0.0/Control.FullScreen.min.js":
         ("leaflet.fullscreen@3.0.0", "Control.FullScreen.js"),
     "https://cdn.jsdelivr.net/npm/leaflet.fullscreen@3.0.0/Control.FullScreen.css":

@@ -35,6 +35,9 @@ LABELS = {
         "save": "保存到服务", "login": "登录", "username": "用户名", "password": "密码", "new_grid": "新建网格",
         "reshape": "修改所选网格边界", "parent": "上级编码", "selected": "已选网格", "none": "无",
         "m2": "平方米", "no_persons": "暂无公示责任人", "size": "规模异常",
+        "exempt": "豁免区域", "search_error": "未找到", "cancel": "取消", "fullscreen": "全屏",
+        "exit_fullscreen": "退出全屏", "zoom_in": "放大", "zoom_out": "缩小", "minimap_hide": "隐藏鹰眼图",
+        "minimap_show": "显示鹰眼图", "layers": "图层",
     },
     "en": {
         "grids": "Grids", "parents": "Parent boundaries", "code": "Code", "name": "Name", "households": "Households",
@@ -50,9 +53,14 @@ LABELS = {
         "username": "Username", "password": "Password", "new_grid": "New grid", "reshape": "Reshape selected grid",
         "parent": "Parent code", "selected": "Selected grid", "none": "none", "m2": "m²",
         "no_persons": "No published responsible person yet", "size": "Size outliers",
+        "exempt": "Exemptions", "search_error": "Not found", "cancel": "Cancel", "fullscreen": "Full screen",
+        "exit_fullscreen": "Exit full screen", "zoom_in": "Zoom in", "zoom_out": "Zoom out",
+        "minimap_hide": "Hide overview map", "minimap_show": "Show overview map", "layers": "Layers",
     },
 }
-PALETTE = ["#8dd3c7", "#ffffb3", "#bebada", "#80b1d3", "#fdb462", "#b3de69", "#fccde5", "#d9d9d9"]
+# Grid fills: greens, blues, yellows and grey only, so that no grid can be taken for a
+# problem (red gaps, orange overlaps, purple spill-over).
+PALETTE = ["#8dd3c7", "#ffffb3", "#80b1d3", "#b3de69", "#d9d9d9", "#ccebc5", "#a6cee3", "#ffed6f"]
 PRECISION = 6  # decimals of a degree in a page: about 0.1 m
 
 # Folium's templates write data with Jinja's tojson; without the default spaces after
@@ -96,6 +104,21 @@ class Helpers(Script):
 
     files = ("geogrid.js",)
     _template = branca.element.Template("")
+
+
+class Controls(branca.element.MacroElement):
+    """The scale in metres only (the plain map's scale adds feet and miles) and the zoom
+    buttons' titles in the page's language."""
+
+    _template = branca.element.Template("""
+        {% macro script(this, kwargs) %}
+        L.control.scale({imperial: false}).addTo({{ this._parent.get_name() }});
+        geogrid.zoomTitles({{ this._parent.get_name() }}, {{ this.titles|tojson }});
+        {% endmacro %}""")
+
+    def __init__(self, t: dict):
+        super().__init__()
+        self.titles = [t["zoom_in"], t["zoom_out"]]
 
 
 class Describe(branca.element.MacroElement):
@@ -154,23 +177,27 @@ class Search(plugins.Search):
         {% macro script(this, kwargs) %}
             var {{ this.get_name() }} = geogrid.search({{ this._parent.get_name() }}, {{ this.layer.get_name() }},
                 {{ {"propertyName": this.search_label, "collapsed": this.collapsed,
-                    "textPlaceholder": this.placeholder, "position": this.position}|tojson }});
+                    "textPlaceholder": this.placeholder, "position": this.position,
+                    "textErr": this.texts.textErr, "textCancel": this.texts.textCancel}|tojson }});
         {% endmacro %}""")
 
     def __init__(self, layer, *, search_label: str, placeholder: str, collapsed: bool = False,
-                 position: str = "topright"):
+                 position: str = "topright", lang: str | None = None):
         super().__init__(layer, search_label=search_label, geom_type="Polygon", placeholder=placeholder,
                          collapsed=collapsed, position=position)
+        t = text(lang) if lang else {}
+        self.texts = {"textErr": t.get("search_error"), "textCancel": t.get("cancel")}
 
 
 def new_map(settings: Settings, bounds, lang: str) -> folium.Map:
     """A map framed on ``bounds`` (minx, miny, maxx, maxy) with the configured tiles."""
     tiles = None if settings.map_tiles.lower() == "none" else settings.map_tiles
     # maxZoom must be set even without tiles: marker clustering needs it.
-    m = folium.Map(tiles=tiles, attr=settings.map_attribution if tiles else None, control_scale=True,
+    m = folium.Map(tiles=tiles, attr=settings.map_attribution if tiles else None, control_scale=False,
                    prefer_canvas=True, max_zoom=19)
     m.options["maxZoom"] = 19
     m.add_child(Helpers())  # first: every later script of the page uses geogrid.js
+    m.add_child(Controls(text(lang)))
     x0, y0, x1, y1 = bounds
     m.fit_bounds([[y0, x0], [y1, x1]])
     m.get_root().header.add_child(folium.Element(f'<meta name="geogrid-lang" content="{esc(lang)}"/>'))
@@ -236,12 +263,15 @@ def legend(title: str, items: list[tuple[str, str]]) -> branca.element.MacroElem
     return element
 
 
-def toolbox(m: folium.Map, *, minimap: bool = True) -> None:
-    plugins.Fullscreen(position="topleft").add_to(m)
+def toolbox(m: folium.Map, *, minimap: bool = True, lang: str = "zh") -> None:
+    """Full screen and the overview map, their titles in ``lang``."""
+    t = text(lang)
+    plugins.Fullscreen(position="topleft", title=t["fullscreen"], title_cancel=t["exit_fullscreen"]).add_to(m)
     # No leaflet-measure: it compiles its templates with new Function(), which the pages'
-    # Content-Security-Policy forbids ('unsafe-eval'). Leaflet.draw shows lengths and areas.
+    # Content-Security-Policy forbids ('unsafe-eval').
     if minimap:
-        plugins.MiniMap(toggle_display=True, tile_layer=None).add_to(m)
+        plugins.MiniMap(toggle_display=True, tile_layer=None,
+                        strings={"hideText": t["minimap_hide"], "showText": t["minimap_show"]}).add_to(m)
 
 
 _ESCAPED_CJK = re.compile(r"(?<!\\)\\u((?:4[ef]|[5-9][0-9a-f])[0-9a-f]{2}|30[0-3][0-9a-f]|ff[0-9a-e][0-9a-f])")
@@ -332,10 +362,12 @@ class LogoutButton(branca.element.MacroElement):
 
     _template = branca.element.Template("""
         {% macro html(this, kwargs) %}
-        <form method="post" action="/maps/logout" class="geogrid-logout"
-              style="position:absolute;bottom:24px;right:10px;z-index:1000;margin:0">
+        <form method="post" action="/maps/logout" class="geogrid-logout" id="{{ this.get_name() }}">
           <button type="submit" style="font-size:12px;padding:3px 8px">{{ this.label|e }}</button>
         </form>
+        {% endmacro %}
+        {% macro script(this, kwargs) %}
+        geogrid.control({{ this._parent.get_name() }}, {{ this.get_name()|tojson }}, 'bottomleft');
         {% endmacro %}""")
 
     def __init__(self, lang: str):
@@ -349,3 +381,99 @@ def lean(m: folium.Map) -> folium.Map:
     m.default_js = [(name, url) for name, url in m.default_js if name == "leaflet"]
     m.default_css = [(name, url) for name, url in m.default_css if name == "leaflet_css"]
     return m
+
+
+# The planner's editor and problem list (maps/static/editor.js, problems.js): nested
+# under LABELS[lang]["editor"] and ["problem"].
+LABELS["zh"]["editor"] = {
+    "editor": "编辑", "impact": "影响", "selected": "已选网格", "none": "无", "mode_reshape": "修改边界",
+    "mode_split": "切分", "mode_merge": "合并", "mode_new": "新建", "move_shared": "移动共用边界（相邻网格随之调整）",
+    "hint_reshape": "点击网格，拖动其顶点修改边界（吸附相邻网格的顶点和边）。",
+    "hint_split": "点击要切分的网格，再画一条穿过它的线（双击结束）。",
+    "hint_merge": "依次点击两个或更多相邻网格。", "hint_new": "在地图上画出新网格的边界（点击第一个顶点结束）。",
+    "name": "名称", "parent": "上级编码", "preview": "预览影响", "save": "保存", "cancel": "取消",
+    "note": "地图编辑", "new_grid_name": "新网格", "none_selected": "请先点击选择一个网格。",
+    "draw_line": "请画一条穿过所选网格的切分线。", "pick_two": "请至少选择两个相邻网格。",
+    "draw_polygon": "请先画出新网格的边界。", "unchanged": "边界没有改动，无需保存。",
+    "checking_impact": "正在计算影响……", "preview_done": "已计算影响（尚未保存）。", "not_saved": "未保存。",
+    "saving": "正在保存……", "saved": "已保存：",
+    "stale": "网格 {code} 已被他人修改（当前版本 {version}）：请重新载入后再编辑",
+    "forbidden": "无权修改：涉及的网格不在您的管辖范围内", "versions_needed": "缺少相关网格的版本号：请先预览影响再保存",
+    "invalid": "提交的内容无效", "unauthorized": "登录已失效：请重新登录", "conflict": "与已存数据冲突",
+    "offline": "无法连接服务", "failed": "保存失败", "assign_to": "接收原网格人员的新网格",
+    "no_impact": "校验通过。", "code": "编码", "state": "状态", "area_before": "原面积（平方米）",
+    "area_after": "新面积（平方米）", "change": "变化",
+    "statuses": {"changed": "修改", "new": "新建", "retired": "撤销", "unchanged": "不变"},
+    "created_problems": "新产生的缺口/重叠", "removed_problems": "消除的缺口/重叠", "width": "宽度",
+    "households_moved": "转移户数（按面积估算）", "population_moved": "转移人口（按面积估算）",
+    "incidents_moved": "所属网格将改变的在办事件", "incidents_keep_route": "在办事件保持原流转路线不变。",
+    "states": {"reported": "已上报", "accepted": "已受理", "filed": "已立案", "dispatched": "已派遣",
+               "in_progress": "处置中", "handled": "已处置", "verified": "已核查", "parked": "挂起"},
+    "confirm_title": "此次修改需要确认：", "confirm_yes": "确认保存", "confirm_no": "返回修改", "back": "返回编辑",
+    "username": "用户名", "password": "密码", "login": "登录", "logged_in": "已登录", "bad_login": "用户名或密码错误",
+}
+LABELS["en"]["editor"] = {
+    "editor": "Edit", "impact": "Impact", "selected": "Selected grid", "none": "none", "mode_reshape": "Reshape",
+    "mode_split": "Split", "mode_merge": "Merge", "mode_new": "New", "move_shared": "Move shared edges (neighbours follow)",
+    "hint_reshape": "Click a grid, then drag its vertices (they snap to neighbours' vertices and edges).",
+    "hint_split": "Click the grid to split, then draw a line across it (double-click to finish).",
+    "hint_merge": "Click two or more adjacent grids.", "hint_new": "Draw the new grid's outline (click the first vertex to finish).",
+    "name": "Name", "parent": "Parent code", "preview": "Preview impact", "save": "Save", "cancel": "Cancel",
+    "note": "map edit", "new_grid_name": "New grid", "none_selected": "Click a grid to select it first.",
+    "draw_line": "Draw a line across the selected grid.", "pick_two": "Pick at least two adjacent grids.",
+    "draw_polygon": "Draw the new grid's outline first.", "unchanged": "The boundary is unchanged: nothing to save.",
+    "checking_impact": "Computing the impact…", "preview_done": "Impact computed (not saved yet).", "not_saved": "Not saved.",
+    "saving": "Saving…", "saved": "Saved:",
+    "stale": "Grid {code} was changed by someone else (now version {version}): reload it and edit again",
+    "forbidden": "Not allowed: a grid this edit touches is outside your area",
+    "versions_needed": "Versions of the grids touched are missing: preview the impact, then save",
+    "invalid": "The edit is invalid", "unauthorized": "Your session has ended: log in again",
+    "conflict": "Conflicts with stored data", "offline": "The service cannot be reached", "failed": "Saving failed",
+    "assign_to": "New grid that takes the old grid's persons", "no_impact": "Validated.", "code": "Code",
+    "state": "Status", "area_before": "Area before (m²)", "area_after": "Area after (m²)", "change": "Change",
+    "statuses": {"changed": "changed", "new": "new", "retired": "retired", "unchanged": "unchanged"},
+    "created_problems": "Gaps/overlaps created", "removed_problems": "Gaps/overlaps removed", "width": "width",
+    "households_moved": "Households moved (estimated by area)", "population_moved": "Population moved (estimated by area)",
+    "incidents_moved": "Open incidents whose grid changes", "incidents_keep_route": "Open incidents keep their current route.",
+    "states": {"reported": "Reported", "accepted": "Accepted", "filed": "Filed", "dispatched": "Dispatched",
+               "in_progress": "In progress", "handled": "Handled", "verified": "Verified", "parked": "Parked"},
+    "confirm_title": "This edit needs confirming:", "confirm_yes": "Save anyway", "confirm_no": "Back to editing",
+    "back": "Back to editing",
+    "username": "Username", "password": "Password", "login": "Log in", "logged_in": "Logged in",
+    "bad_login": "Wrong username or password",
+}
+LABELS["zh"]["legend"] = {
+    "title": "图例", "grids": "网格（相邻网格颜色不同）", "parents": "上级边界", "selected": "所选网格（编辑中）",
+    "size": "户数/人口/面积异常", "impact_created": "修改将产生的缺口或重叠", "impact_removed": "修改将消除的缺口或重叠",
+    "impact_new": "修改后的新网格",
+}
+LABELS["en"]["legend"] = {
+    "title": "Legend", "grids": "Grids (neighbours differ in colour)", "parents": "Parent boundaries",
+    "selected": "Selected grid (editing)", "size": "Households/population/area outliers",
+    "impact_created": "Gap or overlap the edit would create", "impact_removed": "Gap or overlap the edit would remove",
+    "impact_new": "Grids the edit would make",
+}
+LABELS["zh"]["problem"] = {
+    "problems": "问题", "check_again": "重新检查", "checking": "正在检查……", "run_at": "检查时间", "fresh": "刚刚检查",
+    "no_problems": "没有发现问题。", "area": "面积", "m2": "平方米", "width": "宽度", "width_class": "宽度类别",
+    "grids": "网格", "parent": "上级", "missing": "缺少", "leaving": "即将离任", "person": "人员", "reason": "原因",
+    "kinds": {"gap": "缺口（盲区）", "overlap": "重叠", "spill_over": "越界", "exempt": "豁免区域", "invalid": "无效几何",
+              "no_responsible": "无责任人", "expiring": "责任人即将离任", "overloaded_person": "一人负责网格过多",
+              "size_outlier": "户数/人口异常", "area_outlier": "面积异常", "other": "其他问题"},
+    "widths": {"sliver": "狭缝", "blind_spot": "盲区"},
+    "posts": {"grid_leader": "网格长", "grid_worker": "网格员"},
+    "fields": {"households": "户数", "population": "人口"},
+}
+LABELS["en"]["problem"] = {
+    "problems": "Problems", "check_again": "Check again", "checking": "Checking…", "run_at": "Checked at",
+    "fresh": "just now", "no_problems": "No problems found.", "area": "Area", "m2": "m²", "width": "Width",
+    "width_class": "Width class", "grids": "Grids", "parent": "Parent", "missing": "Missing", "leaving": "Leaving soon",
+    "person": "Person", "reason": "Reason",
+    "kinds": {"gap": "Gap (blind spot)", "overlap": "Overlap", "spill_over": "Spill-over", "exempt": "Exemption",
+              "invalid": "Invalid geometry", "no_responsible": "No one responsible", "expiring": "Posts ending soon",
+              "overloaded_person": "Person with too many grids", "size_outlier": "Households/population outlier",
+              "area_outlier": "Area outlier", "other": "Other problem"},
+    "widths": {"sliver": "sliver", "blind_spot": "blind spot"},
+    "posts": {"grid_leader": "grid leader", "grid_worker": "grid worker"},
+    "fields": {"households": "Households", "population": "Population"},
+}

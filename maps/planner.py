@@ -1,10 +1,14 @@
-"""The planner's map: grids of an area coloured so that neighbours differ, codes as labels
-when zoomed in, the parent boundaries over them, one layer per thematic net, the latest
-coverage problems as layers of their own, and drawing/reshaping boundaries saved to the
-service (as new boundary versions) with the planner's token."""
+"""The planner's map: grids of an area coloured so that neighbours differ (never in a
+problem's colour), codes as labels when zoomed in, the parent boundaries over them, one
+layer per thematic net, the coverage problems (live from the service on a served page,
+embedded with their run's time in an exported file) with a list that zooms to each, and
+the boundary editor on leaflet-geoman: reshape (shared vertices move in the neighbours),
+split, merge and new grids, each saved after a dry run whose impact the map shows. Panels
+(editor, impact, problems, legend, layers) live in one control so none covers another."""
 
 from __future__ import annotations
 
+import datetime as dt
 import urllib.parse
 
 import branca
@@ -14,7 +18,9 @@ import shapely
 from folium import plugins
 from sqlalchemy.orm import Session
 
+from geogrid.access import scopes
 from geogrid.areas import lookup, reference
+from geogrid.areas.versions import get_area_row
 from geogrid.core import timeutil
 from geogrid.core.settings import Settings
 from geogrid.coverage import runs
@@ -30,7 +36,6 @@ from maps.base import (
     esc,
     feature_collection,
     for_display,
-    legend,
     neighbour_colours,
     new_map,
     page,
@@ -38,23 +43,40 @@ from maps.base import (
     toolbox,
 )
 
-NEW_GRID_NAME = "新网格"  # a grid drawn and saved without a name
 PROBLEM_STYLE = {
     "gap": {"color": "#d7191c", "fillColor": "#d7191c", "fillOpacity": 0.6, "weight": 2},
     "overlap": {"color": "#fd8d3c", "fillColor": "#fd8d3c", "fillOpacity": 0.6, "weight": 2},
     "spill_over": {"color": "#7b3294", "fillColor": "#7b3294", "fillOpacity": 0.5, "weight": 2},
-    "exempt": {"color": "#2c7bb6", "fillColor": "#2c7bb6", "fillOpacity": 0.3, "weight": 1},
+    # Exempt land is blanked out (white, dashed grey edge): no grid fill is white.
+    "exempt": {"color": "#636363", "fillColor": "#ffffff", "fillOpacity": 0.7, "weight": 1, "dashArray": "4 3"},
     "no_responsible": {"color": "#d7191c", "fill": False, "weight": 3, "dashArray": "6 4"},
     "expiring": {"color": "#fdae61", "fill": False, "weight": 3, "dashArray": "2 4"},
     "size_outlier": {"color": "#2c7bb6", "fill": False, "weight": 2, "dashArray": "1 4"},
     "area_outlier": {"color": "#2c7bb6", "fill": False, "weight": 2, "dashArray": "1 4"},
+    "other": {"color": "#000", "weight": 2, "fillOpacity": 0.3},
 }
+# What an edit's dry run draws: problems it would create or remove, the grids it would make.
+IMPACT_STYLE = {
+    "created": {"color": "#000000", "weight": 4, "dashArray": "2 6", "fillColor": "#d7191c", "fillOpacity": 0.8},
+    "removed": {"color": "#1a9641", "weight": 4, "dashArray": "8 4", "fill": False},
+    "new_grid": {"color": "#0033cc", "weight": 3, "dashArray": "6 3", "fillOpacity": 0.05},
+}
+SELECTED_STYLE = {"color": "#0033cc", "weight": 3, "dashArray": "8 4"}
+VIEWERS = ("planner", "inspector")
 
 
 def render(session: Session, settings: Settings, *, area: str, layer: str = "comprehensive", lang: str = "zh",
-           inline: bool = False, nonce: str | None = None, api: str | None = None) -> str:
-    """``api``: the service an exported file saves to (its origin is let through the policy)."""
+           inline: bool = False, nonce: str | None = None, api: str | None = None, can_edit: bool = True) -> str:
+    """``api``: the service an exported file saves to (its origin is let through the policy).
+    ``can_edit``: whether the editing tools are shown (an inspector reads the map only).
+    A served page asks the service for the current problems; an exported file carries
+    those of the latest stored run (or of a check made now), with the run's time."""
     t = text(lang)
+    # Persons' private contacts and the grids' notes are on this map: only for the area's staff.
+    area_id = get_area_row(session, area).id
+    scopes.require_scope(session, VIEWERS, [area_id], strict=False, action="view")
+    # The tools only where the caller may plan (an inspector here, a planner elsewhere: none).
+    can_edit = can_edit and not scopes.outside_scope(session, ("planner",), [area_id])
     parent = lookup.get_area(session, area, lang=lang)
     parent_geom = shapely.geometry.shape(parent["geometry"])
     nets = lookup.frame(session, lookup.AreaFilter(code_prefix=area, grids_only=True), with_notes=False, with_ids=True)
@@ -95,27 +117,64 @@ def render(session: Session, settings: Settings, *, area: str, layer: str = "com
             style_function=lambda f: {"fill": False, "color": "#222", "weight": 3, "interactive": False},
         ).add_to(parents)
     parents.add_to(m)
-    _problems(session, settings, m, area, layer, t)
-    drawn = folium.FeatureGroup(name="✎", show=True).add_to(m)
-    plugins.Draw(feature_group=drawn, export=False, position="topleft",
-                 draw_options={"polyline": False, "circle": False, "circlemarker": False, "marker": False,
-                               "rectangle": True, "polygon": {"allowIntersection": False, "showArea": True}},
-                 edit_options={"edit": True, "remove": True}).add_to(m)
+    drawn = folium.FeatureGroup(name=esc(t["editor"]["editor"]), show=True, control=False).add_to(m)
+    if can_edit and grid_layer is not None:
+        plugins.GeoMan(feature_group=drawn, position="topleft", drawMarker=False, drawCircleMarker=False,
+                       drawRectangle=False, drawCircle=False, drawText=False, editMode=False, dragMode=False,
+                       cutPolygon=False, removalMode=False, rotateMode=False, drawPolyline=True,
+                       drawPolygon=True).add_to(m)
     if grid_layer is not None:
-        Search(grid_layer, search_label="search", placeholder=t["search_placeholder"]).add_to(m)
-        m.add_child(SavePanel(m, drawn, grid_layer, t, parent_code=area, layer=layer))
-    toolbox(m, minimap=settings.map_tiles.lower() != "none")
-    m.add_child(legend(t["legend_planner"], [(c, f"{t['grids']} {i + 1}") for i, c in enumerate(PALETTE[:3])] + [
-        (PROBLEM_STYLE["gap"]["fillColor"], t["gaps"]), (PROBLEM_STYLE["overlap"]["fillColor"], t["overlaps"]),
-        (PROBLEM_STYLE["spill_over"]["fillColor"], t["spill"]),
-        ("border:3px dashed #d7191c", t["responsibility"])]))
-    folium.LayerControl(collapsed=False).add_to(m)
+        Search(grid_layer, search_label="search", placeholder=t["search_placeholder"], lang=lang).add_to(m)
+    toolbox(m, minimap=settings.map_tiles.lower() != "none", lang=lang)
+    control = folium.LayerControl(collapsed=False).add_to(m)
+    dock = Dock(m, control, t, legend_items(t))
+    m.add_child(dock)
+    m.add_child(Problems(m, control, dock, t, area=area, layer=layer, lang=lang, standalone=inline,
+                         embedded=_embedded(session, settings, area, layer) if inline else None))
+    if grid_layer is not None and can_edit:
+        m.add_child(Editor(m, grid_layer, drawn, dock, t, settings, parent_code=area, layer=layer, lang=lang,
+                           standalone=inline))
     if not inline:
         m.add_child(LogoutButton(lang))
     if api:
         m.get_root().header.add_child(folium.Element(f'<meta name="geogrid-api" content="{esc(api)}"/>'))
     return page(m, settings, inline=inline, title=f"{parent['properties']['name']} · {t['grids']}", nonce=nonce,
                 connect=_origin(api))
+
+
+def legend_items(t: dict) -> list[tuple[str, str]]:
+    """Every colour and line the planner map draws, as (CSS style, label)."""
+    swatches = "".join(f"linear-gradient({c},{c}) {i * 3}px 0/4px 100% no-repeat,"
+                       for i, c in enumerate(PALETTE[:4]))
+    lt, pt = t["legend"], t["problem"]["kinds"]
+
+    def fill(kind):
+        s = PROBLEM_STYLE[kind]
+        return f"background:{s['fillColor']};border:2px {'dashed' if s.get('dashArray') else 'solid'} {s['color']}"
+
+    def line(kind, style=PROBLEM_STYLE):
+        s = style[kind]
+        return f"border:3px {'dotted' if s.get('dashArray', '').startswith(('1 ', '2 ')) else 'dashed'} {s['color']}"
+
+    return [
+        (f"background:{swatches.rstrip(',')};border:1px solid #555", lt["grids"]),
+        ("border:3px solid #222", lt["parents"]),
+        (f"border:3px dashed {SELECTED_STYLE['color']}", lt["selected"]),
+        (fill("gap"), pt["gap"]), (fill("overlap"), pt["overlap"]), (fill("spill_over"), pt["spill_over"]),
+        (fill("exempt"), pt["exempt"]), (line("no_responsible"), pt["no_responsible"]),
+        (line("expiring"), pt["expiring"]), (line("size_outlier"), lt["size"]),
+        (f"background:{IMPACT_STYLE['created']['fillColor']};border:3px dotted #000", lt["impact_created"]),
+        (line("removed", IMPACT_STYLE), lt["impact_removed"]),
+        (line("new_grid", IMPACT_STYLE), lt["impact_new"]),
+    ]
+
+
+def _embedded(session: Session, settings: Settings, area: str, layer: str) -> dict:
+    """The problems an exported file carries, and when they were found."""
+    stored = runs.latest_run(session, area, layer)
+    if stored is not None:
+        return {"features": stored["problems"]["features"], "at": str(stored["at"].isoformat())}
+    return {"features": runs.problems_to_show(session, area, layer, settings), "at": dt.datetime.now(dt.UTC).isoformat()}
 
 
 def _origin(url: str | None) -> tuple[str, ...]:
@@ -130,30 +189,6 @@ def _labels(part, geoms, t) -> folium.FeatureGroup:
     group.add_child(Labels(group, views.label_points(part["code"], points)))
     group.add_child(ZoomGate(group, min_zoom=15))
     return group
-
-
-def _problems(session: Session, settings: Settings, m: folium.Map, area: str, layer: str, t: dict) -> None:
-    features = runs.problems_to_show(session, area, layer, settings)
-    groups = {
-        "gap": t["gaps"], "overlap": t["overlaps"], "spill_over": t["spill"], "exempt": "exempt",
-        "no_responsible": t["responsibility"], "expiring": t["responsibility"],
-        "size_outlier": t["size"], "area_outlier": t["size"],
-    }
-    made: dict[str, list[dict]] = {}
-    for f in features:
-        if f.get("geometry") is not None:
-            made.setdefault(groups.get(f["properties"]["kind"], t["invalid"]), []).append(f)
-    for label, found in made.items():
-        group = folium.FeatureGroup(name=esc(label), show=True)
-        # Points (a ring's self-intersection...) as circles; the popup lists every property.
-        layer = folium.GeoJson(
-            {"type": "FeatureCollection", "features": found},
-            style_function=lambda f: PROBLEM_STYLE.get(f["properties"]["kind"],
-                                                       {"color": "#000", "weight": 2, "fillOpacity": 0.3}),
-            marker=folium.CircleMarker(radius=7, color="#000", fill=True, fill_opacity=0.8))
-        describe(layer, exclude=["parent"], popup=True, maxWidth=320)
-        layer.add_to(group)
-        group.add_to(m)
 
 
 class Labels(Script):
@@ -191,43 +226,98 @@ class ZoomGate(Script):
         super().render(**kwargs)
 
 
-class SavePanel(Script):
-    """The planner's save control: log in (token kept in this tab only), pick a grid to
-    reshape or give a parent for a new one, draw, save; shows the service's answer,
-    validation errors included. Saving a reshaped grid sends If-Match, so a boundary
-    someone else changed meanwhile is not overwritten (412). Its markup is here, its code
-    ``geogrid.savePanel`` in maps/static/savepanel.js."""
 
-    files = ("savepanel.js",)
+
+class Dock(Script):
+    """The map's panels (editor, impact, problems, legend, layers) as one control with a
+    button each: ``geogrid.dock`` in maps/static/panels.js."""
+
+    files = ("panels.js",)
     _template = branca.element.Template("""
-        {% macro html(this, kwargs) %}
-        <div id="geogrid-save" style="position:absolute;top:10px;left:60px;z-index:1000;background:#fff;padding:8px;
-             border-radius:4px;box-shadow:0 1px 4px rgba(0,0,0,.3);font-size:12px;max-width:300px">
-          <div id="geogrid-login">
-            <input id="geogrid-user" placeholder="{{ this.t.username }}" style="width:90px">
-            <input id="geogrid-pass" type="password" placeholder="{{ this.t.password }}" style="width:90px">
-            <button id="geogrid-login-btn">{{ this.t.login }}</button>
-          </div>
-          <div>{{ this.t.selected }}: <b id="geogrid-selected">{{ this.t.none }}</b></div>
-          <div><label><input type="radio" name="geogrid-mode" value="reshape" checked> {{ this.t.reshape }}</label></div>
-          <div><label><input type="radio" name="geogrid-mode" value="new"> {{ this.t.new_grid }}</label>
-            <input id="geogrid-parent" value="{{ this.parent_code|e }}" placeholder="{{ this.t.parent }}" style="width:110px">
-            <input id="geogrid-name" placeholder="{{ this.t.name }}" style="width:80px"></div>
-          <button id="geogrid-save-btn">{{ this.t.save }}</button>
-          <pre id="geogrid-status" style="white-space:pre-wrap;max-height:160px;overflow:auto;margin:4px 0 0"></pre>
-        </div>
-        {% endmacro %}
         {% macro script(this, kwargs) %}
-        geogrid.savePanel({{ this.map_name }}, {{ this.drawn_name }}, {{ this.grids_name }}, {{ this.options|tojson }});
+        var {{ this.get_name() }} = geogrid.dock({{ this.map_name }},
+            {order: ['editor', 'impact', 'problems', 'legend', 'layers']});
+        geogrid.dockLegend({{ this.get_name() }}, 'legend', {{ this.t.legend.title|tojson }}, {{ this.items|tojson }});
+        geogrid.dockLayers({{ this.get_name() }}, 'layers', {{ this.t.layers|tojson }}, {{ this.control_name }});
         {% endmacro %}""")
 
-    def __init__(self, m, drawn, grids, t, *, parent_code: str, layer: str):
+    def __init__(self, m, control, t, items):
         super().__init__()
-        self.m, self.drawn, self.grids, self.t = m, drawn, grids, t
-        self.parent_code, self.layer = parent_code, layer
-        self.options = {"layer": layer, "noneSelected": f"{t['selected']}: {t['none']}", "defaultName": NEW_GRID_NAME}
+        self.m, self.control, self.t, self.items = m, control, t, items
 
     def render(self, **kwargs):
-        self.map_name, self.drawn_name, self.grids_name = self.m.get_name(), self.drawn.get_name(), self.grids.get_name()
+        self.map_name, self.control_name = self.m.get_name(), self.control.get_name()
         super().render(**kwargs)
 
+
+class Problems(Script):
+    """Coverage problems as layers and a list panel (``geogrid.problems``, maps/static/problems.js):
+    asked of the service on a served page, embedded in an exported one."""
+
+    files = ("api.js", "problems.js")
+    _template = branca.element.Template("""
+        {% macro script(this, kwargs) %}
+        var {{ this.get_name() }} = geogrid.problems({{ this.map_name }}, {{ this.control_name }}, {{ this.dock_name }},
+            geogrid.api({standalone: {{ this.standalone|tojson }}, t: {{ this.t.editor|tojson }}}), {{ this.options|tojson }});
+        {% endmacro %}""")
+
+    def __init__(self, m, control, dock, t, *, area: str, layer: str, lang: str, embedded: dict | None,
+                 standalone: bool):
+        super().__init__()
+        self.m, self.control, self.dock, self.t, self.standalone = m, control, dock, t, standalone
+        groups = {"gap": t["gaps"], "overlap": t["overlaps"], "spill_over": t["spill"], "exempt": t["exempt"],
+                  "no_responsible": t["responsibility"], "expiring": t["responsibility"],
+                  "size_outlier": t["size"], "area_outlier": t["size"], "invalid": t["invalid"]}
+        self.options = {"t": {**t["problem"], "lang": "en" if lang == "en" else "zh"}, "styles": PROBLEM_STYLE,
+                        "groups": groups}
+        if embedded is None:
+            self.options["url"] = f"/api/coverage/current?{urllib.parse.urlencode({'area': area, 'layer': layer})}"
+        else:
+            self.options.update(data=embedded["features"], at=embedded["at"])
+
+    def render(self, **kwargs):
+        self.map_name, self.control_name = self.m.get_name(), self.control.get_name()
+        self.dock_name = self.dock.get_name()
+        super().render(**kwargs)
+
+
+class Editor(Script):
+    """The planner's editor on leaflet-geoman (``geogrid.editor``, maps/static/editor.js):
+    reshape (moves of shared vertices), split, merge, new grid; a dry run and its impact
+    before every save."""
+
+    files = ("api.js", "problems.js", "editor.js")
+    _template = branca.element.Template("""
+        {% macro script(this, kwargs) %}
+        {{ this.map_name }}.pm.setLang({{ this.lang|tojson }}, {{ this.geoman_texts|tojson }}, 'en');
+        var {{ this.get_name() }} = geogrid.editor({{ this.map_name }}, {{ this.grids_name }}, {{ this.drawn_name }},
+            {{ this.dock_name }}, geogrid.api({standalone: {{ this.standalone|tojson }}, t: {{ this.options.t|tojson }}}),
+            {{ this.options|tojson }});
+        {% endmacro %}""")
+
+    def __init__(self, m, grids, drawn, dock, t, settings: Settings, *, parent_code: str, layer: str, lang: str,
+                 standalone: bool):
+        super().__init__()
+        self.m, self.grids, self.drawn, self.dock, self.standalone = m, grids, drawn, dock, standalone
+        self.lang = "en" if lang == "en" else "zh"
+        self.geoman_texts = GEOMAN_TEXTS.get(self.lang, {})
+        self.options = {"t": {**t["editor"], "lang": self.lang}, "problemText": {**t["problem"], "lang": self.lang},
+                        "layer": layer, "parent": parent_code, "snapPx": settings.snap_tolerance_px,
+                        "palette": PALETTE, "impactStyles": IMPACT_STYLE}
+
+    def render(self, **kwargs):
+        self.map_name, self.grids_name = self.m.get_name(), self.grids.get_name()
+        self.drawn_name, self.dock_name = self.drawn.get_name(), self.dock.get_name()
+        super().render(**kwargs)
+
+
+# leaflet-geoman's Chinese lacks these (it falls back to English for them).
+GEOMAN_TEXTS = {"zh": {
+    "tooltips": {"placeText": "单击放置文字", "selectFirstLayerFor": "选择第一个图层", "selectSecondLayerFor": "选择第二个图层"},
+    "buttonTitles": {"drawPolyButton": "画新网格（多边形）", "drawLineButton": "画切分线", "drawTextButton": "绘制文字",
+                     "scaleButton": "缩放图层", "autoTracingButton": "自动追踪线", "snapGuidesButton": "显示吸附辅助线",
+                     "unionButton": "合并图层", "differenceButton": "相减图层"},
+    "measurements": {"totalLength": "长度", "segmentLength": "线段长度", "area": "面积", "radius": "半径",
+                     "perimeter": "周长", "height": "高度", "width": "宽度", "coordinates": "位置",
+                     "coordinatesMarker": "标记位置"},
+}, "en": {"buttonTitles": {"drawPolyButton": "Draw a new grid", "drawLineButton": "Draw a split line"}}}

@@ -27,7 +27,9 @@ COOKIE = MAP_COOKIE
             summary="Planner's map: grids, coverage problems, drawing and saving boundaries")
 def planner(session: SessionDep, settings: SettingsDep, area: Annotated[str, Query()],
             layer: str = "comprehensive", lang: Lang = "zh") -> HTMLResponse:
-    return _map_page("planner", session, settings, area=area, layer=layer, lang=lang)
+    # An inspector may look at the planner's map, without its editing tools.
+    can_edit = scopes.principal_of(session).has_role("planner")
+    return _map_page("planner", session, settings, area=area, layer=layer, lang=lang, can_edit=can_edit)
 
 
 @router.get("/inspector", response_class=HTMLResponse, dependencies=[require(*scopes.STAFF)],

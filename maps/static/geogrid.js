@@ -38,6 +38,8 @@
     // Tooltip or popup of each feature of a GeoJSON layer: the named fields, or every
     // property but the excluded ones.
     function describe(layer, how, fields, aliases, exclude, options) {
+        // Kept, so that features added later (the editor's refreshed grids) get the same cards.
+        layer.geogridDescribe = [how, fields, aliases, exclude, options];
         layer.eachLayer(function(l) {
             l[how](function() {
                 var p = l.feature.properties, keys = fields || Object.keys(p).filter(function(k) {
@@ -56,6 +58,8 @@
             propertyName: options.propertyName,
             collapsed: options.collapsed,
             textPlaceholder: options.textPlaceholder,
+            textErr: options.textErr || 'Location not found',
+            textCancel: options.textCancel || 'Cancel',
             position: options.position,
             buildTip: searchTip,
             marker: false,
@@ -67,6 +71,19 @@
         map.addControl(control);
         return control;
     }
+    // An element of the page as a Leaflet control in a corner of the map: Leaflet stacks
+    // a corner's controls, so it never lies over another one.
+    function control(map, id, position) {
+        var node = document.getElementById(id), c = L.control({position: position});
+        c.onAdd = function() { L.DomEvent.disableClickPropagation(node); return node; };
+        return c.addTo(map);
+    }
+    function zoomTitles(map, titles) {
+        if (!map.zoomControl) return;
+        map.zoomControl._zoomInButton.title = titles[0];
+        map.zoomControl._zoomOutButton.title = titles[1];
+    }
+    g.control = control; g.zoomTitles = zoomTitles;
     g.esc = esc; g.card = card; g.describe = describe; g.searchTip = searchTip; g.search = search;
     g.popup = function(spec) { return function() { return card(spec); }; };
 })(window.geogrid = window.geogrid || {});

@@ -247,9 +247,11 @@ def check_english(page, kind: str, w) -> None:
         with db.transaction(w.engine) as session:
             net = reference.layers(session)["comprehensive"]["name_en"]
         assert f"Grids · {net}" in controls and "Parent boundaries" in controls and "Grid codes" in controls
-        legend = page.locator(".geogrid-legend").inner_text()
-        assert "Legend" in legend and "Gaps (blind spots)" in legend and "图例" not in legend
-        assert page.locator("#geogrid-save-btn").inner_text() == "Save to the service"
+        # The legend is a panel of the dock: its button names it.
+        legend = page.locator(".geogrid-legend").text_content()
+        assert page.locator("#geogrid-tab-legend").inner_text() == "Legend"
+        assert "Gap (blind spot)" in legend and "图例" not in page.locator(".geogrid-dock").text_content()
+        assert page.locator("#geogrid-save-btn").text_content() == "Save"
     elif kind == "public":
         assert "Grids" in controls and "Parent boundaries" in controls and "网格" not in controls
         assert page.locator(".leaflet-control-search input").get_attribute("placeholder") == "Grid code"
@@ -522,7 +524,7 @@ def test_served_map_access(world):
                                        "next": f"/maps/planner?area={TOWN}"})
     assert r.status_code == 303 and r.headers["location"] == f"/maps/planner?area={TOWN}"
     cookie = r.headers["set-cookie"]
-    assert "HttpOnly" in cookie and "Path=/maps" in cookie and "samesite=strict" in cookie.lower()
+    assert "HttpOnly" in cookie and "Path=/;" in cookie and "samesite=strict" in cookie.lower()
     r = http.post("/maps/login", data={"username": "maps-planner", "password": PASSWORD, "next": "https://evil.example/"})
     assert r.status_code >= 400 and "set-cookie" not in r.headers
     # The cookie opens map pages only: it is no credential for the API.
@@ -549,28 +551,31 @@ DRAWN_JS = """(code) => Object.values(window).find(v => v instanceof L.FeatureGr
 
 
 def planner_page(w) -> Watched:
+    """The served planner map after the /maps/login form: its session saves, no second login."""
     watched = Watched(w)
     map_login(watched, w, f"/maps/planner?area={TOWN}&lang=en")
     watched.ready()
-    page = watched.page
-    page.fill("#geogrid-user", "maps-planner")
-    page.fill("#geogrid-pass", PASSWORD)
-    page.click("#geogrid-login-btn")
-    page.wait_for_function("() => document.getElementById('geogrid-status').textContent === 'OK'")
+    assert watched.page.locator("#geogrid-user").count() == 0
     return watched
 
 
 def hide_parent_boundaries(page) -> None:
-    """Untick "Parent boundaries" in the layer control: the unfilled village outlines are drawn
+    """Untick "Parent boundaries" in the layer panel: the unfilled village outlines are drawn
     on the same canvas above the grids and take their clicks (see the xfail below)."""
+    page.click("#geogrid-tab-layers")
     page.locator(".leaflet-control-layers label", has_text="Parent boundaries").locator("input").uncheck()
+    if page.locator("#geogrid-tab-editor").count():
+        page.click("#geogrid-tab-editor")
+    else:
+        page.click("#geogrid-tab-layers")  # closed again
 
 
 def click_grid(page, geom: shapely.Geometry, code: str | None = None) -> str:
     """Zoom to the grid and click inside it, away from its code label; the selection shown."""
     x0, y0, x1, y1 = geom.bounds
-    page.evaluate("([b]) => { Object.values(window).find(v => v instanceof L.Map).fitBounds(b, {animate: false}); }",
-                  [[[y0, x0], [y1, x1]]])
+    # Clear of the panels on the right and the tools on the left.
+    page.evaluate("([b]) => { Object.values(window).find(v => v instanceof L.Map).fitBounds(b, {animate: false, "
+                  "paddingTopLeft: [80, 80], paddingBottomRight: [420, 80]}); }", [[[y0, x0], [y1, x1]]])
     page.wait_for_timeout(300)
     label = shapely.point_on_surface(geom)
     inner = shapely.get_geometry(geom.buffer(-0.15 * min(x1 - x0, y1 - y0)), 0)
@@ -594,9 +599,20 @@ def set_drawn(page, code: str, geom: shapely.Polygon) -> None:
         l.setLatLngs([ring]); }}""", [code, ring])
 
 
-def save(page) -> dict:
+def save(page, *, confirm: bool = True) -> dict:
+    """Press save: the dry run, the page's own dialog when the edit needs confirming (answered
+    ``confirm``), the save; the editor's answer."""
     page.evaluate(SAVED_JS)
+    if not page.is_visible("#geogrid-save-btn"):  # after a dry run the impact panel is open
+        page.click("#geogrid-tab-editor")
     page.click("#geogrid-save-btn")
+    for _ in range(600):
+        if page.locator("#geogrid-confirm").count():
+            page.click("#geogrid-confirm-yes" if confirm else "#geogrid-confirm-no")
+            break
+        if page.evaluate("() => Promise.race([window.__saved.then(() => true), "
+                         "new Promise(r => setTimeout(() => r(false), 100))])"):
+            break
     return page.evaluate("() => window.__saved")
 
 
@@ -639,7 +655,7 @@ def test_planner_reshapes_a_grid_in_the_browser(world):
         detail = save(page)
         assert detail["status"] == 422, detail
         shown = page.locator("#geogrid-status").inner_text()
-        assert shown.startswith("422") and "Self-intersection" in shown and code in shown
+        assert shown.startswith("The edit is invalid [422]") and "Self-intersection" in shown and code in shown
         assert len(history(world, code)) == 2
         assert watched.errors() and all("422" in p for p in watched.errors())  # the refused PATCH only
     finally:
@@ -664,7 +680,9 @@ def test_planner_save_refuses_a_boundary_changed_meanwhile(world):
                                                      origin=old.representative_point()))
         detail = save(page)
         assert detail["status"] == 412, detail
-        assert page.locator("#geogrid-status").inner_text().startswith("412")
+        version = other.json()["properties"]["version"]
+        assert page.locator("#geogrid-status").inner_text().startswith(
+            f"Grid {code} was changed by someone else (now version {version}): reload it and edit again")
         assert len(history(world, code)) == 1
     finally:
         watched.close()
@@ -685,8 +703,10 @@ def test_planner_creates_a_grid_with_the_draw_toolbar(world):
         page.check('input[name="geogrid-mode"][value="new"]')
         page.fill("#geogrid-parent", VILLAGE)
         page.fill("#geogrid-name", "地图新建网格")
-        # Draw a polygon with Leaflet.draw's toolbar: four clicks and a click on the first vertex.
-        page.click(".leaflet-draw-draw-polygon")
+        # "New" turns on leaflet-geoman's polygon tool (its toolbar button shows it): four
+        # clicks and a click on the first vertex.
+        tool = page.locator(".leaflet-pm-toolbar .button-container", has=page.locator(".leaflet-pm-icon-polygon"))
+        assert "active" in tool.get_attribute("class").split()
         box = page.locator(".leaflet-container").first.bounding_box()
         cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
         corners = [(cx - 120, cy - 80), (cx + 120, cy - 90), (cx + 130, cy + 80), (cx - 110, cy + 90)]
@@ -761,8 +781,8 @@ def test_cli_planner_export_logs_in_to_the_service(world, tmp_path):
         page.fill("#geogrid-user", "maps-planner")
         page.fill("#geogrid-pass", PASSWORD)
         page.click("#geogrid-login-btn")
-        page.wait_for_function("() => document.getElementById('geogrid-status').textContent !== ''")
-        assert page.locator("#geogrid-status").inner_text() == "OK"
+        page.wait_for_function("() => document.getElementById('geogrid-login-status').textContent !== ''")
+        assert page.locator("#geogrid-login-status").inner_text() == "Logged in"
     finally:
         watched.close()
 
