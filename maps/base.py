@@ -238,11 +238,48 @@ def for_display(geoms, tolerance_m: float) -> np.ndarray:
 def feature_collection(geoms, properties: list[dict]) -> dict:
     """GeoJSON (RFC 7946: counter-clockwise exteriors) with rounded coordinates."""
     geoms = shapely.orient_polygons(np.asarray(geoms, dtype=object))
-    features = []
-    for g, props in zip(geoms, properties):
-        features.append({"type": "Feature", "properties": props,
-                         "geometry": json.loads(shapely.to_geojson(g)) if g is not None else None})
-    return {"type": "FeatureCollection", "features": features}
+    # One parse of every geometry at once: a town has thousands.
+    texts = shapely.to_geojson(geoms)
+    parsed = json.loads("[" + ",".join(t if t is not None else "null" for t in texts) + "]") if len(texts) else []
+    return {"type": "FeatureCollection",
+            "features": [{"type": "Feature", "properties": props, "geometry": g} for g, props in zip(parsed, properties)]}
+
+
+class GeoJson(folium.GeoJson):
+    """folium's GeoJson layer whose data :func:`page` writes into the page after rendering.
+
+    branca compiles every rendered script once more as a Jinja template: with a town's grids
+    in it (a megabyte of coordinates) that costs more than the rest of the page. The
+    template gets a placeholder instead; the data is written as JSON safe inside a script
+    (no ``<``, ``>``, ``&``), as Jinja's ``tojson`` would."""
+
+    def render(self, **kwargs):
+        data = self.data
+        if (self.style or self.highlight) and data["features"]:
+            mapper = folium.features.GeoJsonStyleMapper(data, self.feature_identifier, self)
+            if self.style:
+                self.style_map = mapper.get_style_map(self.style_function)
+            if self.highlight:
+                self.highlight_map = mapper.get_highlight_map(self.highlight_function)
+        self.parent_map = folium.utilities.get_obj_in_upper_tree(self, folium.Map)
+        token = f"__geogrid_data_{self.get_name()}__"
+        deferred = self.get_root().__dict__.setdefault("geogrid_deferred", {})
+        deferred[json.dumps(token)] = json.dumps(data, separators=(",", ":"), ensure_ascii=False).replace(
+            "<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+        self.data = token
+        try:
+            super(folium.GeoJson, self).render(**kwargs)  # folium's own render, without its style pass
+        finally:
+            self.data = data
+
+
+def _write_deferred(root, rendered: str) -> str:
+    """The page with the data of its :class:`GeoJson` layers in place of their placeholders."""
+    for token, data in getattr(root, "geogrid_deferred", {}).items():
+        if rendered.count(token) != 1:
+            raise RuntimeError(f"the page should hold {token} once")
+        rendered = rendered.replace(token, data)
+    return rendered
 
 
 def legend(title: str, items: list[tuple[str, str]]) -> branca.element.MacroElement:
@@ -288,7 +325,7 @@ def page(m: folium.Map, settings: Settings, *, inline: bool, title: str, nonce: 
     ``<meta>`` with the hashes of the inline scripts. ``connect``: other origins the page
     may call (an exported planner map's service)."""
     m.get_root().header.add_child(folium.Element(f"<title>{esc(title)}</title>"))
-    rendered = m.get_root().render()
+    rendered = _write_deferred(m.get_root(), m.get_root().render())
     # User text reaches the page only as JSON (tojson: no raw "<") or through esc(), so every
     # script tag was written by a template: folium's two inline ones (its globals in the
     # head, the map's bundle) and the libraries'. Anything else would get the nonce below,

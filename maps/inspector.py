@@ -19,6 +19,7 @@ from geogrid.incidents import records, states
 from maps import views
 from maps.base import (
     Cluster,
+    GeoJson,
     LogoutButton,
     Points,
     describe,
@@ -71,7 +72,7 @@ def _choropleth(session: Session, settings: Settings, m, area: str, cases: list[
     props = [{"code": code, "name": name, "count": v, "colour": scale(v)}
              for code, name, v in zip(grids["code"], grids["name"], values)]
     group = folium.FeatureGroup(name=t["choropleth"], show=False)
-    layer = folium.GeoJson(feature_collection(for_display(grids.geometry.array, settings.map_simplify_m), props),
+    layer = GeoJson(feature_collection(for_display(grids.geometry.array, settings.map_simplify_m), props),
                            style_function=lambda f: {"fillColor": f["properties"]["colour"], "color": "#666",
                                                      "weight": 0.5, "fillOpacity": 0.7})
     describe(layer, fields=["code", "name", "count"], aliases=[t["code"], t["name"], t["incidents"]])
@@ -95,7 +96,7 @@ def _patrols(session: Session, settings: Settings, m, area: str, t: dict) -> Non
     behind = {g["code"]: g for g in patrols.patrols_behind(session, settings, area=area)["grids"]}
     props = views.patrol_properties(env["code"], env["name"], behind, t)
     group = folium.FeatureGroup(name=t["patrol"], show=True)
-    layer = folium.GeoJson(feature_collection(for_display(env.geometry.array, settings.map_simplify_m), props),
+    layer = GeoJson(feature_collection(for_display(env.geometry.array, settings.map_simplify_m), props),
                            style_function=lambda f: {"fill": False, "color": f["properties"]["colour"], "weight": 3})
     describe(layer, fields=["code", "name", "status", "last"], aliases=[t["code"], t["name"], t["patrol"], "≤"])
     layer.add_to(group)

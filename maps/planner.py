@@ -29,6 +29,7 @@ from geogrid.people import assignments
 from maps import views
 from maps.base import (
     PALETTE,
+    GeoJson,
     LogoutButton,
     Script,
     Search,
@@ -93,7 +94,7 @@ def render(session: Session, settings: Settings, *, area: str, layer: str = "com
         props = views.grid_properties(part.itertuples(), colours, posts, t, net)
         # Leaflet's layer control writes layer names with innerHTML.
         group = folium.FeatureGroup(name=esc(f"{t['grids']} · {layer_names.get(net, net)}"), show=(net == layer))
-        gj = folium.GeoJson(
+        gj = GeoJson(
             feature_collection(geoms, props),
             style_function=lambda f: {"fillColor": f["properties"]["colour"], "color": "#555", "weight": 1,
                                       "fillOpacity": 0.55},
@@ -111,7 +112,7 @@ def render(session: Session, settings: Settings, *, area: str, layer: str = "com
     if len(admin):
         # Not interactive: on a shared canvas an outline would take every click meant for
         # the grids under it (Leaflet's hit test ignores fill: false).
-        folium.GeoJson(
+        GeoJson(
             feature_collection(for_display(admin.geometry.array, settings.map_simplify_m),
                                [{"code": r.code} for r in admin.itertuples()]),
             style_function=lambda f: {"fill": False, "color": "#222", "weight": 3, "interactive": False},

@@ -26,6 +26,7 @@ from geogrid.people import assignments
 from maps import views
 from maps.base import (
     Cluster,
+    GeoJson,
     Script,
     Search,
     feature_collection,
@@ -48,12 +49,12 @@ def render(session: Session, settings: Settings, *, area: str, layer: str = "com
                                        timeutil.local_today(settings), lang, public_only=True)
     props, strings = views.board_properties(grids.itertuples(), posts)
     if len(villages):
-        folium.GeoJson(
+        GeoJson(
             feature_collection(for_display(villages.geometry.array, settings.map_simplify_m),
                                [{"name": n} for n in villages["name"]]),
             name=t["parents"], style_function=lambda f: {"fill": False, "color": "#333", "weight": 2.5},
             interactive=False).add_to(m)
-    board = folium.GeoJson(
+    board = GeoJson(
         feature_collection(for_display(grids.geometry.array, settings.map_simplify_m), props), name=t["grids"],
         style_function=lambda f: {"color": "#2b83ba", "weight": 1, "fillColor": "#abdda4", "fillOpacity": 0.25},
         highlight_function=lambda f: {"weight": 3, "fillOpacity": 0.45})

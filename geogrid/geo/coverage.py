@@ -229,7 +229,8 @@ def simplify_layer(geoms, tolerance_m: float, *, around: shapely.Geometry | None
     keep exactly shared edges, so a simplified map shows no slivers. ``tolerance_m`` is in
     metres. Needs an edge-matched coverage (run :func:`propose_clean` first otherwise)."""
     geoms = np.asarray(geoms, dtype=object)
-    fwd, inv = local_projection(around if around is not None else shapely.union_all(shapely.envelope(geoms)))
+    # Only the projection's centre depends on ``around``: the layer's bounding box will do.
+    fwd, inv = local_projection(around if around is not None else shapely.box(*shapely.total_bounds(geoms)))
     return project(inv, shapely.coverage_simplify(project(fwd, geoms), tolerance_m))
 
 
