@@ -185,7 +185,9 @@ def _origin(url: str | None) -> tuple[str, ...]:
 
 def _labels(part, geoms, t) -> folium.FeatureGroup:
     """Codes at the grids' label points; shown only when zoomed in enough to read them."""
-    group = folium.FeatureGroup(name=t["labels"], show=True)
+    # Off the map at first: the zoom gate adds it when zoomed in. Added and then taken off,
+    # a town's thousands of labels would cost the first render a second of layout.
+    group = folium.FeatureGroup(name=t["labels"], show=False)
     points = shapely.point_on_surface(np.asarray(geoms, dtype=object))
     group.add_child(Labels(group, views.label_points(part["code"], points)))
     group.add_child(ZoomGate(group, min_zoom=15))
