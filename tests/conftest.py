@@ -198,7 +198,7 @@ def _box(x0, y0, x1, y1):
     return shapely.box(x0, y0, x1, y1)
 
 
-def _micro_code(row_from_north: int, col: int) -> str:
+def micro_code(row_from_north: int, col: int) -> str:
     return f"{MVILLAGE}{row_from_north * 10 + col + 1:03d}"
 
 
@@ -218,7 +218,7 @@ AREAS = {
     ENV_E: ("东村环境网格", "village", "environment", TOWN, _box(120.02, 30.0, 120.04, 30.04)),
     MTOWN: ("微格镇", "town", "admin", COUNTY, _box(MX[0], MY[0], MX[10], MY[10])),
     MVILLAGE: ("微格村", "village", "admin", MTOWN, _box(MX[0], MY[0], MX[10], MY[10])),
-    **{_micro_code(r, c): (f"微格{r}-{c}", "grid", "comprehensive", MVILLAGE,
+    **{micro_code(r, c): (f"微格{r}-{c}", "grid", "comprehensive", MVILLAGE,
                            _box(MX[c], MY[9 - r], MX[c + 1], MY[10 - r]))
        for r in range(10) for c in range(10)},
 }

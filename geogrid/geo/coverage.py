@@ -71,7 +71,7 @@ def project(transformer: pyproj.Transformer, geoms):
     return shapely.transform(geoms, lambda xy: np.column_stack(transformer.transform(xy[:, 0], xy[:, 1])))
 
 
-def _polygonal(geoms: np.ndarray) -> np.ndarray:
+def polygonal_parts(geoms: np.ndarray) -> np.ndarray:
     """Keep the polygonal parts of each geometry (intersections also yield lines and points)."""
     out = np.asarray(geoms, dtype=object).copy()
     # Only collections need work (vectorised test first: this runs on whole layers).
@@ -146,7 +146,7 @@ def check_coverage(
         problems.append({"kind": INVALID, "codes": [str(codes[i])], "reason": what, "area_m2": None,
                          "geometry": None, "point": where})
         kids[i] = shapely.make_valid(kids[i], method="structure")
-    kids = _polygonal(kids)
+    kids = polygonal_parts(kids)
     if not shapely.is_valid(whole):
         whole = shapely.make_valid(whole, method="structure")
 
@@ -160,7 +160,7 @@ def check_coverage(
         keep = a != b
         pairs = np.unique(np.column_stack([np.minimum(a[keep], b[keep]), np.maximum(a[keep], b[keep])]), axis=0)
         if len(pairs):
-            shared = _polygonal(shapely.intersection(kids[pairs[:, 0]], kids[pairs[:, 1]]))
+            shared = polygonal_parts(shapely.intersection(kids[pairs[:, 0]], kids[pairs[:, 1]]))
             for (i, j), geom in zip(pairs, shared):
                 if not geom.is_empty:
                     emit(OVERLAP, geom, (codes[i], codes[j]), measure_width=True)
@@ -174,7 +174,7 @@ def check_coverage(
     shapely.prepare(whole)
     outside = np.flatnonzero(~shapely.covers(whole, kids))
     if outside.size:
-        spills = _polygonal(shapely.difference(kids[outside], whole))
+        spills = polygonal_parts(shapely.difference(kids[outside], whole))
         for i, geom in zip(outside, spills):
             if not geom.is_empty:
                 emit(SPILL, geom, (codes[i],), share=round(shapely.area(geom) / max(kids[i].area, 1e-18), 6))
@@ -182,10 +182,10 @@ def check_coverage(
     # Gaps: the parent's land no grid claims, less the exemption mask.
     uncovered = shapely.difference(whole, union)
     if exempt is not None and not exempt.is_empty:
-        for piece in shapely.get_parts(_polygonal(np.array([shapely.intersection(uncovered, exempt)]))[0]):
+        for piece in shapely.get_parts(polygonal_parts(np.array([shapely.intersection(uncovered, exempt)]))[0]):
             emit(EXEMPT, piece, ())
         uncovered = shapely.difference(uncovered, exempt)
-    gaps = np.asarray(shapely.get_parts(_polygonal(np.array([uncovered]))[0]), dtype=object)
+    gaps = np.asarray(shapely.get_parts(polygonal_parts(np.array([uncovered]))[0]), dtype=object)
     if gaps.size:
         near_src, near_dst = tree.query(gaps, predicate="dwithin", distance=1e-7)
         order = np.argsort(near_src, kind="stable")
@@ -249,12 +249,12 @@ def propose_clean(parent: shapely.Geometry, children, *, gap_width_m: float = 5.
 
     Cleaning runs in lon/lat, so grids it does not touch come back vertex for vertex."""
     kids = np.asarray(children, dtype=object)
-    kids = _polygonal(np.asarray([g if g.is_valid else shapely.make_valid(g, method="structure") for g in kids],
+    kids = polygonal_parts(np.asarray([g if g.is_valid else shapely.make_valid(g, method="structure") for g in kids],
                                  dtype=object))
     snap = snapping_distance_m if snapping_distance_m < 0 else metres_to_degrees(snapping_distance_m, parent)
     cleaned = shapely.coverage_clean(kids, gap_width=metres_to_degrees(gap_width_m, parent), snapping_distance=snap,
                                      merge_strategy=merge_strategy)
     shapely.prepare(parent)
     inside = shapely.covers(parent, cleaned)
-    cleaned[~inside] = _polygonal(shapely.intersection(cleaned[~inside], parent))
+    cleaned[~inside] = polygonal_parts(shapely.intersection(cleaned[~inside], parent))
     return cleaned

@@ -37,7 +37,7 @@ import numpy as np
 import shapely
 
 from geogrid.geo import codes as codelib
-from geogrid.geo.coverage import GAP, OVERLAP, CoverageOptions, _polygonal, check_coverage
+from geogrid.geo.coverage import GAP, OVERLAP, CoverageOptions, check_coverage, polygonal_parts
 
 Move = tuple[tuple[float, float], tuple[float, float]]
 
@@ -133,7 +133,7 @@ def merge_polygons(geoms: Sequence[shapely.Geometry]) -> shapely.Geometry:
     Edge-matched grids get GEOS' coverage union (exact, linear); others an ordinary union."""
     arr = np.asarray(geoms, dtype=object)
     union = shapely.coverage_union_all(arr) if shapely.coverage_is_valid(arr) else shapely.union_all(arr)
-    union = _polygonal(np.array([union], dtype=object))[0]
+    union = polygonal_parts(np.array([union], dtype=object))[0]
     if union.geom_type == "Polygon":
         return union
     components = np.asarray(shapely.get_parts(union), dtype=object)

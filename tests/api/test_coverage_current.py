@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime as dt
 
 import shapely
-from conftest import E1, E2, MTOWN, TOWN, VE, VW, W1, W2, W4, _micro_code
+from conftest import E1, E2, MTOWN, TOWN, VE, VW, W1, W2, W4, micro_code
 from sqlalchemy import text
 
 from geogrid.core.settings import Settings
@@ -68,7 +68,7 @@ def test_current_coverage_is_stored_until_something_in_the_subtree_changes(world
     assert run["subtree"] is True and run["problems"] == first["problems"]
 
     # Changes outside the subtree (another town) leave the stored run current.
-    micro = _micro_code(0, 0)
+    micro = micro_code(0, 0)
     assert client.patch(f"/api/grids/{micro}", json={"properties": {"households": 321}}).status_code == 200
     assert current(client, planner)["fresh"] is False
 
