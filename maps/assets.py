@@ -48,8 +48,6 @@ CDN = {
         ("leaflet.markercluster@1.1.0", "dist/MarkerCluster.css"),
     "https://cdnjs.cloudflare.com/ajax/libs/leaflet.markercluster/1.1.0/MarkerCluster.Default.css":
         ("leaflet.markercluster@1.1.0", "dist/MarkerCluster.Default.css"),
-    "https://cdnjs.cloudflare.com/ajax/libs/leaflet.draw/1.0.2/leaflet.draw.js": ("leaflet-draw@1.0.2", "dist/leaflet.draw.js"),
-    "https://cdnjs.cloudflare.com/ajax/libs/leaflet.draw/1.0.2/leaflet.draw.css": ("leaflet-draw@1.0.2", "dist/leaflet.draw.css"),
     # folium's GeoMan points at @latest: pinned here, like every other library.
     "https://unpkg.com/@geoman-io/leaflet-geoman-free@latest/dist/leaflet-geoman.js":
         ("@geoman-io/leaflet-geoman-free@2.20.2", "dist/leaflet-geoman.min.js"),
@@ -63,10 +61,6 @@ CDN = {
         ("leaflet-minimap@3.6.1", "dist/Control.MiniMap.min.js"),
     "https://cdnjs.cloudflare.com/ajax/libs/leaflet-minimap/3.6.1/Control.MiniMap.css":
         ("leaflet-minimap@3.6.1", "dist/Control.MiniMap.min.css"),
-    "https://cdn.jsdelivr.net/gh/ljagis/leaflet-measure@2.1.7/dist/leaflet-measure.min.js":
-        ("leaflet-measure@2.1.7", "dist/leaflet-measure.min.js"),
-    "https://cdn.jsdelivr.net/gh/ljagis/leaflet-measure@2.1.7/dist/leaflet-measure.min.css":
-        ("leaflet-measure@2.1.7", "dist/leaflet-measure.css"),
     "https://cdnjs.cloudflare.com/ajax/libs/leaflet-locatecontrol/0.66.2/L.Control.Locate.min.js":
         ("leaflet.locatecontrol@0.66.2", "dist/L.Control.Locate.min.js"),
     "https://cdnjs.cloudflare.com/ajax/libs/leaflet-locatecontrol/0.66.2/L.Control.Locate.min.css":
