@@ -214,7 +214,6 @@ def rate_limit(name: str, per_minute: Callable[[Settings], int]):
 # --------------------------------------------------------------------------- strict writes
 
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-_declared: dict[int, frozenset[str]] = {}
 
 
 def _query_names(dependant) -> frozenset[str]:
@@ -235,9 +234,10 @@ def known_query_only(request: Request) -> None:
     route = request.scope.get("route")
     if request.method not in WRITE_METHODS or route is None or not hasattr(route, "dependant"):
         return
-    known = _declared.get(id(route))
+    # Kept on the route object itself: built once per route, gone with it.
+    known = getattr(route, "geogrid_query_names", None)
     if known is None:
-        known = _declared[id(route)] = _query_names(route.dependant)
+        known = route.geogrid_query_names = _query_names(route.dependant)
     unknown = sorted(set(request.query_params) - known)
     if unknown:
         takes = ", ".join(sorted(known)) or "none"
