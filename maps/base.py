@@ -444,8 +444,6 @@ LABELS["zh"]["editor"] = {
     "created_problems": "新产生的缺口/重叠", "removed_problems": "消除的缺口/重叠", "width": "宽度",
     "households_moved": "转移户数（按面积估算）", "population_moved": "转移人口（按面积估算）",
     "incidents_moved": "所属网格将改变的在办事件", "incidents_keep_route": "在办事件保持原流转路线不变。",
-    "states": {"reported": "已上报", "accepted": "已受理", "filed": "已立案", "dispatched": "已派遣",
-               "in_progress": "处置中", "handled": "已处置", "verified": "已核查", "parked": "挂起"},
     "confirm_title": "此次修改需要确认：", "confirm_yes": "确认保存", "confirm_no": "返回修改", "back": "返回编辑",
     "username": "用户名", "password": "密码", "login": "登录", "logged_in": "已登录", "bad_login": "用户名或密码错误",
 }
@@ -472,8 +470,6 @@ LABELS["en"]["editor"] = {
     "created_problems": "Gaps/overlaps created", "removed_problems": "Gaps/overlaps removed", "width": "width",
     "households_moved": "Households moved (estimated by area)", "population_moved": "Population moved (estimated by area)",
     "incidents_moved": "Open incidents whose grid changes", "incidents_keep_route": "Open incidents keep their current route.",
-    "states": {"reported": "Reported", "accepted": "Accepted", "filed": "Filed", "dispatched": "Dispatched",
-               "in_progress": "In progress", "handled": "Handled", "verified": "Verified", "parked": "Parked"},
     "confirm_title": "This edit needs confirming:", "confirm_yes": "Save anyway", "confirm_no": "Back to editing",
     "back": "Back to editing",
     "username": "Username", "password": "Password", "login": "Log in", "logged_in": "Logged in",

@@ -25,6 +25,7 @@ from geogrid.core import timeutil
 from geogrid.core.settings import Settings
 from geogrid.coverage import runs
 from geogrid.db.schema import ADMIN_LAYER
+from geogrid.incidents.states import STATES
 from geogrid.people import assignments
 from maps import views
 from maps.base import (
@@ -304,7 +305,9 @@ class Editor(Script):
         self.m, self.grids, self.drawn, self.dock, self.standalone = m, grids, drawn, dock, standalone
         self.lang = "en" if lang == "en" else "zh"
         self.geoman_texts = GEOMAN_TEXTS.get(self.lang, {})
-        self.options = {"t": {**t["editor"], "lang": self.lang}, "problemText": {**t["problem"], "lang": self.lang},
+        # State names as the incident workflow gives them (geogrid.incidents.states).
+        state_names = {k: v[1 if self.lang == "en" else 0] for k, v in STATES.items()}
+        self.options = {"t": {**t["editor"], "states": state_names, "lang": self.lang}, "problemText": {**t["problem"], "lang": self.lang},
                         "layer": layer, "parent": parent_code, "snapPx": settings.snap_tolerance_px,
                         "palette": PALETTE, "impactStyles": IMPACT_STYLE}
 
