@@ -97,6 +97,8 @@ class Settings(BaseSettings):
         default_factory=lambda: {"county": 30, "town": 30, "village": 7, "grid": 7, "microgrid": 7},
         description="Environment grids: the longest time between two patrols, by level")
     key_source_days: int = Field(default=30, description="Key-supervision pollution sources: longest time between visits")
+    satisfied_from: int = Field(default=6, ge=0, le=10, description="A satisfaction rating (0-10) at or above this "
+                                "counts as satisfied in 满意率")
     public_reports_per_minute: int = Field(default=5, description="Anonymous reports a minute per client address")
 
     open311_jurisdiction_id: str | None = Field(default=None, description="Open311 jurisdiction_id this service "

@@ -38,6 +38,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects.postgresql import (
+    ARRAY,
     DATERANGE,
     JSONB,
     TSTZRANGE,
@@ -452,6 +453,70 @@ class IncidentEvent(Base):
     to_state: Mapped[str | None] = mapped_column(String(16))
     note: Mapped[str | None] = mapped_column(Text)
     data: Mapped[object | None] = mapped_column(JSONB)
+
+
+class IncidentStep(Base):
+    """A timed step of a case (accept, dispatch, handle, verify): the area that owed it, its
+    deadline, when and how it ended, by whom; never cleared (assessment rebuilds from it)."""
+
+    __tablename__ = "incident_step"
+    __table_args__ = (
+        CheckConstraint("(ended_at IS NULL) = (outcome IS NULL)", name="incident_step_ended"),
+        CheckConstraint("outcome IS NULL OR outcome::text = ANY (ARRAY['done'::character varying, 'escalated'::character varying, 'parked'::character varying, 'voided'::character varying, 'reopened'::character varying]::text[])", name="incident_step_outcome"),
+        CheckConstraint("step::text = ANY (ARRAY['accept'::character varying, 'dispatch'::character varying, 'handle'::character varying, 'verify'::character varying]::text[])", name="incident_step_step"),
+        ForeignKeyConstraint(["authority_id"], ["area.id"], name="incident_step_authority_id_fkey"),
+        ForeignKeyConstraint(["incident_id"], ["incident.id"], ondelete="CASCADE", name="incident_step_incident_id_fkey"),
+        PrimaryKeyConstraint("id", name="incident_step_pkey"),
+        Index("incident_step_one_open", "incident_id", unique=True, postgresql_where="(ended_at IS NULL)"),
+        Index("ix_incident_step_incident_id", "incident_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    incident_id: Mapped[int] = mapped_column(Integer, nullable=False)
+    step: Mapped[str] = mapped_column(String(16), nullable=False, comment="accept, dispatch, handle or verify")
+    authority_id: Mapped[int] = mapped_column(Integer, nullable=False, comment="the area that had to finish the step")
+    started_at: Mapped[datetime.datetime] = mapped_column(DateTime(True), nullable=False)
+    due_at: Mapped[datetime.datetime | None] = mapped_column(DateTime(True), comment="the time limit in force; never cleared")
+    ended_at: Mapped[datetime.datetime | None] = mapped_column(DateTime(True))
+    ended_by: Mapped[str | None] = mapped_column(String(100))
+    outcome: Mapped[str | None] = mapped_column(String(16), comment="done, escalated, parked, voided or reopened")
+    working_hours: Mapped[float | None] = mapped_column(Double(53), comment="working time the step took")
+    late: Mapped[bool | None] = mapped_column(Boolean, Computed("(ended_at > due_at)", persisted=True),
+                                              comment="ended after its time limit (null while open)")
+
+
+class CaseFact(Base):
+    """One row per case of what the assessment indicators count, written with its events."""
+
+    __tablename__ = "case_fact"
+    __table_args__ = (
+        ForeignKeyConstraint(["incident_id"], ["incident.id"], ondelete="CASCADE", name="case_fact_incident_id_fkey"),
+        ForeignKeyConstraint(["place_id"], ["area.id"], name="case_fact_place_id_fkey"),
+        PrimaryKeyConstraint("incident_id", name="case_fact_pkey"),
+        Index("case_fact_reported", "reported_at"),
+        Index("ix_case_fact_place_id", "place_id"),
+    )
+
+    incident_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    reported_at: Mapped[datetime.datetime] = mapped_column(DateTime(True), nullable=False)
+    place_id: Mapped[int] = mapped_column(Integer, nullable=False, comment="where it happened: its grid, or the "
+                                          "territorial authority of a blind spot")
+    category_key: Mapped[str] = mapped_column(String(40), nullable=False)
+    department: Mapped[str] = mapped_column(String(100), nullable=False)
+    channel: Mapped[str] = mapped_column(String(32), nullable=False)
+    worker_ids: Mapped[list[int]] = mapped_column(ARRAY(Integer()), nullable=False, server_default=text("'{}'::integer[]"),
+                                                  comment="grid workers in post for the place when it was routed")
+    state: Mapped[str] = mapped_column(String(16), nullable=False)
+    accepted: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("false"))
+    voided: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("false"))
+    parked: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("false"),
+                                         comment="parked (挂账) at least once")
+    escalations: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("0"))
+    late_steps: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("0"))
+    closed_at: Mapped[datetime.datetime | None] = mapped_column(DateTime(True))
+    due_at: Mapped[datetime.datetime | None] = mapped_column(DateTime(True), comment="deadline of the open step")
+    handling_hours: Mapped[float | None] = mapped_column(Double(53), comment="working hours of its steps, once closed")
+    satisfaction: Mapped[int | None] = mapped_column(Integer)
 
 
 # --------------------------------------------------------------------------- environment

@@ -15,6 +15,7 @@ from geogrid.access import scopes
 from geogrid.areas import lookup
 from geogrid.core.errors import GeogridError, Problem
 from geogrid.core.settings import Settings
+from geogrid.incidents import steps
 from geogrid.incidents.categories import categories
 from geogrid.incidents.intake import idempotency_scope, route, snapshot, validate
 from geogrid.incidents.records import incident_values, insert_incidents, new_receipt
@@ -122,10 +123,12 @@ def import_incidents(session: Session, records: list[dict], settings: Settings, 
         params.append(incident_values(c, where, receipt=new_receipt(c["occurred_at"], tz), reported_at=c["occurred_at"],
                                       key_scope=c["key_scope"], state=c["state"], due=due))
     insert_incidents(session, params)
-    session.execute(text("""
+    ids = session.execute(text("""
         INSERT INTO incident_event (incident_id, actor, action, to_state, note)
         SELECT id, :actor, 'import', state, 'historical import' FROM incident WHERE receipt = ANY(:receipts)
-    """), {"actor": scopes.actor(session), "receipts": [p["receipt"] for p in params]})
+        RETURNING incident_id
+    """), {"actor": scopes.actor(session), "receipts": [p["receipt"] for p in params]}).scalars().all()
+    steps.open_imported(session, list(ids))
     if progress:
         progress(done % 1000)
     counts: dict[str, int] = {}

@@ -152,7 +152,8 @@ def validate(session: Session, data: dict, settings: Settings, now: dt.datetime,
     return clean, problems
 
 
-def intake(session: Session, data: dict, settings: Settings, *, lang: str = "zh", public: bool = False) -> dict:
+def intake(session: Session, data: dict, settings: Settings, *, lang: str = "zh", public: bool = False,
+           at: dt.datetime | None = None) -> dict:
     """Take in one incident: validate, convert its coordinates, route it, store it with its
     first time limit. Nothing is stored when anything is wrong.
 
@@ -161,8 +162,9 @@ def intake(session: Session, data: dict, settings: Settings, *, lang: str = "zh"
     only to an account (the same one, since the key is looked up in its scope), never to
     the ``public``, who share one anonymous scope. Anyone may report anywhere as the
     public (``public``, a channel of its own); staff take in cases only where they may act
-    on them (the routed grid or authority in their reach)."""
-    now = dt.datetime.now(dt.UTC)
+    on them (the routed grid or authority in their reach). ``at`` (replays and tests) is
+    when it was received; default now."""
+    now = at or dt.datetime.now(dt.UTC)
     clean, problems = validate(session, data, settings, now)
     key = clean["idempotency_key"]
     key_scope = idempotency_scope(session, clean["channel"])
@@ -185,7 +187,8 @@ def intake(session: Session, data: dict, settings: Settings, *, lang: str = "zh"
         if not in_reach(session, place, CENTRE + HANDLERS):
             raise GeogridError(f"{scopes.actor(session)} may not take in an incident at {place['authority']}: "
                                "outside their scope", status=403)
-    due = calendar(settings).add(now, *clean["category"]["time_limits"]["accept"])
+    work = calendar(settings)
+    due = work.add(now, *clean["category"]["time_limits"]["accept"])
     values = incident_values(clean, where, receipt=new_receipt(now, tz), reported_at=now,
                              key_scope=key_scope if key else None, state="reported", due=due)
     try:
@@ -193,7 +196,7 @@ def intake(session: Session, data: dict, settings: Settings, *, lang: str = "zh"
             incident_id = insert_incident(session, values)
     except IntegrityError:
         raise GeogridError(f"duplicate submission: idempotency key {key!r} was just used", status=409) from None
-    event(session, incident_id, "report", None, "reported", data={"route": route_summary(where)})
+    event(session, incident_id, "report", None, "reported", data={"route": route_summary(where)}, work=work, at=now)
     return get_incident(session, incident_id, check=False)
 
 

@@ -25,16 +25,23 @@ from geogrid.access import scopes
 from geogrid.areas import lookup
 from geogrid.core.errors import GeogridError, not_found
 from geogrid.core.jsonenc import dumps_or_none
+from geogrid.incidents import steps
 from geogrid.incidents.states import CENTRE, HANDLERS, STATES, TRANSITIONS
+from geogrid.incidents.workcal import WorkCalendar
 
 
-def event(session: Session, incident_id: int, action: str, from_state, to_state, *, note=None, data=None) -> None:
-    """Add a step to a case's history (``incident_event``), by the session's actor."""
+def event(session: Session, incident_id: int, action: str, from_state, to_state, *, work: WorkCalendar,
+          at: dt.datetime, note=None, data=None) -> None:
+    """Add an event to a case's history (``incident_event``), by the session's actor, at
+    ``at``, and bring its timed steps and assessment facts up to date (:mod:`steps`)."""
+    actor = scopes.actor(session)
     session.execute(text("""
-        INSERT INTO incident_event (incident_id, actor, action, from_state, to_state, note, data)
-        VALUES (:i, :actor, :action, :f, :t, :note, CAST(:data AS jsonb))
-    """), {"i": incident_id, "actor": scopes.actor(session), "action": action, "f": from_state, "t": to_state,
+        INSERT INTO incident_event (incident_id, at, actor, action, from_state, to_state, note, data)
+        VALUES (:i, :at, :actor, :action, :f, :t, :note, CAST(:data AS jsonb))
+    """), {"i": incident_id, "at": at, "actor": actor, "action": action, "f": from_state, "t": to_state,
            "note": note, "data": dumps_or_none(data)})
+    steps.advance(session, incident_id, action=action, from_state=from_state, to_state=to_state, at=at, actor=actor,
+                  work=work)
 
 
 # --------------------------------------------------------------------------- reading

@@ -44,8 +44,10 @@ def _locked(session: Session, incident_id: int, expected_version: int | None, *,
 
 
 def transition(session: Session, incident_id: int, to: str, settings: Settings, *, note: str | None = None,
-               satisfaction: int | None = None, expected_version: int | None = None) -> dict:
-    """Move a case to state ``to``; an illegal move is a 409 listing the allowed ones."""
+               satisfaction: int | None = None, expected_version: int | None = None,
+               at: dt.datetime | None = None) -> dict:
+    """Move a case to state ``to``; an illegal move is a 409 listing the allowed ones.
+    ``at`` (internal callers: history replays and tests) is when it happened; default now."""
     require_reader(session)
     case = _locked(session, incident_id, expected_version)
     if to not in STATES:
@@ -57,24 +59,25 @@ def transition(session: Session, incident_id: int, to: str, settings: Settings, 
     require_case_scope(session, case, MAY_ENTER[to], f"move to {to}")
     if satisfaction is not None and to != "closed":
         raise GeogridError("satisfaction is given when a case is closed")
-    now = dt.datetime.now(dt.UTC)
+    now = at or dt.datetime.now(dt.UTC)
+    work = calendar(settings)
     step = STEP_OF.get(to)
     due = case["due_at"]
     if step:
-        due = calendar(settings).add(now, *_limits(session, case["category"])[step])
+        due = work.add(now, *_limits(session, case["category"])[step])
     elif to in TERMINAL or to == "parked":
         due = None
     elif to == "in_progress" and case["state"] in ("parked", "handled"):
         # Back from the parked list, or sent back by verification: handling starts again.
-        due = calendar(settings).add(now, *_limits(session, case["category"])["handle"])
+        due = work.add(now, *_limits(session, case["category"])["handle"])
     session.execute(text("""
         UPDATE incident SET state = CAST(:to AS varchar), due_at = :due, version = version + 1, updated_at = now(),
-               closed_at = CASE WHEN CAST(:to AS varchar) IN ('closed', 'void') THEN now() ELSE closed_at END,
+               closed_at = CASE WHEN CAST(:to AS varchar) IN ('closed', 'void') THEN :now ELSE closed_at END,
                satisfaction = coalesce(CAST(:satisfaction AS integer), satisfaction)
         WHERE id = :id
-    """), {"to": to, "due": due, "id": incident_id, "satisfaction": satisfaction})
+    """), {"to": to, "due": due, "id": incident_id, "satisfaction": satisfaction, "now": now})
     event(session, incident_id, "transition", case["state"], to, note=note,
-           data={"satisfaction": satisfaction} if satisfaction is not None else None)
+          data={"satisfaction": satisfaction} if satisfaction is not None else None, work=work, at=now)
     return get_incident(session, incident_id, check=False, history=True)
 
 
@@ -83,7 +86,7 @@ def _limits(session: Session, category: str) -> dict:
 
 
 def escalate(session: Session, incident_id: int, settings: Settings, *, note: str | None = None,
-             expected_version: int | None = None, automatic: bool = False) -> dict:
+             expected_version: int | None = None, automatic: bool = False, at: dt.datetime | None = None) -> dict:
     """Hand the case one level up ("村呼镇应、镇呼县应"): its authority becomes the parent
     area, and the current step's time limit starts again there."""
     if not automatic:
@@ -96,13 +99,15 @@ def escalate(session: Session, incident_id: int, settings: Settings, *, note: st
     if parent is None:
         raise conflict(f"incident {case['receipt']} is already with the top level ({case['authority']})")
     step = STEP_OF.get(case["state"]) or ("handle" if case["state"] in ("filed", "in_progress", "parked") else "verify")
-    due = calendar(settings).add(dt.datetime.now(dt.UTC), *_limits(session, case["category"])[step])
+    now = at or dt.datetime.now(dt.UTC)
+    work = calendar(settings)
+    due = work.add(now, *_limits(session, case["category"])[step])
     session.execute(text("""
         UPDATE incident SET authority_id = :p, escalation_level = escalation_level + 1, due_at = :due,
                version = version + 1, updated_at = now() WHERE id = :id
     """), {"p": parent.id, "due": due, "id": incident_id})
     event(session, incident_id, "escalate", case["state"], case["state"], note=note,
-           data={"from": case["authority"], "to": parent.code, "automatic": automatic})
+          data={"from": case["authority"], "to": parent.code, "automatic": automatic}, work=work, at=now)
     return get_incident(session, incident_id, check=False, history=True)
 
 
@@ -120,7 +125,7 @@ def escalate_overdue(session: Session, settings: Settings, *, now: dt.datetime |
         try:
             with session.begin_nested():
                 done.append(escalate(session, incident_id, settings, note="time limit exceeded",
-                                     automatic=True)["receipt"])
+                                     automatic=True, at=now)["receipt"])
         except GeogridError:
             continue  # already at the top level: stays on the overdue list
     return done
@@ -157,7 +162,8 @@ def move(session: Session, incident_id: int, lon: float, lat: float, crs: str, s
     """), {"lon": clean["point"][0], "lat": clean["point"][1], "original": dumps_or_none(clean["original"]),
            "kind": where["kind"], "grid_id": where["grid_id"], "authority_id": where["authority_id"],
            "nearest": dumps_or_none(where["nearest_grid"]), "responsible": dumps_or_none(where["responsible"]), "id": incident_id})
-    event(session, incident_id, "move", case["state"], case["state"], note=note,
-           data={"from": {"lon": case["lon"], "lat": case["lat"], "grid": case["grid"], "authority": case["authority"]},
-                 "to": {"lon": clean["point"][0], "lat": clean["point"][1], **route_summary(where)}})
+    event(session, incident_id, "move", case["state"], case["state"], note=note, work=calendar(settings),
+          at=dt.datetime.now(dt.UTC),
+          data={"from": {"lon": case["lon"], "lat": case["lat"], "grid": case["grid"], "authority": case["authority"]},
+                "to": {"lon": clean["point"][0], "lat": clean["point"][1], **route_summary(where)}})
     return get_incident(session, incident_id, check=False, history=True)

@@ -1,0 +1,371 @@
+"""Assessment indicators (考核指标) over the case register and patrols.
+
+Every indicator is defined once, in :data:`INDICATORS` (name, unit and definition in
+Chinese and English); the API, the dashboard, the exports and the score sheets all read
+:func:`indicators`, and README's table is written from the same list.
+
+Cases are counted by cohort: the cases *reported* in the period ``[start, end)``, in the
+area's subtree (where they happened: their grid, or the territorial authority of a blind
+spot), with their state as of now. Patrols count the patrols *made* in the period on
+the environment grids of the subtree against the number due by the patrol frequency.
+
+>>> [i.key for i in INDICATORS][:4]
+['received', 'accepted', 'closed', 'closure_rate']
+>>> by_key()["on_time_rate"].zh
+'按期结案率'
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from geogrid.access import scopes
+from geogrid.core.errors import GeogridError, Problem
+from geogrid.core.settings import Settings
+from geogrid.environment.sources import ENVIRONMENT
+from geogrid.incidents.states import CENTRE
+
+
+@dataclass(frozen=True)
+class Indicator:
+    key: str
+    zh: str
+    en: str
+    unit: str  # "count", "rate" (0-1), "hours", "score"
+    definition_zh: str
+    definition_en: str
+
+    def name(self, lang: str = "zh") -> str:
+        """The indicator's name in ``lang``."""
+        return self.en if lang == "en" else self.zh
+
+    def definition(self, lang: str = "zh") -> str:
+        """The indicator's definition in ``lang``."""
+        return self.definition_en if lang == "en" else self.definition_zh
+
+
+INDICATORS: tuple[Indicator, ...] = (
+    Indicator("received", "上报数", "Received", "count",
+              "期内上报（接收）的案件数", "cases reported in the period"),
+    Indicator("accepted", "受理数", "Accepted", "count",
+              "其中已受理的案件数（受理环节已完成）", "of these, cases whose accept step was done"),
+    Indicator("closed", "结案数", "Closed", "count", "其中已结案的案件数", "of these, cases closed"),
+    Indicator("closure_rate", "结案率", "Closure rate", "rate",
+              "结案数 ÷ 应结案数（上报数 − 作废数）", "closed ÷ cases due to close (received − voided)"),
+    Indicator("closed_on_time", "按期结案数", "Closed on time", "count",
+              "已结案且每个环节都在时限内完成的案件数", "closed cases whose every step ended within its time limit"),
+    Indicator("on_time_rate", "按期结案率", "On-time closure rate", "rate",
+              "按期结案数 ÷ 应结案数（上报数 − 作废数）", "closed on time ÷ (received − voided)"),
+    Indicator("overdue_now", "当前超期数", "Overdue now", "count",
+              "未结案、未挂账且当前环节已过时限的案件数", "open cases (not parked) past the deadline of their step"),
+    Indicator("overdue_ever", "曾超期数", "Ever overdue", "count",
+              "有环节超时完成或当前超期的案件数", "cases with a step that ended late, or overdue now"),
+    Indicator("avg_hours", "平均处置时长", "Average handling time", "hours",
+              "已结案案件各环节用时之和的平均值（工作小时，不含挂账时间）",
+              "mean working hours of the steps of closed cases (parked time excluded)"),
+    Indicator("p90_hours", "处置时长P90", "Handling time p90", "hours",
+              "已结案案件处置时长的第90百分位（工作小时）", "90th percentile of the handling time of closed cases"),
+    Indicator("escalations", "逐级上报次数", "Escalations", "count",
+              "案件被提交上一级处理的次数（含超时自动上报）", "times cases went one level up (automatic ones included)"),
+    Indicator("voided", "作废数", "Voided", "count", "作废（重复或无效）的案件数", "cases voided (duplicate or invalid)"),
+    Indicator("parked", "挂账数", "Parked", "count", "曾挂账的案件数", "cases parked at least once"),
+    Indicator("satisfaction_mean", "满意度均值", "Mean satisfaction", "score",
+              "已评价案件的满意度平均分（0–10）", "mean satisfaction (0-10) of rated cases"),
+    Indicator("satisfaction_rate", "满意率", "Satisfaction rate", "rate",
+              "满意度达到满意线的案件 ÷ 已评价案件", "rated cases at or above the satisfied mark ÷ rated cases"),
+    Indicator("callbacks", "回访数", "Call-backs", "count",
+              "已结案并取得评价的案件数", "closed cases with a satisfaction rating"),
+    Indicator("callback_rate", "回访率", "Call-back rate", "rate", "回访数 ÷ 结案数", "call-backs ÷ closed"),
+    Indicator("first_reports", "首报数", "First reports", "count",
+              "由网格员巡查首先上报的案件数", "cases first reported by the grid's own patrol"),
+    Indicator("first_report_rate", "首报率", "First-report rate", "rate", "首报数 ÷ 上报数",
+              "first reports ÷ received"),
+    Indicator("patrols_due", "应巡查次数", "Patrols due", "count",
+              "期内环境网格按巡查频次应巡查的次数", "patrols due on the environment grids by their frequency"),
+    Indicator("patrols_done", "已巡查次数", "Patrols done", "count", "期内实际巡查次数", "patrols made in the period"),
+    Indicator("patrols_missed", "漏巡次数", "Patrols missed", "count",
+              "各网格应巡查次数减实际次数之和（不为负）", "sum over grids of due − done (not below zero)"),
+    Indicator("patrol_rate", "巡查完成率", "Patrol completion", "rate",
+              "（应巡查 − 漏巡）÷ 应巡查", "(due − missed) ÷ due"),
+)
+
+
+def by_key() -> dict[str, Indicator]:
+    """The indicators by key."""
+    return {i.key: i for i in INDICATORS}
+
+
+READERS = CENTRE + ("grid_worker",)
+PLACES = ("grid", "village", "town")
+TIMES = ("day", "week", "month", "quarter", "year")
+GROUPS = PLACES + ("department", "category", "worker") + TIMES
+GROUP_NAMES = {"grid": ("网格", "Grid"), "village": ("村/社区", "Village"), "town": ("镇/街道", "Town"),
+               "department": ("部门", "Department"), "category": ("类别", "Category"), "worker": ("网格员", "Grid worker"),
+               "day": ("日", "Day"), "week": ("周", "Week"), "month": ("月", "Month"), "quarter": ("季度", "Quarter"),
+               "year": ("年", "Year")}
+
+# Group key -> (SQL of its key, SQL of its label) over the facts ``f`` and subtree rows ``s``.
+_KEY_SQL = {
+    "grid": ("s.code", "s.name"),
+    "village": ("v.code", "v.name"),
+    "town": ("t.code", "t.name"),
+    "department": ("f.department", "f.department"),
+    "category": ("f.category_key", "c.name_zh"),
+    "worker": ("w.person_id::text", "pe.name"),
+}
+
+_SUBTREE = """
+    WITH RECURSIVE sub AS (
+        SELECT a.id, a.code, a.name, a.level_key, a.layer_key, a.retired_at, 0 AS depth,
+               CASE WHEN a.level_key = 'village' THEN a.id ELSE :root_village END AS village_id,
+               CASE WHEN a.level_key = 'town' THEN a.id ELSE :root_town END AS town_id
+        FROM area a WHERE a.id = :root
+        UNION ALL
+        SELECT a.id, a.code, a.name, a.level_key, a.layer_key, a.retired_at, sub.depth + 1,
+               CASE WHEN a.level_key = 'village' THEN a.id ELSE sub.village_id END,
+               CASE WHEN a.level_key = 'town' THEN a.id ELSE sub.town_id END
+        FROM area a JOIN sub ON a.parent_id = sub.id WHERE sub.depth < 64
+    )
+"""
+
+
+def _time_sql(unit: str, column: str) -> str:
+    return f"date_trunc('{unit}', {column} AT TIME ZONE :tz)::date"
+
+
+def check_request(by: list[str], start: dt.date, end: dt.date) -> None:
+    """422 for an unknown grouping or an empty date range."""
+    problems = [Problem(f"unknown grouping {b!r}; use {', '.join(GROUPS)}", field="by") for b in by if b not in GROUPS]
+    if len(set(by)) != len(by):
+        problems.append(Problem("a grouping is repeated", field="by"))
+    if end <= start:
+        problems.append(Problem(f"the period is empty: {start} to {end} (the end is exclusive)", field="to"))
+    if problems:
+        raise GeogridError("indicators cannot be computed", problems=problems)
+
+
+def resolve_area(session: Session, code: str) -> dict:
+    """The area the indicators are for, after the caller's scope check (READERS): its id,
+    code, name, and its own village and town when it lies below them."""
+    row = session.execute(text("SELECT id, code, name, level_key FROM area WHERE code = :c"), {"c": code}).first()
+    scopes.require_object(session, f"area {code}", READERS, None if row is None else [row.id])
+    assert row is not None
+    up = session.execute(text("""
+        WITH RECURSIVE up(id, level_key, depth) AS (
+            SELECT id, level_key, 0 FROM area WHERE id = :id
+            UNION ALL SELECT a.id, a.level_key, up.depth + 1 FROM area a JOIN area c ON c.parent_id = a.id
+            JOIN up ON c.id = up.id WHERE up.depth < 64)
+        SELECT (SELECT id FROM up WHERE level_key = 'village' ORDER BY depth LIMIT 1) AS village,
+               (SELECT id FROM up WHERE level_key = 'town' ORDER BY depth LIMIT 1) AS town
+    """), {"id": row.id}).one()
+    return {"id": row.id, "code": row.code, "name": row.name, "level": row.level_key,
+            "village_id": up.village, "town_id": up.town}
+
+
+def indicators(session: Session, settings: Settings, *, area: str, start: dt.date, end: dt.date,
+               by: list[str] | tuple[str, ...] = (), now: dt.datetime | None = None) -> dict:
+    """The indicators of :data:`INDICATORS` for the cases of ``area``'s subtree reported from
+    ``start`` to ``end`` (exclusive, local dates), one row per group of ``by`` (any of
+    :data:`GROUPS`; none: one row for the whole area), plus the total.
+
+    Rows carry each group's key and label (``grid`` and ``grid_name``; times as the
+    first day of the period), then every indicator. ``now`` is the moment "overdue now"
+    is measured at. The caller needs a staff role (planner, inspector, grid worker) on
+    the area."""
+    by = list(by)
+    check_request(by, start, end)
+    root = resolve_area(session, area)
+    now = now or dt.datetime.now(dt.UTC)
+    tz = ZoneInfo(settings.timezone)
+    lo = dt.datetime.combine(start, dt.time(), tzinfo=tz)
+    hi = dt.datetime.combine(end, dt.time(), tzinfo=tz)
+    params = {"root": root["id"], "root_village": root["village_id"], "root_town": root["town_id"],
+              "lo": lo, "hi": hi, "now": now, "tz": settings.timezone,
+              "satisfied": settings.satisfied_from, "env": ENVIRONMENT,
+              "every": json.dumps(settings.patrol_days_by_level)}
+    cases = _case_rows(session, by, params)
+    patrols = _patrol_rows(session, by, params) if all(b in PLACES + TIMES for b in by) else {}
+    keys = list(by)
+    rows = []
+    for key in sorted(set(cases) | set(patrols), key=_sortable):
+        row = dict(zip(keys, key))
+        labels = cases.get(key, {}).get("_labels") or patrols.get(key, {}).get("_labels") or {}
+        for b in by:
+            row[f"{b}_name"] = labels.get(b, row[b])
+        row.update(_finish(cases.get(key), patrols.get(key) if patrols else None, patrols_known=bool(patrols) or not by))
+        rows.append(row)
+    if by:
+        total = _finish(_case_rows(session, [], params).get(()), _patrol_rows(session, [], params).get(()),
+                        patrols_known=True)
+    else:
+        total = {k: v for k, v in rows[0].items()} if rows else _finish(None, None, patrols_known=True)
+    return {"area": {"code": root["code"], "name": root["name"]}, "from": start, "to": end, "by": by,
+            "now": now, "rows": rows, "total": total}
+
+
+def _sortable(key: tuple) -> tuple:
+    return tuple("" if k is None else str(k) for k in key)
+
+
+def _group_sql(by: list[str], time_column: str) -> tuple[list[str], list[str]]:
+    keys, labels = [], []
+    for b in by:
+        if b in TIMES:
+            keys.append(_time_sql(b, time_column))
+            labels.append(_time_sql(b, time_column) + "::text")
+        else:
+            keys.append(_KEY_SQL[b][0])
+            labels.append(_KEY_SQL[b][1])
+    return keys, labels
+
+
+def _case_rows(session: Session, by: list[str], params: dict) -> dict[tuple, dict]:
+    keys, labels = _group_sql(by, "f.reported_at")
+    joins = ""
+    if "village" in by:
+        joins += " LEFT JOIN area v ON v.id = s.village_id"
+    if "town" in by:
+        joins += " LEFT JOIN area t ON t.id = s.town_id"
+    if "category" in by:
+        joins += " JOIN category c ON c.key = f.category_key"
+    if "worker" in by:
+        joins += " CROSS JOIN LATERAL unnest(f.worker_ids) w(person_id) JOIN person pe ON pe.id = w.person_id"
+    select_keys = "".join(f"{k} AS k{i}, min({lab}) AS l{i}, " for i, (k, lab) in enumerate(zip(keys, labels)))
+    group = ("GROUP BY " + ", ".join(f"k{i}" for i in range(len(keys)))) if keys else ""
+    sql = _SUBTREE + f"""
+        SELECT {select_keys}
+            count(*) AS received,
+            count(*) FILTER (WHERE f.accepted) AS accepted,
+            count(*) FILTER (WHERE f.closed_at IS NOT NULL) AS closed,
+            count(*) FILTER (WHERE f.closed_at IS NOT NULL AND f.late_steps = 0) AS closed_on_time,
+            count(*) FILTER (WHERE f.due_at < :now) AS overdue_now,
+            count(*) FILTER (WHERE f.late_steps > 0 OR f.due_at < :now) AS overdue_ever,
+            avg(f.handling_hours) AS avg_hours,
+            percentile_cont(0.9) WITHIN GROUP (ORDER BY f.handling_hours) AS p90_hours,
+            coalesce(sum(f.escalations), 0) AS escalations,
+            count(*) FILTER (WHERE f.voided) AS voided,
+            count(*) FILTER (WHERE f.parked) AS parked,
+            avg(f.satisfaction) AS satisfaction_mean,
+            count(*) FILTER (WHERE f.satisfaction IS NOT NULL) AS rated,
+            count(*) FILTER (WHERE f.satisfaction >= :satisfied) AS satisfied,
+            count(*) FILTER (WHERE f.closed_at IS NOT NULL AND f.satisfaction IS NOT NULL) AS callbacks,
+            count(*) FILTER (WHERE f.channel = 'patrol') AS first_reports
+        FROM case_fact f JOIN sub s ON s.id = f.place_id {joins}
+        WHERE f.reported_at >= :lo AND f.reported_at < :hi
+        {group}
+    """
+    out = {}
+    for r in session.execute(text(sql), params).mappings():
+        key = tuple(_plain(r[f"k{i}"]) for i in range(len(keys)))
+        values = {k: v for k, v in r.items() if not (k[0] in "kl" and k[1:].isdigit())}
+        values["_labels"] = {b: r[f"l{i}"] for i, b in enumerate(by)}
+        out[key] = values
+    return out
+
+
+def _patrol_rows(session: Session, by: list[str], params: dict) -> dict[tuple, dict]:
+    """Patrols due and done per environment grid and time bucket, summed per group.
+
+    A grid's patrols due in a bucket are the bucket's days (within the period) divided by
+    the grid level's frequency, rounded down; missed ones are counted per grid and bucket."""
+    times = [b for b in by if b in TIMES]
+    unit = times[0] if times else None
+    bucket = (f"generate_series(date_trunc('{unit}', CAST(:lo AS timestamptz) AT TIME ZONE :tz), "
+              f"CAST(:hi AS timestamptz) AT TIME ZONE :tz - interval '1 microsecond', interval '1 {unit}')"
+              if unit else "(SELECT CAST(:lo AS timestamptz) AT TIME ZONE :tz)")
+    keys, labels = [], []
+    for b in by:
+        if b in TIMES:
+            keys.append("s.start::date")
+            labels.append("s.start::date::text")
+        else:
+            keys.append(_KEY_SQL[b][0])
+            labels.append(_KEY_SQL[b][1])
+    joins = ""
+    if "village" in by:
+        joins += " LEFT JOIN area v ON v.id = s.village_id"
+    if "town" in by:
+        joins += " LEFT JOIN area t ON t.id = s.town_id"
+    select_keys = "".join(f"{k} AS k{i}, min({lab}) AS l{i}, " for i, (k, lab) in enumerate(zip(keys, labels)))
+    group = ("GROUP BY " + ", ".join(f"k{i}" for i in range(len(keys)))) if keys else ""
+    step = f"interval '1 {unit}'" if unit else "(CAST(:hi AS timestamptz) - CAST(:lo AS timestamptz))"
+    sql = _SUBTREE + f"""
+        , cell AS (
+            SELECT s.*, b.start,
+                   greatest(b.start, CAST(:lo AS timestamptz) AT TIME ZONE :tz) AS lo,
+                   least(b.start + {step}, CAST(:hi AS timestamptz) AT TIME ZONE :tz) AS hi,
+                   coalesce((CAST(:every AS jsonb) ->> s.level_key)::int, 7) AS every
+            FROM sub s CROSS JOIN {bucket} b(start)
+            WHERE s.layer_key = :env AND s.retired_at IS NULL
+              AND NOT EXISTS (SELECT 1 FROM area c WHERE c.parent_id = s.id AND c.layer_key = :env
+                              AND c.retired_at IS NULL)
+        ), counted AS (
+            SELECT cell.*, floor(extract(epoch FROM cell.hi - cell.lo) / 86400 / cell.every)::int AS due,
+                   (SELECT count(*) FROM patrol p WHERE p.area_id = cell.id
+                      AND p.at AT TIME ZONE :tz >= cell.lo AND p.at AT TIME ZONE :tz < cell.hi) AS done
+            FROM cell
+        )
+        SELECT {select_keys} sum(due) AS patrols_due, sum(done) AS patrols_done,
+               sum(greatest(due - done, 0)) AS patrols_missed
+        FROM counted s {joins}
+        {group}
+    """
+    out = {}
+    for r in session.execute(text(sql), params).mappings():
+        key = tuple(_plain(r[f"k{i}"]) for i in range(len(keys)))
+        out[key] = {"patrols_due": int(r["patrols_due"] or 0), "patrols_done": int(r["patrols_done"] or 0),
+                    "patrols_missed": int(r["patrols_missed"] or 0),
+                    "_labels": {b: r[f"l{i}"] for i, b in enumerate(by)}}
+    return out
+
+
+def _plain(value):
+    return value.isoformat() if isinstance(value, dt.date) else value
+
+
+def _rate(part, whole):
+    return None if not whole else round(part / whole, 4)
+
+
+def _finish(case: dict | None, patrol: dict | None, *, patrols_known: bool) -> dict:
+    """Every indicator of one group, in :data:`INDICATORS` order, rates from their parts."""
+    c = case or {}
+    n = lambda k: int(c.get(k) or 0)  # noqa: E731
+    due_to_close = n("received") - n("voided")
+    out = {
+        "received": n("received"), "accepted": n("accepted"), "closed": n("closed"),
+        "closure_rate": _rate(n("closed"), due_to_close),
+        "closed_on_time": n("closed_on_time"), "on_time_rate": _rate(n("closed_on_time"), due_to_close),
+        "overdue_now": n("overdue_now"), "overdue_ever": n("overdue_ever"),
+        "avg_hours": None if c.get("avg_hours") is None else round(float(c["avg_hours"]), 2),
+        "p90_hours": None if c.get("p90_hours") is None else round(float(c["p90_hours"]), 2),
+        "escalations": n("escalations"), "voided": n("voided"), "parked": n("parked"),
+        "satisfaction_mean": None if c.get("satisfaction_mean") is None else round(float(c["satisfaction_mean"]), 2),
+        "satisfaction_rate": _rate(n("satisfied"), n("rated")),
+        "callbacks": n("callbacks"), "callback_rate": _rate(n("callbacks"), n("closed")),
+        "first_reports": n("first_reports"), "first_report_rate": _rate(n("first_reports"), n("received")),
+    }
+    if patrols_known:
+        p = patrol or {"patrols_due": 0, "patrols_done": 0, "patrols_missed": 0}
+        out.update(patrols_due=p["patrols_due"], patrols_done=p["patrols_done"], patrols_missed=p["patrols_missed"],
+                   patrol_rate=_rate(p["patrols_due"] - p["patrols_missed"], p["patrols_due"]))
+    else:
+        out.update(patrols_due=None, patrols_done=None, patrols_missed=None, patrol_rate=None)
+    return out
+
+
+def markdown_table(lang: str = "zh") -> str:
+    """The definitions as a Markdown table (README's copy is checked against it).
+
+    >>> markdown_table().splitlines()[2].startswith("| received | 上报数 |")
+    True
+    """
+    lines = ["| key | 指标 | indicator | unit | 定义 | definition |", "|---|---|---|---|---|---|"]
+    lines += [f"| {i.key} | {i.zh} | {i.en} | {i.unit} | {i.definition_zh} | {i.definition_en} |" for i in INDICATORS]
+    return "\n".join(lines)
