@@ -29,6 +29,7 @@ from api.routers import (
     people,
     public,
     reference,
+    stats,
 )
 from api.schemas.common import Health
 from geogrid.core.settings import Settings, get_settings
@@ -133,7 +134,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return {"status": "ok", "postgis": postgis}
 
     for router in (accounts.router, coverage.router, categories.router, incidents.router, environment.router, public.router, open311.router, maps.router, areas.areas_router, areas.grids_router, locate.router, files.router,
-                   people.router, reference.router):
+                   people.router, reference.router, stats.router):
         app.include_router(router)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     if settings.trusted_proxies:

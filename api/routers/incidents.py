@@ -22,6 +22,7 @@ from api.deps import (
 )
 from api.schemas.common import Page, paged
 from api.schemas.incidents import (
+    CallbackIn,
     Escalated,
     Incident,
     IncidentCase,
@@ -88,6 +89,16 @@ def transition(session: SessionDep, settings: SettingsDep, incident_id: int, bod
                expected: IfMatchDep) -> dict:
     out = workflow.transition(session, incident_id, body.to, settings, note=body.note, satisfaction=body.satisfaction,
                                expected_version=expected)
+    session.commit()
+    return out
+
+
+@router.post("/incidents/{incident_id}/callback", dependencies=STAFF, response_model=IncidentDetail,
+             summary="Record the call-back (回访) of a closed case: the resident's satisfaction")
+def callback(session: SessionDep, settings: SettingsDep, incident_id: int, body: CallbackIn,
+             expected: IfMatchDep) -> dict:
+    out = workflow.callback(session, incident_id, body.satisfaction, settings, note=body.note,
+                            expected_version=expected)
     session.commit()
     return out
 

@@ -55,6 +55,11 @@ class TransitionIn(In):
     satisfaction: int | None = Field(default=None, ge=0, le=10, description="Resident satisfaction 0-10, on closing")
 
 
+class CallbackIn(In):
+    satisfaction: int = Field(ge=0, le=10, description="Resident satisfaction 0-10, as the call-back found it")
+    note: str | None = Field(default=None, max_length=2000)
+
+
 class NoteIn(In):
     note: str | None = Field(default=None, max_length=2000)
 
@@ -166,6 +171,21 @@ class IncidentEvent(Out):
     data: dict[str, Any] | None
 
 
+class IncidentStep(Out):
+    """A timed step: the area that owed it, its deadline (kept after it ended), when and how
+    it ended, by whom, and the working hours it took."""
+
+    step: Literal["accept", "dispatch", "handle", "verify"]
+    authority: str
+    started_at: dt.datetime
+    due_at: dt.datetime | None
+    ended_at: dt.datetime | None
+    ended_by: str | None
+    outcome: Literal["done", "escalated", "parked", "voided", "reopened"] | None
+    late: bool | None
+    working_hours: float | None
+
+
 class IncidentCase(Incident):
     """One incident after intake or a move of the workflow: with the moves allowed next."""
 
@@ -173,9 +193,10 @@ class IncidentCase(Incident):
 
 
 class IncidentDetail(IncidentCase):
-    """One incident with its history (every event, oldest first)."""
+    """One incident with its history (every event, oldest first) and its timed steps."""
 
     history: list[IncidentEvent]
+    steps: list[IncidentStep]
 
 
 class Escalated(Out):

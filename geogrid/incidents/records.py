@@ -73,6 +73,10 @@ def get_incident(session: Session, incident_id: int, *, check: bool = True, hist
         out["history"] = [dict(r) for r in session.execute(text(
             "SELECT at, actor, action, from_state, to_state, note, data FROM incident_event "
             "WHERE incident_id = :id ORDER BY id"), {"id": incident_id}).mappings()]
+        out["steps"] = [dict(r) for r in session.execute(text(
+            "SELECT s.step, a.code AS authority, s.started_at, s.due_at, s.ended_at, s.ended_by, s.outcome, s.late, "
+            "s.working_hours FROM incident_step s JOIN area a ON a.id = s.authority_id "
+            "WHERE s.incident_id = :id ORDER BY s.id"), {"id": incident_id}).mappings()]
     return out
 
 

@@ -103,7 +103,7 @@ def refresh_facts(db: Any, incident_ids: list[int]) -> None:
                         i.authority_id),
                i.category_key, i.department, i.channel,
                coalesce((SELECT array_agg(DISTINCT (p->>'person_id')::int) FROM jsonb_array_elements(i.responsible) p
-                         WHERE p->>'role' LIKE 'grid\_worker%' AND p->>'person_id' IS NOT NULL), '{}'),
+                         WHERE starts_with(p->>'role', 'grid_worker') AND p->>'person_id' IS NOT NULL), '{}'),
                i.state,
                coalesce(st.accept_done, i.state NOT IN ('reported', 'void') AND NOT coalesce(st.has_accept, false)),
                CASE WHEN i.state = 'closed' THEN i.closed_at END,

@@ -81,6 +81,24 @@ def transition(session: Session, incident_id: int, to: str, settings: Settings, 
     return get_incident(session, incident_id, check=False, history=True)
 
 
+def callback(session: Session, incident_id: int, satisfaction: int, settings: Settings, *, note: str | None = None,
+             expected_version: int | None = None, at: dt.datetime | None = None) -> dict:
+    """Record the call-back (回访) of a closed case: the resident's satisfaction, found after
+    closing (it replaces one given at closing; the history keeps both)."""
+    require_reader(session)
+    case = _locked(session, incident_id, expected_version)
+    require_case_scope(session, case, CENTRE, "record the call-back of")
+    if case["state"] != "closed":
+        raise GeogridError(f"incident {case['receipt']} is {case['state']}: call-backs are made after closing",
+                           status=409)
+    now = at or dt.datetime.now(dt.UTC)
+    session.execute(text("UPDATE incident SET satisfaction = :s, version = version + 1, updated_at = now() "
+                         "WHERE id = :id"), {"s": satisfaction, "id": incident_id})
+    event(session, incident_id, "callback", "closed", "closed", note=note,
+          data={"satisfaction": satisfaction, "before": case["satisfaction"]}, work=calendar(settings), at=now)
+    return get_incident(session, incident_id, check=False, history=True)
+
+
 def _limits(session: Session, category: str) -> dict:
     return session.execute(text("SELECT time_limits FROM category WHERE key = :k"), {"k": category}).scalar_one()
 

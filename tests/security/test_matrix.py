@@ -279,7 +279,8 @@ class World:
     def incident(self, town: str, state: str = "reported") -> dict:
         case = self.call("post", "/api/incidents", 201, json={
             "category": CATEGORY[town], "lon": X[town] + 0.005, "lat": 30.01, "description": f"事件{self.n()}"})
-        path = ["accepted", "filed", "dispatched"] if state == "dispatched" else []
+        path = {"dispatched": ["accepted", "filed", "dispatched"],
+                "closed": ["accepted", "filed", "dispatched", "in_progress", "handled", "verified", "closed"]}.get(state, [])
         for to in path:
             case = self.call("post", f"/api/incidents/{case['id']}/transitions", 200, json={"to": to})
         return {"id": case["id"], "receipt": case["receipt"]}
@@ -637,6 +638,9 @@ def spec() -> dict:
             STAFF, transition, ok={"in": 200, "out": 200, "illegal_out": 409, "stale_out": 412},
             scopes=("in", "out", "illegal_out", "stale_out"), kind="write", handler_in=frozenset({"in"}),
             trail="events"),
+        ("POST", "/api/incidents/{incident_id}/callback"): Row(CENTRE, lambda w, c, s: Req(
+            "POST", f"/api/incidents/{w.incident(_in_out(s), 'closed')['id']}/callback",
+            json={"satisfaction": 8, "note": "回访"}), scopes=("in", "out"), kind="write", trail="events"),
         ("POST", "/api/incidents/{incident_id}/escalate"): Row(STAFF, lambda w, c, s: Req(
             "POST", f"/api/incidents/{w.incident(_in_out(s))['id']}/escalate", json={"note": "matrix"}),
             scopes=("in", "out"), kind="write", handler_in=frozenset({"in"}), trail="events"),
@@ -646,6 +650,11 @@ def spec() -> dict:
         ("POST", "/api/incidents/import"): Row(CENTRE, lambda w, c, s: Req(
             "POST", "/api/incidents/import", files=incident_csv(_in_out(s))),
             ok=201, scopes=("in", "out"), kind="write", trail="events"),
+        # ---- assessment indicators: staff with an area role on the area asked for
+        ("GET", "/api/stats/definitions"): Row(PUBLIC, lambda w, c, s: Req("GET", "/api/stats/definitions")),
+        ("GET", "/api/stats/indicators"): Row(frozenset({"grid_worker", "inspector", "planner"}), lambda w, c, s: Req(
+            "GET", "/api/stats/indicators", params={"area": TOWN[_in_out(s)], "period": "2026-11", "by": "grid"}),
+            scopes=("in", "out")),
         # ---- pollution sources and patrols
         ("GET", "/api/sources"): Row(STAFF, lambda w, c, s: Req(
             "GET", "/api/sources", params={} if s == "in" else {"area": TOWN[B]}),
