@@ -30,6 +30,7 @@ from geogrid.core.errors import GeogridError, Problem
 from geogrid.core.settings import Settings
 from geogrid.environment.sources import ENVIRONMENT
 from geogrid.incidents.states import CENTRE
+from geogrid.incidents.steps import COUNTED, SATISFACTION_SCORES
 
 
 @dataclass(frozen=True)
@@ -104,21 +105,16 @@ def by_key() -> dict[str, Indicator]:
 READERS = CENTRE + ("grid_worker",)
 PLACES = ("grid", "village", "town")
 TIMES = ("day", "week", "month", "quarter", "year")
+MONTHLY = PLACES + ("month", "quarter", "year")
+_STEP = {"day": "1 day", "week": "1 week", "month": "1 month", "quarter": "3 months", "year": "1 year"}
 GROUPS = PLACES + ("department", "category", "worker") + TIMES
 GROUP_NAMES = {"grid": ("网格", "Grid"), "village": ("村/社区", "Village"), "town": ("镇/街道", "Town"),
                "department": ("部门", "Department"), "category": ("类别", "Category"), "worker": ("网格员", "Grid worker"),
                "day": ("日", "Day"), "week": ("周", "Week"), "month": ("月", "Month"), "quarter": ("季度", "Quarter"),
                "year": ("年", "Year")}
 
-# Group key -> (SQL of its key, SQL of its label) over the facts ``f`` and subtree rows ``s``.
-_KEY_SQL = {
-    "grid": ("s.code", "s.name"),
-    "village": ("v.code", "v.name"),
-    "town": ("t.code", "t.name"),
-    "department": ("f.department", "f.department"),
-    "category": ("f.category_key", "c.name_zh"),
-    "worker": ("w.person_id::text", "pe.name"),
-}
+# Patrol groups (places only): SQL of the key and of its label over the subtree rows ``s``.
+_PATROL_KEYS = {"grid": ("s.code", "s.name"), "village": ("v.code", "v.name"), "town": ("t.code", "t.name")}
 
 _SUBTREE = """
     WITH RECURSIVE sub AS (
@@ -133,10 +129,6 @@ _SUBTREE = """
         FROM area a JOIN sub ON a.parent_id = sub.id WHERE sub.depth < 64
     )
 """
-
-
-def _time_sql(unit: str, column: str) -> str:
-    return f"date_trunc('{unit}', {column} AT TIME ZONE :tz)::date"
 
 
 def check_request(by: list[str], start: dt.date, end: dt.date) -> None:
@@ -169,14 +161,17 @@ def resolve_area(session: Session, code: str) -> dict:
 
 
 def indicators(session: Session, settings: Settings, *, area: str, start: dt.date, end: dt.date,
-               by: list[str] | tuple[str, ...] = (), now: dt.datetime | None = None) -> dict:
+               by: list[str] | tuple[str, ...] = (), now: dt.datetime | None = None,
+               use_months: bool | None = None) -> dict:
     """The indicators of :data:`INDICATORS` for the cases of ``area``'s subtree reported from
     ``start`` to ``end`` (exclusive, local dates), one row per group of ``by`` (any of
     :data:`GROUPS`; none: one row for the whole area), plus the total.
 
     Rows carry each group's key and label (``grid`` and ``grid_name``; times as the
     first day of the period), then every indicator. ``now`` is the moment "overdue now"
-    is measured at. The caller needs a staff role (planner, inspector, grid worker) on
+    is measured at. Groupings of places and months, quarters or years over whole months
+    read the monthly sums (``case_month``), others every case (``case_fact``); both give
+    the same figures (``use_months`` forces one, for tests and benchmarks). The caller needs a staff role (planner, inspector, grid worker) on
     the area."""
     by = list(by)
     check_request(by, start, end)
@@ -186,10 +181,11 @@ def indicators(session: Session, settings: Settings, *, area: str, start: dt.dat
     lo = dt.datetime.combine(start, dt.time(), tzinfo=tz)
     hi = dt.datetime.combine(end, dt.time(), tzinfo=tz)
     params = {"root": root["id"], "root_village": root["village_id"], "root_town": root["town_id"],
-              "lo": lo, "hi": hi, "now": now, "tz": settings.timezone,
+              "lo": lo, "hi": hi, "lo_day": start, "hi_day": end, "now": now, "tz": settings.timezone,
               "satisfied": settings.satisfied_from, "env": ENVIRONMENT,
               "every": json.dumps(settings.patrol_days_by_level)}
-    cases = _case_rows(session, by, params)
+    monthly = all(b in MONTHLY for b in by) and start.day == 1 and end.day == 1
+    cases, case_total = _case_rows(session, by, params, monthly=monthly if use_months is None else use_months)
     patrols = _patrol_rows(session, by, params) if all(b in PLACES + TIMES for b in by) else {}
     keys = list(by)
     rows = []
@@ -201,8 +197,7 @@ def indicators(session: Session, settings: Settings, *, area: str, start: dt.dat
         row.update(_finish(cases.get(key), patrols.get(key) if patrols else None, patrols_known=bool(patrols) or not by))
         rows.append(row)
     if by:
-        total = _finish(_case_rows(session, [], params).get(()), _patrol_rows(session, [], params).get(()),
-                        patrols_known=True)
+        total = _finish(case_total, _patrol_rows(session, [], params).get(()), patrols_known=True)
     else:
         total = {k: v for k, v in rows[0].items()} if rows else _finish(None, None, patrols_known=True)
     return {"area": {"code": root["code"], "name": root["name"]}, "from": start, "to": end, "by": by,
@@ -213,60 +208,109 @@ def _sortable(key: tuple) -> tuple:
     return tuple("" if k is None else str(k) for k in key)
 
 
-def _group_sql(by: list[str], time_column: str) -> tuple[list[str], list[str]]:
-    keys, labels = [], []
-    for b in by:
+# Group key -> (SQL of the key aggregated on, label join, SQL of the shown key, SQL of its label).
+# Cases are aggregated on narrow keys (area and person ids, local dates) and labelled after.
+_CASE_KEYS = {
+    "grid": ("s.id", "LEFT JOIN area a{i} ON a{i}.id = agg.k{i}", "a{i}.code", "a{i}.name"),
+    "village": ("s.village_id", "LEFT JOIN area a{i} ON a{i}.id = agg.k{i}", "a{i}.code", "a{i}.name"),
+    "town": ("s.town_id", "LEFT JOIN area a{i} ON a{i}.id = agg.k{i}", "a{i}.code", "a{i}.name"),
+    "department": ("f.department", "", "agg.k{i}", "agg.k{i}"),
+    "category": ("f.category_key", "LEFT JOIN category c{i} ON c{i}.key = agg.k{i}", "agg.k{i}", "c{i}.name_zh"),
+    "worker": ("w.person_id", "LEFT JOIN person p{i} ON p{i}.id = agg.k{i}", "agg.k{i}::text", "p{i}.name"),
+}
+
+
+def _keys(by: list[str], day_column: str) -> tuple[list[str], list[str], list[str], list[str]]:
+    keys, joins, shown, labels = [], [], [], []
+    for i, b in enumerate(by):
         if b in TIMES:
-            keys.append(_time_sql(b, time_column))
-            labels.append(_time_sql(b, time_column) + "::text")
+            keys.append(f"date_trunc('{b}', {day_column})::date")
+            joins.append("")
+            shown.append(f"agg.k{i}")
+            labels.append(f"agg.k{i}::text")
         else:
-            keys.append(_KEY_SQL[b][0])
-            labels.append(_KEY_SQL[b][1])
-    return keys, labels
+            key, join, show, label = _CASE_KEYS[b]
+            keys.append(key)
+            joins.append(join.format(i=i))
+            shown.append(show.format(i=i))
+            labels.append(label.format(i=i))
+    return keys, joins, shown, labels
 
 
-def _case_rows(session: Session, by: list[str], params: dict) -> dict[tuple, dict]:
-    keys, labels = _group_sql(by, "f.reported_at")
-    joins = ""
-    if "village" in by:
-        joins += " LEFT JOIN area v ON v.id = s.village_id"
-    if "town" in by:
-        joins += " LEFT JOIN area t ON t.id = s.town_id"
-    if "category" in by:
-        joins += " JOIN category c ON c.key = f.category_key"
-    if "worker" in by:
-        joins += " CROSS JOIN LATERAL unnest(f.worker_ids) w(person_id) JOIN person pe ON pe.id = w.person_id"
-    select_keys = "".join(f"{k} AS k{i}, min({lab}) AS l{i}, " for i, (k, lab) in enumerate(zip(keys, labels)))
-    group = ("GROUP BY " + ", ".join(f"k{i}" for i in range(len(keys)))) if keys else ""
-    sql = _SUBTREE + f"""
-        SELECT {select_keys}
-            count(*) AS received,
-            count(*) FILTER (WHERE f.accepted) AS accepted,
-            count(*) FILTER (WHERE f.closed_at IS NOT NULL) AS closed,
-            count(*) FILTER (WHERE f.closed_at IS NOT NULL AND f.late_steps = 0) AS closed_on_time,
+def _case_rows(session: Session, by: list[str], params: dict, *, monthly: bool) -> tuple[dict[tuple, dict], dict | None]:
+    """The case figures per group of ``by`` and, in the same pass (grouping sets), the
+    total; from the monthly sums (``monthly``) or from every case."""
+    keys, joins, shown, labels = _keys(by, "m.month" if monthly else "f.reported_day")
+    key_list = "".join(f"{key} AS k{i}, " for i, key in enumerate(keys))
+    grouping = f"GROUP BY GROUPING SETS (({', '.join(keys)}), ())" if by else ""
+    whole = f"GROUPING({', '.join(keys)}) > 0" if by else "true"
+    if monthly:
+        scores = list(SATISFACTION_SCORES)
+        figures = ", ".join(f"sum(m.{c}) AS {c}" for c in COUNTED) + f""",
+            sum(m.escalations) AS escalations,
+            sum(x.overdue_now) AS overdue_now, sum(m.late_cases + x.overdue_in_time) AS overdue_ever,
+            sum(x.hours) / nullif(sum(cardinality(m.hours)), 0) AS avg_hours,
+            sum({" + ".join(f"m.satisfaction[{k + 1}]" for k in scores)}) AS rated,
+            sum({" + ".join(f"{k} * m.satisfaction[{k + 1}]" for k in scores)})::numeric
+                / nullif(sum({" + ".join(f"m.satisfaction[{k + 1}]" for k in scores)}), 0) AS satisfaction_mean,
+            sum(CASE {" ".join(f"WHEN :satisfied = {k} THEN {' + '.join(f'm.satisfaction[{j + 1}]' for j in scores[k:])}"
+                                for k in scores)} END) AS satisfied"""
+        source = """case_month m JOIN sub s ON s.id = m.place_id
+            CROSS JOIN LATERAL (SELECT (SELECT count(*) FROM unnest(m.open_due) d WHERE d < :now) AS overdue_now,
+                                       (SELECT count(*) FROM unnest(m.open_due_in_time) d WHERE d < :now)
+                                           AS overdue_in_time,
+                                       (SELECT sum(h) FROM unnest(m.hours) h) AS hours) x
+            WHERE m.month >= :lo_day AND m.month < :hi_day"""
+    else:
+        figures = ", ".join(f"count(*) FILTER (WHERE {cond}) AS {c}" for c, cond in COUNTED.items()) + """,
+            coalesce(sum(f.escalations), 0) AS escalations,
             count(*) FILTER (WHERE f.due_at < :now) AS overdue_now,
             count(*) FILTER (WHERE f.late_steps > 0 OR f.due_at < :now) AS overdue_ever,
             avg(f.handling_hours) AS avg_hours,
             percentile_cont(0.9) WITHIN GROUP (ORDER BY f.handling_hours) AS p90_hours,
-            coalesce(sum(f.escalations), 0) AS escalations,
-            count(*) FILTER (WHERE f.voided) AS voided,
-            count(*) FILTER (WHERE f.parked) AS parked,
-            avg(f.satisfaction) AS satisfaction_mean,
             count(*) FILTER (WHERE f.satisfaction IS NOT NULL) AS rated,
-            count(*) FILTER (WHERE f.satisfaction >= :satisfied) AS satisfied,
-            count(*) FILTER (WHERE f.closed_at IS NOT NULL AND f.satisfaction IS NOT NULL) AS callbacks,
-            count(*) FILTER (WHERE f.channel = 'patrol') AS first_reports
-        FROM case_fact f JOIN sub s ON s.id = f.place_id {joins}
-        WHERE f.reported_at >= :lo AND f.reported_at < :hi
-        {group}
+            avg(f.satisfaction) AS satisfaction_mean,
+            count(*) FILTER (WHERE f.satisfaction >= :satisfied) AS satisfied"""
+        worker = "CROSS JOIN LATERAL unnest(f.worker_ids) w(person_id)" if "worker" in by else ""
+        source = f"""case_fact f JOIN sub s ON s.id = f.place_id {worker}
+            WHERE f.reported_day >= :lo_day AND f.reported_day < :hi_day"""
+    sql = _SUBTREE + f"""
+        , agg AS (SELECT {key_list} {whole} AS whole, {figures} FROM {source} {grouping})
+        SELECT {"".join(f"{show} AS c{i}, {label} AS l{i}, " for i, (show, label) in enumerate(zip(shown, labels)))}
+               agg.* FROM agg {" ".join(joins)}
     """
-    out = {}
-    for r in session.execute(text(sql), params).mappings():
-        key = tuple(_plain(r[f"k{i}"]) for i in range(len(keys)))
-        values = {k: v for k, v in r.items() if not (k[0] in "kl" and k[1:].isdigit())}
+    # A county's year sorted in memory, not on disk (the p90 over every case).
+    session.execute(text("SET LOCAL work_mem = '256MB'"))
+    groups, total = {}, None
+    result = list(session.execute(text(sql), params).mappings())
+    p90 = _p90_of_months(session, by, params, keys, grouping, whole) if monthly else None
+    for r in result:
+        values = {name: v for name, v in r.items() if not (name[0] in "ckl" and name[1:].isdigit())}
+        key = tuple(_plain(r[f"c{i}"]) for i in range(len(by)))
+        if p90 is not None:
+            values["p90_hours"] = p90.get((bool(r["whole"]), *(r[f"k{i}"] for i in range(len(by)))))
+        if by and r["whole"]:
+            total = values
+            continue
         values["_labels"] = {b: r[f"l{i}"] for i, b in enumerate(by)}
-        out[key] = values
-    return out
+        groups[key] = values
+    if not by:
+        total = groups.get(())
+    return groups, total
+
+
+def _p90_of_months(session: Session, by: list[str], params: dict, keys: list[str], grouping: str,
+                   whole: str) -> dict[tuple, float]:
+    """The 90th percentile of handling time per group, over the hours the monthly sums keep."""
+    sql = _SUBTREE + f"""
+        SELECT {whole} AS whole, {"".join(f"{key} AS k{i}, " for i, key in enumerate(keys))}
+               percentile_cont(0.9) WITHIN GROUP (ORDER BY h) AS p90
+        FROM case_month m JOIN sub s ON s.id = m.place_id CROSS JOIN LATERAL unnest(m.hours) h
+        WHERE m.month >= :lo_day AND m.month < :hi_day
+        {grouping}
+    """
+    return {(bool(r["whole"]), *(r[f"k{i}"] for i in range(len(by)))): r["p90"]
+            for r in session.execute(text(sql), params).mappings()}
 
 
 def _patrol_rows(session: Session, by: list[str], params: dict) -> dict[tuple, dict]:
@@ -277,7 +321,7 @@ def _patrol_rows(session: Session, by: list[str], params: dict) -> dict[tuple, d
     times = [b for b in by if b in TIMES]
     unit = times[0] if times else None
     bucket = (f"generate_series(date_trunc('{unit}', CAST(:lo AS timestamptz) AT TIME ZONE :tz), "
-              f"CAST(:hi AS timestamptz) AT TIME ZONE :tz - interval '1 microsecond', interval '1 {unit}')"
+              f"CAST(:hi AS timestamptz) AT TIME ZONE :tz - interval '1 microsecond', interval '{_STEP[unit]}')"
               if unit else "(SELECT CAST(:lo AS timestamptz) AT TIME ZONE :tz)")
     keys, labels = [], []
     for b in by:
@@ -285,8 +329,8 @@ def _patrol_rows(session: Session, by: list[str], params: dict) -> dict[tuple, d
             keys.append("s.start::date")
             labels.append("s.start::date::text")
         else:
-            keys.append(_KEY_SQL[b][0])
-            labels.append(_KEY_SQL[b][1])
+            keys.append(_PATROL_KEYS[b][0])
+            labels.append(_PATROL_KEYS[b][1])
     joins = ""
     if "village" in by:
         joins += " LEFT JOIN area v ON v.id = s.village_id"
@@ -294,7 +338,7 @@ def _patrol_rows(session: Session, by: list[str], params: dict) -> dict[tuple, d
         joins += " LEFT JOIN area t ON t.id = s.town_id"
     select_keys = "".join(f"{k} AS k{i}, min({lab}) AS l{i}, " for i, (k, lab) in enumerate(zip(keys, labels)))
     group = ("GROUP BY " + ", ".join(f"k{i}" for i in range(len(keys)))) if keys else ""
-    step = f"interval '1 {unit}'" if unit else "(CAST(:hi AS timestamptz) - CAST(:lo AS timestamptz))"
+    step = f"interval '{_STEP[unit]}'" if unit else "(CAST(:hi AS timestamptz) - CAST(:lo AS timestamptz))"
     sql = _SUBTREE + f"""
         , cell AS (
             SELECT s.*, b.start,

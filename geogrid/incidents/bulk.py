@@ -128,7 +128,7 @@ def import_incidents(session: Session, records: list[dict], settings: Settings, 
         SELECT id, :actor, 'import', state, 'historical import' FROM incident WHERE receipt = ANY(:receipts)
         RETURNING incident_id
     """), {"actor": scopes.actor(session), "receipts": [p["receipt"] for p in params]}).scalars().all()
-    steps.open_imported(session, list(ids))
+    steps.open_imported(session, list(ids), settings.timezone)
     if progress:
         progress(done % 1000)
     counts: dict[str, int] = {}

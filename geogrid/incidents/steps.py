@@ -8,9 +8,11 @@ whom, and the working time it took. Nothing is cleared when a case moves on or c
 
 ``case_fact`` holds one narrow row per case with what the indicators count (where it
 happened, the grid workers then in post, accepted, closed, late steps, escalations,
-handling time, satisfaction). :func:`advance` keeps both after every event of a case; it is
-called by :func:`geogrid.incidents.records.event`, the one writer of a case's history, so
-no path through the workflow can skip it.
+handling time, satisfaction), and ``case_month`` their sums per place and local month (a
+county's year is 60,000 such rows instead of a million cases). :func:`advance` keeps all
+three after every event of a case; it is called by
+:func:`geogrid.incidents.records.event`, the one writer of a case's history, so no path
+through the workflow can skip it.
 """
 
 from __future__ import annotations
@@ -25,6 +27,21 @@ from geogrid.incidents.states import STEP_IN
 from geogrid.incidents.workcal import WorkCalendar
 
 OUTCOMES = ("done", "escalated", "parked", "voided", "reopened")
+
+# What a case counts for, as conditions on its ``case_fact`` row ``f``: the one definition
+# shared by the monthly sums and the indicators' queries over cases.
+COUNTED = {
+    "received": "true",
+    "accepted": "f.accepted",
+    "closed": "f.closed_at IS NOT NULL",
+    "closed_on_time": "f.closed_at IS NOT NULL AND f.late_steps = 0",
+    "voided": "f.voided",
+    "parked": "f.parked",
+    "late_cases": "f.late_steps > 0",
+    "callbacks": "f.closed_at IS NOT NULL AND f.satisfaction IS NOT NULL",
+    "first_reports": "f.channel = 'patrol'",
+}
+SATISFACTION_SCORES = range(11)
 
 
 def outcome(action: str, from_state: str | None, to_state: str | None) -> str:
@@ -76,10 +93,10 @@ def advance(db: Any, incident_id: int, *, action: str, from_state: str | None, t
             INSERT INTO incident_step (incident_id, step, authority_id, started_at, due_at)
             VALUES (:id, :step, :a, :at, :due)
         """), {"id": incident_id, "step": wanted, "a": case.authority_id, "at": at, "due": case.due_at})
-    refresh_facts(db, [incident_id])
+    refresh_facts(db, [incident_id], work.tz.key)
 
 
-def open_imported(db: Any, incident_ids: list[int]) -> None:
+def open_imported(db: Any, incident_ids: list[int], tz: str) -> None:
     """Open the current step of imported cases (from when they happened, with their
     deadline) and write their facts: an imported history has no steps before that."""
     db.execute(text("""
@@ -88,16 +105,19 @@ def open_imported(db: Any, incident_ids: list[int]) -> None:
         FROM incident i JOIN jsonb_each_text(CAST(:steps AS jsonb)) s(state, step) ON s.state = i.state
         WHERE i.id = ANY(:ids)
     """), {"ids": incident_ids, "steps": json.dumps(STEP_IN)})
-    refresh_facts(db, incident_ids)
+    refresh_facts(db, incident_ids, tz)
 
 
-def refresh_facts(db: Any, incident_ids: list[int]) -> None:
-    """Write the ``case_fact`` rows of these cases from the cases and their steps and events."""
+def refresh_facts(db: Any, incident_ids: list[int], tz: str) -> None:
+    """Write the ``case_fact`` rows of these cases from the cases and their steps and events
+    (days are local days in time zone ``tz``), and the monthly sums of the places and months
+    they were and are counted in."""
+    cells = _cells(db, incident_ids)
     db.execute(text("""
-        INSERT INTO case_fact AS f (incident_id, reported_at, place_id, category_key, department, channel, worker_ids,
+        INSERT INTO case_fact AS f (incident_id, reported_at, reported_day, place_id, category_key, department, channel, worker_ids,
                                     state, accepted, closed_at, voided, parked, escalations, late_steps, due_at,
                                     handling_hours, satisfaction)
-        SELECT i.id, i.reported_at,
+        SELECT i.id, i.reported_at, (i.reported_at AT TIME ZONE :tz)::date,
                coalesce(i.grid_id, CASE WHEN i.escalation_level = 0 THEN i.authority_id END,
                         (SELECT s.authority_id FROM incident_step s WHERE s.incident_id = i.id ORDER BY s.id LIMIT 1),
                         i.authority_id),
@@ -125,13 +145,54 @@ def refresh_facts(db: Any, incident_ids: list[int]) -> None:
         ) st ON true
         WHERE i.id = ANY(:ids)
         ON CONFLICT (incident_id) DO UPDATE SET
-            reported_at = EXCLUDED.reported_at, place_id = EXCLUDED.place_id, category_key = EXCLUDED.category_key,
+            reported_at = EXCLUDED.reported_at, reported_day = EXCLUDED.reported_day, place_id = EXCLUDED.place_id, category_key = EXCLUDED.category_key,
             department = EXCLUDED.department, channel = EXCLUDED.channel, worker_ids = EXCLUDED.worker_ids,
             state = EXCLUDED.state, accepted = EXCLUDED.accepted, closed_at = EXCLUDED.closed_at,
             voided = EXCLUDED.voided, parked = EXCLUDED.parked, escalations = EXCLUDED.escalations,
             late_steps = EXCLUDED.late_steps, due_at = EXCLUDED.due_at, handling_hours = EXCLUDED.handling_hours,
             satisfaction = EXCLUDED.satisfaction
-    """), {"ids": list(incident_ids)})
+    """), {"ids": list(incident_ids), "tz": tz})
+    refresh_months(db, cells | _cells(db, incident_ids))
+
+
+def _cells(db: Any, incident_ids: list[int]) -> set[tuple[int, dt.date]]:
+    return {(r.place_id, r.month) for r in db.execute(text(
+        "SELECT DISTINCT place_id, date_trunc('month', reported_day)::date AS month FROM case_fact "
+        "WHERE incident_id = ANY(:ids)"), {"ids": list(incident_ids)})}
+
+
+def month_sums_sql(where: str) -> str:
+    """The SELECT of ``case_month`` rows from the ``case_fact`` rows ``f`` matching ``where``."""
+    counted = ", ".join(f"count(*) FILTER (WHERE {cond})" for cond in COUNTED.values())
+    scores = ", ".join(f"count(*) FILTER (WHERE f.satisfaction = {k})" for k in SATISFACTION_SCORES)
+    return f"""
+        SELECT f.place_id, date_trunc('month', f.reported_day)::date, {counted},
+               coalesce(sum(f.escalations), 0), ARRAY[{scores}],
+               coalesce(array_agg(f.handling_hours ORDER BY f.handling_hours)
+                        FILTER (WHERE f.closed_at IS NOT NULL AND f.handling_hours IS NOT NULL), '{{}}'),
+               coalesce(array_agg(f.due_at) FILTER (WHERE f.due_at IS NOT NULL), '{{}}'),
+               coalesce(array_agg(f.due_at) FILTER (WHERE f.due_at IS NOT NULL AND f.late_steps = 0), '{{}}')
+        FROM case_fact f WHERE {where}
+        GROUP BY 1, 2
+    """
+
+
+MONTH_COLUMNS = ("place_id", "month", *COUNTED, "escalations", "satisfaction", "hours", "open_due",
+                 "open_due_in_time")
+_IN_CELLS = """(f.place_id, date_trunc('month', f.reported_day)::date) IN (
+    SELECT * FROM unnest(CAST(:places AS int[]), CAST(:months AS date[])))"""
+
+
+def refresh_months(db: Any, cells: set[tuple[int, dt.date]]) -> None:
+    """Write again the ``case_month`` rows of these (place id, month) cells from their cases."""
+    if not cells:
+        return
+    params = {"places": [c[0] for c in cells], "months": [c[1] for c in cells]}
+    db.execute(text("""
+        DELETE FROM case_month m USING unnest(CAST(:places AS int[]), CAST(:months AS date[])) c(place_id, month)
+        WHERE m.place_id = c.place_id AND m.month = c.month
+    """), params)
+    db.execute(text(f"INSERT INTO case_month ({', '.join(MONTH_COLUMNS)}) {month_sums_sql(_IN_CELLS)}"), params)
 
 
 def rebuild(db: Any, work: WorkCalendar) -> int:
@@ -188,8 +249,9 @@ def rebuild(db: Any, work: WorkCalendar) -> int:
                     :working_hours)
         """), rows)
     db.execute(text("DELETE FROM case_fact"))
+    db.execute(text("DELETE FROM case_month"))
     if cases:
-        refresh_facts(db, [c.id for c in cases])
+        refresh_facts(db, [c.id for c in cases], work.tz.key)
     return len(cases)
 
 

@@ -181,3 +181,33 @@ def test_bad_requests_are_clear(september, engine):
     with pytest.raises(GeogridError) as unknown:
         _run(engine, s, area="999999", start=dt.date(2026, 9, 1), end=dt.date(2026, 10, 1))
     assert unknown.value.status == 404
+
+
+@pytest.mark.parametrize("by", [[], ["grid", "month"], ["village", "quarter"], ["town", "year"], ["month"]])
+def test_monthly_sums_give_the_same_figures_as_every_case(september, engine, by):
+    s = september["settings"]
+    kw = dict(area=COUNTY, start=dt.date(2026, 9, 1), end=dt.date(2026, 11, 1), by=by)
+    months, cases = _run(engine, s, use_months=True, **kw), _run(engine, s, use_months=False, **kw)
+    assert months["rows"] == cases["rows"] and months["total"] == cases["total"]
+    assert months["total"]["received"] == 6
+
+
+def test_monthly_sums_follow_every_change_of_a_case(september, engine):
+    s = september["settings"]
+    with db.transaction(engine) as session:
+        # C is accepted and open: it goes on and closes late in October, rated 10.
+        c = september["ids"]["C"]
+        for to, when in (("filed", at(2, 9, month=10)), ("dispatched", at(2, 9, 5, month=10)),
+                         ("in_progress", at(2, 9, 10, month=10)), ("handled", at(2, 10, month=10)),
+                         ("verified", at(2, 11, month=10))):
+            workflow.transition(session, c, to, s, at=when)
+        workflow.transition(session, c, "closed", s, at=at(2, 12, month=10), satisfaction=10)
+    with engine.connect() as conn:
+        stored = conn.execute(text("SELECT sum(received), sum(closed), sum(late_cases) FROM case_month")).one()
+        conn.execute(text("SELECT 1"))
+    assert tuple(stored) == (6, 3, 2)
+    kw = dict(area=COUNTY, start=dt.date(2026, 9, 1), end=dt.date(2026, 10, 1), by=["grid", "month"])
+    months, cases = _run(engine, s, use_months=True, **kw), _run(engine, s, use_months=False, **kw)
+    assert months["rows"] == cases["rows"]
+    assert months["total"]["closed"] == 3 and months["total"]["closed_on_time"] == 1
+    assert months["total"]["overdue_now"] == 0 and months["total"]["overdue_ever"] == 2

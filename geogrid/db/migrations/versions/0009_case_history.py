@@ -1,6 +1,7 @@
 """Case history that assessment can trust: every step of a case with the deadline it had,
 when it ended, how and by whom (``incident_step``), and one row of assessment facts per
-case (``case_fact``), kept by the same code that writes the case's events.
+case (``case_fact``) and their sums per place and month (``case_month``), kept by the same
+code that writes the case's events.
 
 Existing cases are migrated by replaying their events (:func:`geogrid.incidents.steps.rebuild`):
 the deadline of a step that ended before this migration is recomputed from the category's
@@ -49,6 +50,7 @@ def upgrade() -> None:
         "case_fact",
         sa.Column("incident_id", sa.Integer, sa.ForeignKey("incident.id", ondelete="CASCADE"), primary_key=True),
         sa.Column("reported_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("reported_day", sa.Date, nullable=False, comment="local date it was reported (GEOGRID_TIMEZONE)"),
         sa.Column("place_id", sa.Integer, sa.ForeignKey("area.id"), nullable=False,
                   comment="where it happened: its grid, or the territorial authority of a blind spot"),
         sa.Column("category_key", sa.String(40), nullable=False),
@@ -67,8 +69,24 @@ def upgrade() -> None:
         sa.Column("handling_hours", sa.Float, comment="working hours of its steps, once closed"),
         sa.Column("satisfaction", sa.Integer),
     )
-    op.create_index("case_fact_reported", "case_fact", ["reported_at"])
-    op.create_index("ix_case_fact_place_id", "case_fact", ["place_id"])
+    op.create_index("case_fact_reported", "case_fact", ["reported_day"])
+    op.create_index("case_fact_place_day", "case_fact", ["place_id", "reported_day"])
+    op.create_table(
+        "case_month",
+        sa.Column("place_id", sa.Integer, sa.ForeignKey("area.id"), primary_key=True),
+        sa.Column("month", sa.Date, primary_key=True, comment="first day of the local month the cases were reported"),
+        *[sa.Column(name, sa.Integer, nullable=False, server_default=sa.text("0"))
+          for name in ("received", "accepted", "closed", "closed_on_time", "voided", "parked", "late_cases",
+                       "escalations", "callbacks", "first_reports")],
+        sa.Column("satisfaction", ARRAY(sa.Integer), nullable=False, server_default=sa.text("'{}'"),
+                  comment="cases rated 0, 1, ... 10"),
+        sa.Column("hours", ARRAY(sa.Float), nullable=False, server_default=sa.text("'{}'"),
+                  comment="handling hours of the closed cases"),
+        sa.Column("open_due", ARRAY(sa.DateTime(timezone=True)), nullable=False, server_default=sa.text("'{}'"),
+                  comment="deadlines of the open cases' steps"),
+        sa.Column("open_due_in_time", ARRAY(sa.DateTime(timezone=True)), nullable=False,
+                  server_default=sa.text("'{}'"), comment="the same, of the open cases no step of which was late"),
+    )
     from geogrid.core.settings import get_settings
     from geogrid.incidents.steps import rebuild
     from geogrid.incidents.states import calendar
@@ -77,5 +95,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_table("case_month")
     op.drop_table("case_fact")
     op.drop_table("incident_step")
