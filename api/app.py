@@ -29,6 +29,8 @@ from api.routers import (
     people,
     public,
     reference,
+    reports,
+    scores,
     stats,
 )
 from api.schemas.common import Health
@@ -134,7 +136,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return {"status": "ok", "postgis": postgis}
 
     for router in (accounts.router, coverage.router, categories.router, incidents.router, environment.router, public.router, open311.router, maps.router, areas.areas_router, areas.grids_router, locate.router, files.router,
-                   people.router, reference.router, stats.router):
+                   people.router, reference.router, stats.router, scores.router,
+                   reports.router):
         app.include_router(router)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     if settings.trusted_proxies:

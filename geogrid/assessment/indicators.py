@@ -187,19 +187,18 @@ def indicators(session: Session, settings: Settings, *, area: str, start: dt.dat
     monthly = all(b in MONTHLY for b in by) and start.day == 1 and end.day == 1
     cases, case_total = _case_rows(session, by, params, monthly=monthly if use_months is None else use_months)
     patrols = _patrol_rows(session, by, params) if all(b in PLACES + TIMES for b in by) else {}
-    keys = list(by)
+    patrols_known = bool(patrols) or not by
     rows = []
     for key in sorted(set(cases) | set(patrols), key=_sortable):
-        row = dict(zip(keys, key))
-        labels = cases.get(key, {}).get("_labels") or patrols.get(key, {}).get("_labels") or {}
-        for b in by:
-            row[f"{b}_name"] = labels.get(b, row[b])
-        row.update(_finish(cases.get(key), patrols.get(key) if patrols else None, patrols_known=bool(patrols) or not by))
+        row = cases.get(key) or {**dict(zip(by, key)), **{f"{b}_name": label for b, label in
+                                                          zip(by, patrols[key]["_labels"])}, **_NO_CASES}
+        row.update(_patrol_figures(patrols.get(key), known=patrols_known))
         rows.append(row)
     if by:
-        total = _finish(case_total, _patrol_rows(session, [], params).get(()), patrols_known=True)
+        total = {**(case_total or _NO_CASES),
+                 **_patrol_figures(_patrol_rows(session, [], params).get(()), known=True)}
     else:
-        total = {k: v for k, v in rows[0].items()} if rows else _finish(None, None, patrols_known=True)
+        total = rows[0] if rows else {**_NO_CASES, **_patrol_figures(None, known=True)}
     return {"area": {"code": root["code"], "name": root["name"]}, "from": start, "to": end, "by": by,
             "now": now, "rows": rows, "total": total}
 
@@ -226,7 +225,7 @@ def _keys(by: list[str], day_column: str) -> tuple[list[str], list[str], list[st
         if b in TIMES:
             keys.append(f"date_trunc('{b}', {day_column})::date")
             joins.append("")
-            shown.append(f"agg.k{i}")
+            shown.append(f"agg.k{i}::text")
             labels.append(f"agg.k{i}::text")
         else:
             key, join, show, label = _CASE_KEYS[b]
@@ -237,22 +236,45 @@ def _keys(by: list[str], day_column: str) -> tuple[list[str], list[str], list[st
     return keys, joins, shown, labels
 
 
+def _rate_sql(part: str, whole: str) -> str:
+    return f"round(({part})::numeric / nullif({whole}, 0), 4)::float8"
+
+
+# Each case indicator from the parts both sources give (see _case_rows), finished in SQL:
+# a county's year by grid and month is 60,000 rows, too many to finish one by one in Python.
+_FIGURES_SQL = {
+    "received": "received::int", "accepted": "accepted::int", "closed": "closed::int",
+    "closure_rate": _rate_sql("closed", "received - voided"),
+    "closed_on_time": "closed_on_time::int", "on_time_rate": _rate_sql("closed_on_time", "received - voided"),
+    "overdue_now": "overdue_now::int", "overdue_ever": "overdue_ever::int",
+    "avg_hours": "round((hours_sum / nullif(hours_n, 0))::numeric, 2)::float8",
+    "p90_hours": "round(p90_hours::numeric, 2)::float8",
+    "escalations": "escalations::int", "voided": "voided::int", "parked": "parked::int",
+    "satisfaction_mean": "round(satisfaction_sum::numeric / nullif(rated, 0), 2)::float8",
+    "satisfaction_rate": _rate_sql("satisfied", "rated"),
+    "callbacks": "callbacks::int", "callback_rate": _rate_sql("callbacks", "closed"),
+    "first_reports": "first_reports::int", "first_report_rate": _rate_sql("first_reports", "received"),
+}
+_NO_CASES = {k: (0 if e.endswith("::int") else None) for k, e in _FIGURES_SQL.items()}
+
+
 def _case_rows(session: Session, by: list[str], params: dict, *, monthly: bool) -> tuple[dict[tuple, dict], dict | None]:
-    """The case figures per group of ``by`` and, in the same pass (grouping sets), the
-    total; from the monthly sums (``monthly``) or from every case."""
+    """The case indicators per group of ``by`` (with its keys and labels) and, in the same
+    pass (grouping sets), the total; summed from the monthly sums (``monthly``) or counted
+    over every case. Both give the same parts, finished by :data:`_FIGURES_SQL`."""
     keys, joins, shown, labels = _keys(by, "m.month" if monthly else "f.reported_day")
     key_list = "".join(f"{key} AS k{i}, " for i, key in enumerate(keys))
     grouping = f"GROUP BY GROUPING SETS (({', '.join(keys)}), ())" if by else ""
     whole = f"GROUPING({', '.join(keys)}) > 0" if by else "true"
     if monthly:
         scores = list(SATISFACTION_SCORES)
-        figures = ", ".join(f"sum(m.{c}) AS {c}" for c in COUNTED) + f""",
+        rated = " + ".join(f"m.satisfaction[{k + 1}]" for k in scores)
+        parts = ", ".join(f"sum(m.{c}) AS {c}" for c in COUNTED) + f""",
             sum(m.escalations) AS escalations,
             sum(x.overdue_now) AS overdue_now, sum(m.late_cases + x.overdue_in_time) AS overdue_ever,
-            sum(x.hours) / nullif(sum(cardinality(m.hours)), 0) AS avg_hours,
-            sum({" + ".join(f"m.satisfaction[{k + 1}]" for k in scores)}) AS rated,
-            sum({" + ".join(f"{k} * m.satisfaction[{k + 1}]" for k in scores)})::numeric
-                / nullif(sum({" + ".join(f"m.satisfaction[{k + 1}]" for k in scores)}), 0) AS satisfaction_mean,
+            sum(x.hours) AS hours_sum, sum(cardinality(m.hours)) AS hours_n,
+            sum({rated}) AS rated,
+            sum({" + ".join(f"{k} * m.satisfaction[{k + 1}]" for k in scores)}) AS satisfaction_sum,
             sum(CASE {" ".join(f"WHEN :satisfied = {k} THEN {' + '.join(f'm.satisfaction[{j + 1}]' for j in scores[k:])}"
                                 for k in scores)} END) AS satisfied"""
         source = """case_month m JOIN sub s ON s.id = m.place_id
@@ -261,56 +283,50 @@ def _case_rows(session: Session, by: list[str], params: dict, *, monthly: bool) 
                                            AS overdue_in_time,
                                        (SELECT sum(h) FROM unnest(m.hours) h) AS hours) x
             WHERE m.month >= :lo_day AND m.month < :hi_day"""
+        # The p90 needs every case's hours: the months keep them, sorted, in ``hours``.
+        # Joined on the keys as one text (NULL keys included), so that the join can hash.
+        cell = f"ROW({whole}, {', '.join(keys) or 'NULL'})::text"
+        p90 = f""", p AS (
+            SELECT {cell} AS cell, percentile_cont(0.9) WITHIN GROUP (ORDER BY h) AS p90_hours
+            FROM case_month m JOIN sub s ON s.id = m.place_id CROSS JOIN LATERAL unnest(m.hours) h
+            WHERE m.month >= :lo_day AND m.month < :hi_day {grouping})"""
+        p90_join = "LEFT JOIN p ON p.cell = agg.cell"
     else:
-        figures = ", ".join(f"count(*) FILTER (WHERE {cond}) AS {c}" for c, cond in COUNTED.items()) + """,
+        parts = ", ".join(f"count(*) FILTER (WHERE {cond}) AS {c}" for c, cond in COUNTED.items()) + """,
             coalesce(sum(f.escalations), 0) AS escalations,
             count(*) FILTER (WHERE f.due_at < :now) AS overdue_now,
             count(*) FILTER (WHERE f.late_steps > 0 OR f.due_at < :now) AS overdue_ever,
-            avg(f.handling_hours) AS avg_hours,
+            sum(f.handling_hours) AS hours_sum, count(f.handling_hours) AS hours_n,
             percentile_cont(0.9) WITHIN GROUP (ORDER BY f.handling_hours) AS p90_hours,
             count(*) FILTER (WHERE f.satisfaction IS NOT NULL) AS rated,
-            avg(f.satisfaction) AS satisfaction_mean,
+            sum(f.satisfaction) AS satisfaction_sum,
             count(*) FILTER (WHERE f.satisfaction >= :satisfied) AS satisfied"""
         worker = "CROSS JOIN LATERAL unnest(f.worker_ids) w(person_id)" if "worker" in by else ""
         source = f"""case_fact f JOIN sub s ON s.id = f.place_id {worker}
             WHERE f.reported_day >= :lo_day AND f.reported_day < :hi_day"""
+        p90, p90_join = "", ""
+    figures = ", ".join(f"{expr.replace('p90_hours', 'p.p90_hours') if monthly else expr} AS {name}"
+                        for name, expr in _FIGURES_SQL.items())
     sql = _SUBTREE + f"""
-        , agg AS (SELECT {key_list} {whole} AS whole, {figures} FROM {source} {grouping})
-        SELECT {"".join(f"{show} AS c{i}, {label} AS l{i}, " for i, (show, label) in enumerate(zip(shown, labels)))}
-               agg.* FROM agg {" ".join(joins)}
+        , agg AS (SELECT {key_list} {whole} AS whole, {cell + " AS cell," if monthly else ""} {parts}
+                  FROM {source} {grouping}) {p90}
+        SELECT agg.whole,
+               {"".join(f"{show} AS {b}, {label} AS {b}_name, " for b, show, label in zip(by, shown, labels))}
+               {figures}
+        FROM agg {" ".join(joins)} {p90_join}
     """
     # A county's year sorted in memory, not on disk (the p90 over every case).
     session.execute(text("SET LOCAL work_mem = '256MB'"))
+    result = session.execute(text(sql), params)
+    columns = list(result.keys())[1:]
     groups, total = {}, None
-    result = list(session.execute(text(sql), params).mappings())
-    p90 = _p90_of_months(session, by, params, keys, grouping, whole) if monthly else None
-    for r in result:
-        values = {name: v for name, v in r.items() if not (name[0] in "ckl" and name[1:].isdigit())}
-        key = tuple(_plain(r[f"c{i}"]) for i in range(len(by)))
-        if p90 is not None:
-            values["p90_hours"] = p90.get((bool(r["whole"]), *(r[f"k{i}"] for i in range(len(by)))))
-        if by and r["whole"]:
-            total = values
-            continue
-        values["_labels"] = {b: r[f"l{i}"] for i, b in enumerate(by)}
-        groups[key] = values
-    if not by:
-        total = groups.get(())
+    for whole_row, *values in result:
+        row = dict(zip(columns, values))
+        if not by or whole_row:
+            total = {k: row[k] for k in _FIGURES_SQL}
+        if not (by and whole_row):
+            groups[tuple(row[b] for b in by)] = row
     return groups, total
-
-
-def _p90_of_months(session: Session, by: list[str], params: dict, keys: list[str], grouping: str,
-                   whole: str) -> dict[tuple, float]:
-    """The 90th percentile of handling time per group, over the hours the monthly sums keep."""
-    sql = _SUBTREE + f"""
-        SELECT {whole} AS whole, {"".join(f"{key} AS k{i}, " for i, key in enumerate(keys))}
-               percentile_cont(0.9) WITHIN GROUP (ORDER BY h) AS p90
-        FROM case_month m JOIN sub s ON s.id = m.place_id CROSS JOIN LATERAL unnest(m.hours) h
-        WHERE m.month >= :lo_day AND m.month < :hi_day
-        {grouping}
-    """
-    return {(bool(r["whole"]), *(r[f"k{i}"] for i in range(len(by)))): r["p90"]
-            for r in session.execute(text(sql), params).mappings()}
 
 
 def _patrol_rows(session: Session, by: list[str], params: dict) -> dict[tuple, dict]:
@@ -365,7 +381,7 @@ def _patrol_rows(session: Session, by: list[str], params: dict) -> dict[tuple, d
         key = tuple(_plain(r[f"k{i}"]) for i in range(len(keys)))
         out[key] = {"patrols_due": int(r["patrols_due"] or 0), "patrols_done": int(r["patrols_done"] or 0),
                     "patrols_missed": int(r["patrols_missed"] or 0),
-                    "_labels": {b: r[f"l{i}"] for i, b in enumerate(by)}}
+                    "_labels": [r[f"l{i}"] for i in range(len(by))]}
     return out
 
 
@@ -377,31 +393,13 @@ def _rate(part, whole):
     return None if not whole else round(part / whole, 4)
 
 
-def _finish(case: dict | None, patrol: dict | None, *, patrols_known: bool) -> dict:
-    """Every indicator of one group, in :data:`INDICATORS` order, rates from their parts."""
-    c = case or {}
-    n = lambda k: int(c.get(k) or 0)  # noqa: E731
-    due_to_close = n("received") - n("voided")
-    out = {
-        "received": n("received"), "accepted": n("accepted"), "closed": n("closed"),
-        "closure_rate": _rate(n("closed"), due_to_close),
-        "closed_on_time": n("closed_on_time"), "on_time_rate": _rate(n("closed_on_time"), due_to_close),
-        "overdue_now": n("overdue_now"), "overdue_ever": n("overdue_ever"),
-        "avg_hours": None if c.get("avg_hours") is None else round(float(c["avg_hours"]), 2),
-        "p90_hours": None if c.get("p90_hours") is None else round(float(c["p90_hours"]), 2),
-        "escalations": n("escalations"), "voided": n("voided"), "parked": n("parked"),
-        "satisfaction_mean": None if c.get("satisfaction_mean") is None else round(float(c["satisfaction_mean"]), 2),
-        "satisfaction_rate": _rate(n("satisfied"), n("rated")),
-        "callbacks": n("callbacks"), "callback_rate": _rate(n("callbacks"), n("closed")),
-        "first_reports": n("first_reports"), "first_report_rate": _rate(n("first_reports"), n("received")),
-    }
-    if patrols_known:
-        p = patrol or {"patrols_due": 0, "patrols_done": 0, "patrols_missed": 0}
-        out.update(patrols_due=p["patrols_due"], patrols_done=p["patrols_done"], patrols_missed=p["patrols_missed"],
-                   patrol_rate=_rate(p["patrols_due"] - p["patrols_missed"], p["patrols_due"]))
-    else:
-        out.update(patrols_due=None, patrols_done=None, patrols_missed=None, patrol_rate=None)
-    return out
+def _patrol_figures(p: dict | None, *, known: bool) -> dict:
+    """The patrol indicators of a group from its parts (None for groups patrols have not)."""
+    if not known:
+        return {"patrols_due": None, "patrols_done": None, "patrols_missed": None, "patrol_rate": None}
+    p = p or {"patrols_due": 0, "patrols_done": 0, "patrols_missed": 0}
+    return {"patrols_due": p["patrols_due"], "patrols_done": p["patrols_done"], "patrols_missed": p["patrols_missed"],
+            "patrol_rate": _rate(p["patrols_due"] - p["patrols_missed"], p["patrols_due"])}
 
 
 def markdown_table(lang: str = "zh") -> str:

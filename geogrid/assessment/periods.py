@@ -34,9 +34,21 @@ def _add_months(day: dt.date, months: int) -> dt.date:
     return dt.date(n // 12, n % 12 + 1, 1)
 
 
+FIRST_YEAR, LAST_YEAR = 1900, 9998
+
+
 def parse_period(name: str) -> Period:
-    """The period a name stands for; 422 naming the forms accepted otherwise."""
+    """The period a name stands for; 422 naming the forms accepted otherwise.
+
+    >>> parse_period("9999-01")
+    Traceback (most recent call last):
+    ...
+    geogrid.core.errors.GeogridError: period '9999-01' is outside the years 1900 to 9998
+    """
     text = (name or "").strip()
+    year = re.match(r"\d{4}", text)
+    if year and not FIRST_YEAR <= int(year[0]) <= LAST_YEAR:
+        raise GeogridError(f"period {name!r} is outside the years {FIRST_YEAR} to {LAST_YEAR}")
     m = re.fullmatch(r"(\d{4})-(\d{1,2})", text)
     if m and 1 <= int(m[2]) <= 12:
         start = dt.date(int(m[1]), int(m[2]), 1)
@@ -45,7 +57,7 @@ def parse_period(name: str) -> Period:
     if m:
         start = dt.date(int(m[1]), 3 * int(m[2]) - 2, 1)
         return Period(f"{m[1]}-Q{m[2]}", "quarter", start, _add_months(start, 3))
-    if re.fullmatch(r"\d{4}", text) and int(text) >= 1900:
+    if re.fullmatch(r"\d{4}", text):
         start = dt.date(int(text), 1, 1)
         return Period(text, "year", start, dt.date(start.year + 1, 1, 1))
     raise GeogridError(f"period {name!r} is not a month (2026-11), a quarter (2026-Q4) or a year (2026)")

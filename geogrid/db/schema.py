@@ -493,12 +493,14 @@ class CaseFact(Base):
         ForeignKeyConstraint(["incident_id"], ["incident.id"], ondelete="CASCADE", name="case_fact_incident_id_fkey"),
         ForeignKeyConstraint(["place_id"], ["area.id"], name="case_fact_place_id_fkey"),
         PrimaryKeyConstraint("incident_id", name="case_fact_pkey"),
-        Index("case_fact_reported", "reported_at"),
-        Index("ix_case_fact_place_id", "place_id"),
+        Index("case_fact_place_day", "place_id", "reported_day"),
+        Index("case_fact_reported", "reported_day"),
     )
 
     incident_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     reported_at: Mapped[datetime.datetime] = mapped_column(DateTime(True), nullable=False)
+    reported_day: Mapped[datetime.date] = mapped_column(Date, nullable=False,
+                                                        comment="local date it was reported (GEOGRID_TIMEZONE)")
     place_id: Mapped[int] = mapped_column(Integer, nullable=False, comment="where it happened: its grid, or the "
                                           "territorial authority of a blind spot")
     category_key: Mapped[str] = mapped_column(String(40), nullable=False)
@@ -517,6 +519,159 @@ class CaseFact(Base):
     due_at: Mapped[datetime.datetime | None] = mapped_column(DateTime(True), comment="deadline of the open step")
     handling_hours: Mapped[float | None] = mapped_column(Double(53), comment="working hours of its steps, once closed")
     satisfaction: Mapped[int | None] = mapped_column(Integer)
+
+
+# --------------------------------------------------------------------------- assessment: score sheets
+
+
+class AssessmentScheme(Base):
+    """A score sheet (考核方案) of a county or town: its target kind, period kind and items."""
+
+    __tablename__ = "assessment_scheme"
+    __table_args__ = (
+        CheckConstraint("period_kind::text = ANY (ARRAY['month'::character varying, 'quarter'::character varying, 'year'::character varying]::text[])", name="assessment_scheme_period_kind"),
+        CheckConstraint("target_kind::text = ANY (ARRAY['worker'::character varying, 'grid'::character varying, 'village'::character varying, 'town'::character varying, 'department'::character varying]::text[])", name="assessment_scheme_target_kind"),
+        CheckConstraint("total = ANY (ARRAY[100, 1000])", name="assessment_scheme_total"),
+        ForeignKeyConstraint(["area_id"], ["area.id"], name="assessment_scheme_area_id_fkey"),
+        PrimaryKeyConstraint("id", name="assessment_scheme_pkey"),
+        UniqueConstraint("area_id", "name", name="assessment_scheme_area_id_name_key"),
+        Index("ix_assessment_scheme_area_id", "area_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    area_id: Mapped[int] = mapped_column(Integer, nullable=False, comment="the county or town that owns the scheme")
+    name: Mapped[str] = mapped_column(String(200), nullable=False)
+    total: Mapped[int] = mapped_column(Integer, nullable=False, comment="100 or 1000 points")
+    target_kind: Mapped[str] = mapped_column(String(16), nullable=False, comment="worker, grid, village, town or department")
+    period_kind: Mapped[str] = mapped_column(String(16), nullable=False, comment="month, quarter or year")
+    items: Mapped[object] = mapped_column(JSONB, nullable=False, comment="code, name, points, kind, rule (or manual)")
+    version: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("1"))
+    created_at: Mapped[datetime.datetime] = mapped_column(DateTime(True), nullable=False, server_default=text("now()"))
+    updated_at: Mapped[datetime.datetime] = mapped_column(DateTime(True), nullable=False, server_default=text("now()"))
+    created_by: Mapped[str] = mapped_column(String(100), nullable=False)
+
+
+class AssessmentPeriod(Base):
+    """One period of a scheme: the scheme as computed, its state and publication."""
+
+    __tablename__ = "assessment_period"
+    __table_args__ = (
+        CheckConstraint("end_date > start_date", name="assessment_period_dates_ordered"),
+        CheckConstraint("NOT published OR state::text = 'frozen'::text", name="assessment_period_published_frozen"),
+        CheckConstraint("state::text = ANY (ARRAY['computed'::character varying, 'reviewed'::character varying, 'frozen'::character varying]::text[])", name="assessment_period_state"),
+        ForeignKeyConstraint(["scheme_id"], ["assessment_scheme.id"], ondelete="CASCADE",
+                             name="assessment_period_scheme_id_fkey"),
+        PrimaryKeyConstraint("id", name="assessment_period_pkey"),
+        UniqueConstraint("scheme_id", "start_date", name="assessment_period_scheme_id_start_date_key"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    scheme_id: Mapped[int] = mapped_column(Integer, nullable=False)
+    name: Mapped[str] = mapped_column(String(16), nullable=False, comment="2026-11, 2026-Q4 or 2026")
+    start_date: Mapped[datetime.date] = mapped_column(Date, nullable=False)
+    end_date: Mapped[datetime.date] = mapped_column(Date, nullable=False, comment="exclusive")
+    state: Mapped[str] = mapped_column(String(16), nullable=False, server_default=text("'computed'::character varying"))
+    published: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("false"),
+                                            comment="its red/black list is on the public board")
+    scheme_version: Mapped[int] = mapped_column(Integer, nullable=False)
+    scheme: Mapped[object] = mapped_column(JSONB, nullable=False,
+                                           comment="the scheme (name, total, kinds, items) it was computed with")
+    red_n: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("3"))
+    black_n: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("3"))
+    measured_at: Mapped[datetime.datetime] = mapped_column(DateTime(True), nullable=False,
+                                                           comment="the moment 'overdue now' was measured at")
+    computed_at: Mapped[datetime.datetime] = mapped_column(DateTime(True), nullable=False)
+    computed_by: Mapped[str] = mapped_column(String(100), nullable=False)
+    reviewed_at: Mapped[datetime.datetime | None] = mapped_column(DateTime(True))
+    reviewed_by: Mapped[str | None] = mapped_column(String(100))
+    frozen_at: Mapped[datetime.datetime | None] = mapped_column(DateTime(True))
+    frozen_by: Mapped[str | None] = mapped_column(String(100))
+    published_at: Mapped[datetime.datetime | None] = mapped_column(DateTime(True))
+    published_by: Mapped[str | None] = mapped_column(String(100))
+
+
+class AssessmentScore(Base):
+    """The stored result of one target in one period: values read, items with evidence, score, rank."""
+
+    __tablename__ = "assessment_score"
+    __table_args__ = (
+        ForeignKeyConstraint(["period_id"], ["assessment_period.id"], ondelete="CASCADE",
+                             name="assessment_score_period_id_fkey"),
+        PrimaryKeyConstraint("period_id", "target", name="assessment_score_pkey"),
+    )
+
+    period_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    target: Mapped[str] = mapped_column(String(100), primary_key=True, comment="area code, person id or department name")
+    name: Mapped[str] = mapped_column(String(200), nullable=False)
+    area_ids: Mapped[list[int]] = mapped_column(ARRAY(Integer()), nullable=False, server_default=text("'{}'::integer[]"),
+                                                comment="the areas the target answers for (scope of readers and assessors)")
+    indicator_values: Mapped[object] = mapped_column(JSONB, nullable=False, comment="the indicator values the rules read")
+    items: Mapped[object] = mapped_column(JSONB, nullable=False, server_default=text("'[]'::jsonb"),
+                                          comment="each item's points with its evidence")
+    deductions: Mapped[float] = mapped_column(Double(53), nullable=False, server_default=text("0"))
+    bonuses: Mapped[float] = mapped_column(Double(53), nullable=False, server_default=text("0"))
+    score: Mapped[float] = mapped_column(Double(53), nullable=False)
+    rank: Mapped[int | None] = mapped_column(Integer)
+
+
+class AssessmentManual(Base):
+    """Points an assessor entered for a manual item of one target, with reason and evidence."""
+
+    __tablename__ = "assessment_manual"
+    __table_args__ = (
+        CheckConstraint("points >= 0::double precision", name="assessment_manual_points_nonneg"),
+        ForeignKeyConstraint(["period_id"], ["assessment_period.id"], ondelete="CASCADE",
+                             name="assessment_manual_period_id_fkey"),
+        PrimaryKeyConstraint("id", name="assessment_manual_pkey"),
+        UniqueConstraint("period_id", "target", "item_code", name="assessment_manual_period_id_target_item_code_key"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    period_id: Mapped[int] = mapped_column(Integer, nullable=False)
+    target: Mapped[str] = mapped_column(String(100), nullable=False)
+    item_code: Mapped[str] = mapped_column(String(32), nullable=False)
+    points: Mapped[float] = mapped_column(Double(53), nullable=False)
+    reason: Mapped[str] = mapped_column(Text, nullable=False)
+    evidence: Mapped[str] = mapped_column(Text, nullable=False, comment="a URL or a description of the evidence")
+    entered_by: Mapped[str] = mapped_column(String(100), nullable=False)
+    entered_at: Mapped[datetime.datetime] = mapped_column(DateTime(True), nullable=False, server_default=text("now()"))
+
+
+class CaseMonth(Base):
+    """The facts of the cases reported in one place and local month, summed (what the
+    indicators of places and months read instead of every case)."""
+
+    __tablename__ = "case_month"
+    __table_args__ = (
+        ForeignKeyConstraint(["place_id"], ["area.id"], name="case_month_place_id_fkey"),
+        PrimaryKeyConstraint("place_id", "month", name="case_month_pkey"),
+    )
+
+    place_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    month: Mapped[datetime.date] = mapped_column(Date, primary_key=True,
+                                                 comment="first day of the local month the cases were reported")
+    received: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("0"))
+    accepted: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("0"))
+    closed: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("0"))
+    closed_on_time: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("0"))
+    voided: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("0"))
+    parked: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("0"))
+    late_cases: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("0"))
+    escalations: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("0"))
+    callbacks: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("0"))
+    first_reports: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("0"))
+    satisfaction: Mapped[list[int]] = mapped_column(ARRAY(Integer()), nullable=False,
+                                                    server_default=text("'{}'::integer[]"),
+                                                    comment="cases rated 0, 1, ... 10")
+    hours: Mapped[list[float]] = mapped_column(ARRAY(Double(53)), nullable=False,
+                                               server_default=text("'{}'::double precision[]"),
+                                               comment="handling hours of the closed cases")
+    open_due: Mapped[list[datetime.datetime]] = mapped_column(
+        ARRAY(DateTime(True)), nullable=False, server_default=text("'{}'::timestamp with time zone[]"),
+        comment="deadlines of the open cases' steps")
+    open_due_in_time: Mapped[list[datetime.datetime]] = mapped_column(
+        ARRAY(DateTime(True)), nullable=False, server_default=text("'{}'::timestamp with time zone[]"),
+        comment="the same, of the open cases no step of which was late")
 
 
 # --------------------------------------------------------------------------- environment

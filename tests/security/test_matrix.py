@@ -11,7 +11,8 @@ comprehensive grids per village with a gap between them (so a repair proposal ch
 something), one environment grid per village, a person with a post, incidents (one
 reported, one dispatched; town A's are of the sanitation department's category, town B's
 of another department's), a pollution source, a patrol, an exemption, two stored coverage
-runs and a repair proposal per town. The callers hold their grants on town A; the
+runs and a repair proposal per town, and a score sheet per town (its grids, monthly; last
+month computed). The callers hold their grants on town A; the
 department handler holds the sanitation department and no area. The world is built once
 for the module; a request that uses an object up gets a fresh one.
 """
@@ -24,6 +25,7 @@ import itertools
 import json
 import re
 from collections.abc import Callable
+from zoneinfo import ZoneInfo
 
 import pytest
 import shapely
@@ -61,6 +63,7 @@ PLANNER = frozenset({"planner"})
 ADMIN = frozenset()         # admins only
 CENTRE = frozenset({"inspector", "planner"})
 PATROLLERS = frozenset({"grid_worker", "inspector"})
+READERS = frozenset({"grid_worker", "inspector", "planner"})  # results of score sheets
 
 DOCS = {"/docs": "text/html", "/redoc": "text/html", "/openapi.json": "application/json",
         "/docs/oauth2-redirect": "text/html"}
@@ -209,6 +212,7 @@ class World:
             self.ids[("run1", t)] = self.call("get", "/api/coverage", 200, params={"area": VILLAGE[t]})["id"]
             self.ids[("run2", t)] = self.call("get", "/api/coverage", 200, params={"area": VILLAGE[t]})["id"]
             self.ids[("proposal", t)] = self.proposal(t)
+            self.ids[("scheme", t)] = self.scheme(t)
         self.overdue()
 
     # -- helpers
@@ -303,6 +307,19 @@ class World:
 
     def proposal(self, town: str) -> int:
         return self.call("post", "/api/coverage/repairs", 201, json={"area": VILLAGE[town], "gap_width_m": 100})["id"]
+
+    def scheme(self, town: str, state: str | None = None) -> int:
+        """A score sheet of the town's grids: this month computed, or last month (before
+        the world's grids were drawn: no targets) taken to ``state``."""
+        scheme = self.call("post", "/api/assessment/schemes", 201, json={
+            "area": TOWN[town], "name": f"网格考核{self.n()}", "total": 100, "target_kind": "grid",
+            "period_kind": "month", "items": SCHEME_ITEMS})["id"]
+        if state is None:
+            self.call("post", f"/api/assessment/schemes/{scheme}/periods/{THIS_MONTH}/compute", 200)
+        else:
+            for step in ("compute", "review", "freeze")[:STATES.index(state) + 1]:
+                self.call("post", f"/api/assessment/schemes/{scheme}/periods/{PAST}/{step}", 200)
+        return scheme
 
     def grid(self, town: str) -> str:
         x = X[town]
@@ -553,11 +570,69 @@ def asset_path() -> str:
     return css.relative_to(root).as_posix()
 
 
+TODAY = dt.datetime.now(ZoneInfo("Asia/Shanghai")).date()  # the service's time zone
+THIS_MONTH = TODAY.strftime("%Y-%m")  # the world's grids exist in it
+PAST = (TODAY.replace(day=1) - dt.timedelta(days=1)).strftime("%Y-%m")  # over: it may be frozen
+STATES = ("computed", "reviewed", "frozen")
+SCHEME_ITEMS = [{"code": "late", "name": "逾期结案", "points": 10, "kind": "deduction",
+                 "rule": {"indicator": "closed_late", "per": 1, "points": 2}},
+                {"code": "spot", "name": "督查", "points": 10, "kind": "deduction", "rule": "manual"}]
+
+
+def scheme_rows() -> dict:
+    """Score sheets (issue 11): town A's sheet is "in", town B's "out"; moving a period on
+    uses a fresh sheet with last month in the state the move starts from."""
+    base = "/api/assessment/schemes"
+    period = base + "/{scheme_id}/periods/{period}"
+
+    def of(w, scope, suffix="", state=None) -> str:
+        t = _in_out(scope)
+        if state is None:  # the world's sheet, this month: its grids are targets
+            return f"{base}/{w.ids[('scheme', t)]}/periods/{THIS_MONTH}{suffix}"
+        return f"{base}/{w.scheme(t, state)}/periods/{PAST}{suffix}"
+
+    def manual(w, caller, scope):
+        return Req("POST", of(w, scope, "/manual"), json={
+            "target": GRID1[_in_out(scope)], "item": "spot", "points": 1 + w.n() % 5, "reason": "督查发现",
+            "evidence": "https://evidence.example/1.jpg"})
+
+    return {
+        ("GET", base): Row(READERS, lambda w, c, s: Req("GET", base, params={} if s == "in" else {"area": TOWN["B"]}),
+                           scopes=("in", "out"), kind="list", found=items(member=None), markers=pair("scheme")),
+        ("POST", base): Row(PLANNER, lambda w, c, s: Req("POST", base, json={
+            "area": TOWN[_in_out(s)], "name": f"新方案{w.n()}", "total": 1000, "target_kind": "village",
+            "period_kind": "quarter", "items": SCHEME_ITEMS}), ok=201, scopes=("in", "out"), kind="write",
+            trail="audit"),
+        ("GET", base + "/{scheme_id}"): Row(READERS, lambda w, c, s: Req(
+            "GET", f"{base}/{w.ids[('scheme', _in_out(s))]}"), scopes=("in", "out")),
+        ("PATCH", base + "/{scheme_id}"): Row(PLANNER, lambda w, c, s: Req(
+            "PATCH", f"{base}/{w.ids[('scheme', _in_out(s))]}", json={"name": f"改名{w.n()}"}),
+            scopes=("in", "out"), kind="write", trail="audit"),
+        ("GET", base + "/{scheme_id}/periods"): Row(READERS, lambda w, c, s: Req(
+            "GET", f"{base}/{w.ids[('scheme', _in_out(s))]}/periods"), scopes=("in", "out")),
+        ("GET", period): Row(READERS, lambda w, c, s: Req("GET", of(w, s)), scopes=("in", "out")),
+        ("GET", period + "/ranking"): Row(READERS, lambda w, c, s: Req("GET", of(w, s, "/ranking")),
+                                          scopes=("in", "out")),
+        ("POST", period + "/compute"): Row(PLANNER, lambda w, c, s: Req("POST", of(w, s, "/compute")),
+                                           scopes=("in", "out"), kind="write", trail="audit"),
+        ("POST", period + "/review"): Row(PLANNER, lambda w, c, s: Req("POST", of(w, s, "/review", "computed")),
+                                          scopes=("in", "out"), kind="write", trail="audit"),
+        ("POST", period + "/freeze"): Row(PLANNER, lambda w, c, s: Req("POST", of(w, s, "/freeze", "reviewed")),
+                                          scopes=("in", "out"), kind="write", trail="audit"),
+        ("POST", period + "/publish"): Row(ADMIN, lambda w, c, s: Req("POST", of(w, "in", "/publish", "frozen")),
+                                           kind="write", trail="audit"),
+        ("POST", period + "/manual"): Row(CENTRE, manual, scopes=("in", "out"), kind="write", trail="audit"),
+        ("GET", "/api/public/rankings"): Row(PUBLIC, lambda w, c, s: Req(
+            "GET", "/api/public/rankings", params={"area": COUNTY})),
+    }
+
+
 def spec() -> dict:
     rows: dict = {}
     rows.update(area_rows("/api/areas", grids=False))
     rows.update(area_rows("/api/grids", grids=True))
     rows.update(editing_rows())
+    rows.update(scheme_rows())
     A, B = "A", "B"
     rows.update({
         ("GET", "/healthz"): Row(PUBLIC, lambda w, c, s: Req("GET", "/healthz")),
@@ -655,6 +730,14 @@ def spec() -> dict:
         ("GET", "/api/stats/indicators"): Row(frozenset({"grid_worker", "inspector", "planner"}), lambda w, c, s: Req(
             "GET", "/api/stats/indicators", params={"area": TOWN[_in_out(s)], "period": "2026-11", "by": "grid"}),
             scopes=("in", "out")),
+        # Downloads of the same figures (XLSX/CSV), and the monthly report (PDF/XLSX) of this
+        # month, whose score sheet the world computed: the same readers, the same scope rule.
+        ("GET", "/api/stats/export"): Row(frozenset({"grid_worker", "inspector", "planner"}), lambda w, c, s: Req(
+            "GET", "/api/stats/export", params={"area": TOWN[_in_out(s)], "period": "2026-11", "by": "grid",
+                                                "format": "csv"}), scopes=("in", "out")),
+        ("GET", "/api/reports/monthly"): Row(frozenset({"grid_worker", "inspector", "planner"}), lambda w, c, s: Req(
+            "GET", "/api/reports/monthly", params={"area": TOWN[_in_out(s)], "month": THIS_MONTH, "format": "xlsx"}),
+            scopes=("in", "out")),
         # ---- pollution sources and patrols
         ("GET", "/api/sources"): Row(STAFF, lambda w, c, s: Req(
             "GET", "/api/sources", params={} if s == "in" else {"area": TOWN[B]}),
@@ -700,6 +783,10 @@ def spec() -> dict:
         ("GET", "/maps/inspector"): Row(STAFF, lambda w, c, s: Req(
             "GET", "/maps/inspector", params={"area": TOWN[_in_out(s)]}), scopes=("in", "out"),
             kind="list", handler_in=frozenset({"in"}), found=receipts_in_page, markers=incident_markers,
+            browser_redirect=True),
+        # The assessment dashboard: whoever may read the area's indicators.
+        ("GET", "/maps/dashboard"): Row(frozenset(AREA_CALLERS), lambda w, c, s: Req(
+            "GET", "/maps/dashboard", params={"area": TOWN[_in_out(s)]}), scopes=("in", "out"),
             browser_redirect=True),
         ("GET", "/maps/public"): Row(PUBLIC, lambda w, c, s: Req("GET", "/maps/public", params={"area": TOWN[A]})),
         ("GET", "/maps/assets/{path:path}"): Row(PUBLIC, lambda w, c, s: Req("GET", f"/maps/assets/{asset_path()}")),
