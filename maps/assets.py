@@ -72,6 +72,9 @@ CDN = {
     "https://cdn.jsdelivr.net/gh/python-visualization/folium@main/folium/templates/leaflet_heat.min.js":
         ("folium", "templates/leaflet_heat.min.js"),
     "https://cdnjs.cloudflare.com/ajax/libs/d3/3.5.5/d3.min.js": ("d3@3.5.5", "d3.min.js"),
+    # ECharts for the assessment dashboard (maps/dashboard.py): the common build (line, bar, pie).
+    "https://cdn.jsdelivr.net/npm/echarts@6.1.0/dist/echarts.common.min.js":
+        ("echarts@6.1.0", "dist/echarts.common.min.js"),
     # Swagger UI for /docs (fastapi's get_swagger_ui_html writes these addresses)
     "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui-bundle.js": ("swagger-ui-dist@5.35.0", "swagger-ui-bundle.js"),
     "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui.css": ("swagger-ui-dist@5.35.0", "swagger-ui.css"),

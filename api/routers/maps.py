@@ -1,5 +1,5 @@
-"""The maps, served: /maps/planner and /maps/inspector for staff (bearer token, or the
-cookie set by /maps/login), /maps/public for everyone; Leaflet's files from
+"""The maps, served: /maps/planner, /maps/inspector and /maps/dashboard for staff (bearer
+token, or the cookie set by /maps/login), /maps/public for everyone; Leaflet's files from
 /maps/assets."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 from api.deps import MAP_COOKIE, ClientAddress, Lang, SessionDep, SettingsDep, require
 from geogrid.access import accounts, scopes
 from geogrid.core.errors import GeogridError
-from maps import assets, render
+from maps import assets, dashboard, render
 from maps.base import content_security_policy, nonce_source
 
 router = APIRouter(prefix="/maps", tags=["maps"])
@@ -44,6 +44,26 @@ def public(session: SessionDep, settings: SettingsDep, area: Annotated[str, Quer
            layer: str = "comprehensive", lang: Lang = "zh") -> HTMLResponse:
     session.info["principal"] = scopes.ANONYMOUS  # the public page never shows more than the public may see
     return _map_page("public", session, settings, area=area, layer=layer, lang=lang)
+
+
+@router.get("/dashboard", response_class=HTMLResponse, dependencies=[require(*dashboard.READERS)],
+            summary="Assessment dashboard (考核看板): indicator cards, trends, choropleth and ranking of a month")
+def dashboard_page(request: Request, session: SessionDep, settings: SettingsDep, area: Annotated[str, Query()],
+                   month: Annotated[str | None, Query(description="YYYY-MM; default: this month")] = None,
+                   unit: Literal["town", "village", "grid"] | None = None, lang: Lang = "zh") -> HTMLResponse:
+    nonce = secrets.token_urlsafe(18)
+    try:
+        html = dashboard.render(session, settings, area=area, month=month, unit=unit, lang=lang, nonce=nonce)
+    except GeogridError as exc:
+        # A person in a browser reads why (out of scope, no such area, a bad month) on a page;
+        # a client gets the Problem as JSON like everywhere else.
+        if exc.status in (403, 404, 422) and "text/html" in request.headers.get("accept", ""):
+            target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+            return HTMLResponse(dashboard.error_page(exc, lang, target), status_code=exc.status,
+                                headers={"Cache-Control": "no-store"})
+        raise
+    policy = content_security_policy(settings, scripts=[nonce_source(nonce)])
+    return HTMLResponse(html, headers={"Content-Security-Policy": policy, "Cache-Control": "no-store"})
 
 
 def _map_page(kind: str, session, settings, **params) -> HTMLResponse:

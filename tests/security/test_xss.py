@@ -429,3 +429,31 @@ def test_person_photo_addresses_are_http_only(world):
     r = world.http.patch(f"/api/persons/{r.json()['id']}", json={"photo_url": " JavaScript:alert(1)"}, headers=auth)
     assert r.status_code == 422 and "photo_url" in r.text
     assert json.loads(r.text)["problems"][0]["message"].endswith("must be an http:// or https:// address")
+
+
+@pytest.mark.parametrize("viewport", list(VIEWPORTS))
+def test_dashboard_keeps_user_text_inert(world, viewport):
+    """The assessment dashboard (issue 11) names areas in its title, cards, charts, map
+    tooltips and ranking table: the corpus stays text in all of them."""
+    url = f"/maps/dashboard?area={TOWN}&unit=grid&lang=en"
+    visit = Visit(world, viewport)
+    try:
+        _login(visit, world, url)
+        page = visit.page
+        page.wait_for_function("() => window.echarts && document.querySelectorAll('[_echarts_instance_]').length >= 2",
+                               timeout=30_000)
+        page.wait_for_timeout(300)
+        for path in page.locator("path.leaflet-interactive").all()[:4]:  # the map's tooltips
+            path.hover(force=True)
+            page.wait_for_timeout(50)
+        title = page.title()
+        assert title.startswith(NAMES["town"] + " · Assessment dashboard"), title[:80]
+        text = page.locator("body").inner_text()
+        assert NAMES["grid"].split("\u2028")[0][:40] in text
+        assert page.evaluate("() => window.__xss") is None
+        assert visit.dialogs == []
+        assert page.evaluate(INJECTED) == []
+        assert page.evaluate("() => window.__csp") == []
+        assert visit.problems == []
+    finally:
+        visit.close()
