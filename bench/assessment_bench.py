@@ -149,6 +149,9 @@ def build(engine, towns: int, villages: int, grids: int, cases: int, seed: int) 
             WHERE (i.state <> 'void' OR s.step = 'accept')
               AND (i.state NOT IN ('parked', 'in_progress') OR s.step <> 'verify')
         """))
+        # An open case's deadline is its open step's, as the workflow leaves it.
+        conn.execute(text("UPDATE incident i SET due_at = s.due_at FROM incident_step s "
+                          "WHERE s.incident_id = i.id AND s.ended_at IS NULL"))
         conn.execute(text("""
             INSERT INTO incident_event (incident_id, at, actor, action, from_state, to_state)
             SELECT id, reported_at, 'bench', 'report', NULL, 'reported' FROM incident
