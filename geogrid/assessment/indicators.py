@@ -258,6 +258,19 @@ _FIGURES_SQL = {
 _NO_CASES = {k: (0 if e.endswith("::int") else None) for k, e in _FIGURES_SQL.items()}
 
 
+def sorted_percentile_sql(array: str, p: float) -> str:
+    """SQL of the ``p`` percentile of a sorted array, interpolated as ``percentile_cont``
+    does (written out: a function call per row costs more than the whole sum).
+
+    >>> sorted_percentile_sql("a", 0.5).startswith("CASE WHEN cardinality(a) = 0 THEN NULL")
+    True
+    """
+    pos = f"({p} * (cardinality({array}) - 1))"
+    lo = f"floor({pos})::int"
+    return (f"CASE WHEN cardinality({array}) = 0 THEN NULL ELSE {array}[{lo} + 1] + ({pos} - {lo}) * "
+            f"({array}[least({lo} + 2, cardinality({array}))] - {array}[{lo} + 1]) END")
+
+
 def _case_rows(session: Session, by: list[str], params: dict, *, monthly: bool) -> tuple[dict[tuple, dict], dict | None]:
     """The case indicators per group of ``by`` (with its keys and labels) and, in the same
     pass (grouping sets), the total; summed from the monthly sums (``monthly``) or counted
@@ -269,28 +282,34 @@ def _case_rows(session: Session, by: list[str], params: dict, *, monthly: bool) 
     if monthly:
         scores = list(SATISFACTION_SCORES)
         rated = " + ".join(f"m.satisfaction[{k + 1}]" for k in scores)
+        # Most places have no open case: the deadlines are looked at only where there are some.
+        overdue = "CASE WHEN cardinality(m.{0}) = 0 THEN 0 ELSE (SELECT count(*) FROM unnest(m.{0}) d WHERE d < :now) END"
         parts = ", ".join(f"sum(m.{c}) AS {c}" for c in COUNTED) + f""",
             sum(m.escalations) AS escalations,
-            sum(x.overdue_now) AS overdue_now, sum(m.late_cases + x.overdue_in_time) AS overdue_ever,
-            sum(x.hours) AS hours_sum, sum(cardinality(m.hours)) AS hours_n,
+            sum({overdue.format("open_due")}) AS overdue_now,
+            sum(m.late_cases + {overdue.format("open_due_in_time")}) AS overdue_ever,
+            sum(m.hours_sum) AS hours_sum, sum(cardinality(m.hours)) AS hours_n,
             sum({rated}) AS rated,
             sum({" + ".join(f"{k} * m.satisfaction[{k + 1}]" for k in scores)}) AS satisfaction_sum,
             sum(CASE {" ".join(f"WHEN :satisfied = {k} THEN {' + '.join(f'm.satisfaction[{j + 1}]' for j in scores[k:])}"
                                 for k in scores)} END) AS satisfied"""
         source = """case_month m JOIN sub s ON s.id = m.place_id
-            CROSS JOIN LATERAL (SELECT (SELECT count(*) FROM unnest(m.open_due) d WHERE d < :now) AS overdue_now,
-                                       (SELECT count(*) FROM unnest(m.open_due_in_time) d WHERE d < :now)
-                                           AS overdue_in_time,
-                                       (SELECT sum(h) FROM unnest(m.hours) h) AS hours) x
             WHERE m.month >= :lo_day AND m.month < :hi_day"""
-        # The p90 needs every case's hours: the months keep them, sorted, in ``hours``.
-        # Joined on the keys as one text (NULL keys included), so that the join can hash.
+        # The p90 needs every case's hours: each month keeps its own, sorted, in ``hours``.
+        # A group of one place and month reads it off its array; the total and coarser
+        # groups sort the hours of all their months.
+        one_month = sorted(by) == ["grid", "month"]
         cell = f"ROW({whole}, {', '.join(keys) or 'NULL'})::text"
         p90 = f""", p AS (
-            SELECT {cell} AS cell, percentile_cont(0.9) WITHIN GROUP (ORDER BY h) AS p90_hours
+            SELECT {cell if not one_month else "ROW(true)::text"} AS cell,
+                   percentile_cont(0.9) WITHIN GROUP (ORDER BY h) AS p90_hours
             FROM case_month m JOIN sub s ON s.id = m.place_id CROSS JOIN LATERAL unnest(m.hours) h
-            WHERE m.month >= :lo_day AND m.month < :hi_day {grouping})"""
+            WHERE m.month >= :lo_day AND m.month < :hi_day {grouping if not one_month else ""})"""
         p90_join = "LEFT JOIN p ON p.cell = agg.cell"
+        if one_month:
+            cell = f"CASE WHEN {whole} THEN ROW(true)::text END"
+            p90_join += (" LEFT JOIN (SELECT place_id, month AS cell_month, hours AS month_hours FROM case_month) mm"
+                         f" ON mm.place_id = agg.k{by.index('grid')} AND mm.cell_month = agg.k{by.index('month')}")
     else:
         parts = ", ".join(f"count(*) FILTER (WHERE {cond}) AS {c}" for c, cond in COUNTED.items()) + """,
             coalesce(sum(f.escalations), 0) AS escalations,
@@ -305,8 +324,11 @@ def _case_rows(session: Session, by: list[str], params: dict, *, monthly: bool) 
         source = f"""case_fact f JOIN sub s ON s.id = f.place_id {worker}
             WHERE f.reported_day >= :lo_day AND f.reported_day < :hi_day"""
         p90, p90_join = "", ""
-    figures = ", ".join(f"{expr.replace('p90_hours', 'p.p90_hours') if monthly else expr} AS {name}"
-                        for name, expr in _FIGURES_SQL.items())
+    p90_sql = "p90_hours"
+    if monthly:
+        p90_sql = (f"CASE WHEN agg.whole THEN p.p90_hours ELSE {sorted_percentile_sql('mm.month_hours', 0.9)} END"
+                   if one_month else "p.p90_hours")
+    figures = ", ".join(f"{expr.replace('p90_hours', p90_sql)} AS {name}" for name, expr in _FIGURES_SQL.items())
     sql = _SUBTREE + f"""
         , agg AS (SELECT {key_list} {whole} AS whole, {cell + " AS cell," if monthly else ""} {parts}
                   FROM {source} {grouping}) {p90}
@@ -320,7 +342,7 @@ def _case_rows(session: Session, by: list[str], params: dict, *, monthly: bool) 
     result = session.execute(text(sql), params)
     columns = list(result.keys())[1:]
     groups, total = {}, None
-    for whole_row, *values in result:
+    for whole_row, *values in result.all():
         row = dict(zip(columns, values))
         if not by or whole_row:
             total = {k: row[k] for k in _FIGURES_SQL}

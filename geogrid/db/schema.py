@@ -665,7 +665,8 @@ class CaseMonth(Base):
                                                     comment="cases rated 0, 1, ... 10")
     hours: Mapped[list[float]] = mapped_column(ARRAY(Double(53)), nullable=False,
                                                server_default=text("'{}'::double precision[]"),
-                                               comment="handling hours of the closed cases")
+                                               comment="handling hours of the closed cases, sorted")
+    hours_sum: Mapped[float] = mapped_column(Double(53), nullable=False, server_default=text("0"))
     open_due: Mapped[list[datetime.datetime]] = mapped_column(
         ARRAY(DateTime(True)), nullable=False, server_default=text("'{}'::timestamp with time zone[]"),
         comment="deadlines of the open cases' steps")

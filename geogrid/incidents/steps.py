@@ -170,6 +170,7 @@ def month_sums_sql(where: str) -> str:
                coalesce(sum(f.escalations), 0), ARRAY[{scores}],
                coalesce(array_agg(f.handling_hours ORDER BY f.handling_hours)
                         FILTER (WHERE f.closed_at IS NOT NULL AND f.handling_hours IS NOT NULL), '{{}}'),
+               coalesce(sum(f.handling_hours) FILTER (WHERE f.closed_at IS NOT NULL), 0),
                coalesce(array_agg(f.due_at) FILTER (WHERE f.due_at IS NOT NULL), '{{}}'),
                coalesce(array_agg(f.due_at) FILTER (WHERE f.due_at IS NOT NULL AND f.late_steps = 0), '{{}}')
         FROM case_fact f WHERE {where}
@@ -177,7 +178,7 @@ def month_sums_sql(where: str) -> str:
     """
 
 
-MONTH_COLUMNS = ("place_id", "month", *COUNTED, "escalations", "satisfaction", "hours", "open_due",
+MONTH_COLUMNS = ("place_id", "month", *COUNTED, "escalations", "satisfaction", "hours", "hours_sum", "open_due",
                  "open_due_in_time")
 _IN_CELLS = """(f.place_id, date_trunc('month', f.reported_day)::date) IN (
     SELECT * FROM unnest(CAST(:places AS int[]), CAST(:months AS date[])))"""
