@@ -159,7 +159,7 @@ def prepare_database(name: str, state_dir: Path):
     db.migrate(url)
     settings = Settings(database_url=url, state_dir=state_dir, escalation_interval_s=0)
     engine = create_engine(url)
-    demo.load(engine, settings, state_dir / "demo")
+    demo.load(engine, settings, state_dir / "demo", cases=False)
     password = secrets.token_urlsafe(18)
     with db.transaction(engine) as session:  # no principal: the trusted local operator
         accounts.create_account(session, USER, password, display_name="intake load test")

@@ -34,9 +34,13 @@ ACCOUNTS = (
 )
 
 
-def load(engine: Engine, settings: Settings, out_dir: Path, *, reset: bool = False) -> str:
-    """Generate the demo files (when missing) and load them, once; ``reset`` reloads."""
-    from geogrid.io import demo_data
+def load(engine: Engine, settings: Settings, out_dir: Path, *, reset: bool = False,
+         now: dt.datetime | None = None, cases: bool = True) -> str:
+    """Generate the demo files (when missing) and load them, once; ``reset`` reloads. A first
+    load also makes the demo town's year of cases, patrols and score sheet up to ``now``
+    (default: now; see :mod:`geogrid.io.demo_cases`), unless ``cases`` is False (about 15 s
+    less, for callers that want an empty case register)."""
+    from geogrid.io import demo_cases, demo_data
 
     out_dir = Path(out_dir)
     paths = demo_data.generate(out_dir)
@@ -59,24 +63,40 @@ def load(engine: Engine, settings: Settings, out_dir: Path, *, reset: bool = Fal
                 if "area_name" in post:
                     post["area"] = named[post.pop("area_name")]
             assignments.create_assignments(session, posts)
+            if cases:
+                demo_cases.load_cases(session, settings, now=now or dt.datetime.now(dt.UTC))
         passwords = _accounts(session, settings)
         counts = dict(session.execute(text(
             "SELECT layer_key, count(*) FROM area WHERE code LIKE :p AND retired_at IS NULL GROUP BY layer_key"),
             {"p": COUNTY + "%"}).all())
         assigned = session.execute(text("SELECT count(*) FROM assignment s JOIN area a ON a.id = s.area_id "
                                         "WHERE a.code LIKE :p"), {"p": COUNTY + "%"}).scalar_one()
+        assessed = demo_cases.summary(session, settings)
     state = "already loaded" if loaded else "loaded"
     logins = "\n".join(f"  {user:<16} {passwords[user]:<24} {role}" + (f" on {area}" if area else " everywhere")
                        for user, role, area, _ in ACCOUNTS)
     return (f"demo jurisdiction 演示县 ({COUNTY}) {state} from {out_dir}: "
             + ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
             + f"; {len(people)} persons, {assigned} assignments\n"
+            + _assessment_line(assessed) + "\n"
             + f"demo accounts (passwords kept in {_password_file(settings)}):\n{logins}\n"
             + f"log in: curl -d 'username=demo-planner&password=...' http://{settings.host}:{settings.port}/api/token, "
             + "or the Authorize button on /docs\n"
             + f"maps: http://{settings.host}:{settings.port}/maps/public?area={TOWN}  (public board)\n"
             + f"      http://{settings.host}:{settings.port}/maps/login?next=/maps/planner?area={TOWN}  (planner)\n"
-            + f"      http://{settings.host}:{settings.port}/maps/login?next=/maps/inspector?area={TOWN}  (inspector)")
+            + f"      http://{settings.host}:{settings.port}/maps/login?next=/maps/inspector?area={TOWN}  (inspector)\n"
+            + f"      http://{settings.host}:{settings.port}/maps/login?next=/maps/dashboard?area={TOWN}  "
+            + "(assessment dashboard)")
+
+
+def _assessment_line(assessed: dict) -> str:
+    """What the demo town holds for assessment: cases, patrols, score sheets."""
+    since = f" since {assessed['since']:%Y-%m}" if assessed["since"] else ""
+    sheets = "; ".join(f"score sheet {s['name']}: " + (f"{s['published']} published (红黑榜), " if s["published"] else "")
+                       + f"{s['latest']} computed" for s in assessed["sheets"]) or "no score sheet"
+    hint = "" if assessed["cases"] else " (none: a demo loaded without them; --reset adds them)"
+    return (f"assessment: {assessed['cases']} cases{since} in 青禾镇 ({TOWN}), {assessed['open']} open, "
+            f"{assessed['overdue']} overdue now; {assessed['patrols']} patrols; {sheets}{hint}")
 
 
 def _password_file(settings: Settings) -> Path:
@@ -106,11 +126,16 @@ def _accounts(session, settings: Settings) -> dict[str, str]:
 
 
 def wipe(session, person_refs: list[str]) -> None:
-    """Remove the demo jurisdiction: the areas under the demo county and the demo persons."""
+    """Remove the demo jurisdiction: the areas under the demo county, their cases, monthly
+    sums, patrols and score sheets, and the demo persons and accounts."""
     params = {"p": COUNTY + "%"}
     demo_ids = "SELECT id FROM area WHERE code LIKE :p"
     session.execute(text(f"DELETE FROM incident WHERE grid_id IN ({demo_ids}) OR authority_id IN ({demo_ids})"), params)
     session.execute(text(f"DELETE FROM patrol WHERE area_id IN ({demo_ids})"), params)
+    # Steps and facts go with their incidents; the monthly sums and score sheets of the
+    # demo's places stay behind unless removed (score sheets take their periods along).
+    session.execute(text(f"DELETE FROM case_month WHERE place_id IN ({demo_ids})"), params)
+    session.execute(text(f"DELETE FROM assessment_scheme WHERE area_id IN ({demo_ids})"), params)
     session.execute(text(f"UPDATE pollution_source SET grid_id = NULL WHERE grid_id IN ({demo_ids})"), params)
     session.execute(text("DELETE FROM assignment WHERE area_id IN (SELECT id FROM area WHERE code LIKE :p)"), params)
     session.execute(text("DELETE FROM person WHERE ref = ANY(:refs)"), {"refs": person_refs})

@@ -136,7 +136,7 @@ def test_demo_defects_are_all_found(client, engine, settings, tmp_path):
 
     paths = demo_data.generate(tmp_path)
     # (its own state directory: the demo writes its accounts' passwords there)
-    demo.load(engine, settings.model_copy(update={"state_dir": tmp_path / "state"}), tmp_path)
+    demo.load(engine, settings.model_copy(update={"state_dir": tmp_path / "state"}), tmp_path, cases=False)
     defects = json.loads(Path(paths["defects"]).read_text(encoding="utf-8"))["defects"]
     assert dt.date.fromisoformat(json.loads(Path(paths["defects"]).read_text())["as_of"]) <= dt.date.today()
     result = coverage(client, TOWN, subtree="true")

@@ -111,7 +111,7 @@ def _build_world(cleanup: contextlib.ExitStack, url: str, settings: Settings, tm
     cleanup.callback(engine.dispose)
     tmp = tmp_path_factory.mktemp("maps")
     # demo.load keeps the demo accounts' passwords in state_dir: a scratch one, not the checkout's.
-    demo.load(engine, s.model_copy(update={"state_dir": tmp / "state"}), tmp / "demo")
+    demo.load(engine, s.model_copy(update={"state_dir": tmp / "state"}), tmp / "demo", cases=False)
     w = types.SimpleNamespace(url=url, settings=s, engine=engine, tmp=tmp, demo_dir=tmp / "demo")
     w.persons = json.loads((w.demo_dir / "persons.json").read_text(encoding="utf-8"))
     w.grid_file = json.loads((w.demo_dir / "grids.geojson").read_text(encoding="utf-8"))
