@@ -163,6 +163,38 @@ def instant(
 AtDep = Annotated[dt.datetime | None, Depends(instant)]
 
 
+@dataclass
+class AreaPeriod:
+    area: str
+    start: dt.date
+    end: dt.date
+
+
+def area_period(
+    area: Annotated[str, Query(description="Area code: its whole subtree is counted")],
+    period: Annotated[str | None, Query(description="2026-11, 2026-Q4 or 2026 (instead of from/to)")] = None,
+    start: Annotated[dt.date | None, Query(alias="from", description="First day (local date)")] = None,
+    end: Annotated[dt.date | None, Query(alias="to", description="First day after the period (exclusive)")] = None,
+) -> AreaPeriod:
+    """The area and period of an assessment request: ``from``/``to`` (``to`` exclusive) or a
+    named ``period``."""
+    from geogrid.assessment.periods import parse_period
+
+    if period is not None and (start or end):
+        raise GeogridError("give either period or from/to, not both",
+                           problems=[Problem("period and from/to both given", field="period")])
+    if period is not None:
+        named = parse_period(period)
+        start, end = named.start, named.end
+    if start is None or end is None:
+        raise GeogridError("the period is missing: give period=2026-11 or from=YYYY-MM-DD&to=YYYY-MM-DD",
+                           problems=[Problem("missing", field="from" if start is None else "to")])
+    return AreaPeriod(area, start, end)
+
+
+AreaPeriodDep = Annotated[AreaPeriod, Depends(area_period)]
+
+
 def area_filter(
     at: AtDep,
     layer: Annotated[str | None, Query(description="Thematic net, e.g. comprehensive, environment, admin")] = None,

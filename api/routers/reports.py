@@ -3,16 +3,14 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
-from api.deps import Lang, SessionDep, SettingsDep
+from api.deps import AreaPeriodDep, Lang, SessionDep, SettingsDep
 from geogrid.assessment import indicators as ind
 from geogrid.assessment import reports
-from geogrid.core.errors import GeogridError, Problem
 
 router = APIRouter(prefix="/api", tags=["assessment"])
 
@@ -32,10 +30,7 @@ def download(export: reports.Export) -> Response:
 def export_indicators(
     session: SessionDep,
     settings: SettingsDep,
-    area: Annotated[str, Query(description="Area code: its whole subtree is counted")],
-    period: Annotated[str | None, Query(description="2026-11, 2026-Q4 or 2026 (instead of from/to)")] = None,
-    start: Annotated[dt.date | None, Query(alias="from", description="First day (local date)")] = None,
-    end: Annotated[dt.date | None, Query(alias="to", description="First day after the period (exclusive)")] = None,
+    q: AreaPeriodDep,
     by: Annotated[list[str] | None, Query(
         description="A table's groupings, comma-separated (" + ", ".join(ind.GROUPS) + "); repeat the parameter "
                     "for more tables (one sheet each); none: the total only")] = None,
@@ -44,18 +39,9 @@ def export_indicators(
         description="CSV header: the indicators' names in lang, or their keys (the JSON field names)")] = "names",
     lang: Lang = "zh",
 ) -> Response:
-    if period is not None and (start or end):
-        raise GeogridError("give either period or from/to, not both",
-                           problems=[Problem("period and from/to both given", field="period")])
-    if period is not None:
-        named = reports.named_period(period)
-        start, end = named.start, named.end
-    if start is None or end is None:
-        raise GeogridError("the period is missing: give period=2026-11 or from=YYYY-MM-DD&to=YYYY-MM-DD",
-                           problems=[Problem("missing", field="from" if start is None else "to")])
     tables = [[b.strip() for b in spec.split(",") if b.strip()] for spec in (by or [])]
     tables = [t for t in tables if t]
-    return download(reports.export_indicators(session, settings, area=area, start=start, end=end, tables=tables,
+    return download(reports.export_indicators(session, settings, area=q.area, start=q.start, end=q.end, tables=tables,
                                               format=format, lang=lang, header=header))
 
 

@@ -9,6 +9,7 @@ Period(name='2026-11', kind='month', start=datetime.date(2026, 11, 1), end=datet
 Traceback (most recent call last):
 ...
 geogrid.core.errors.GeogridError: period '2026-13' is not a month (2026-11), a quarter (2026-Q4) or a year (2026)
+  - period: expected 2026-11, 2026-Q4 or 2026
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import datetime as dt
 import re
 from typing import NamedTuple
 
-from geogrid.core.errors import GeogridError
+from geogrid.core.errors import GeogridError, Problem
 
 KINDS = ("month", "quarter", "year")
 
@@ -37,18 +38,20 @@ def _add_months(day: dt.date, months: int) -> dt.date:
 FIRST_YEAR, LAST_YEAR = 1900, 9998
 
 
-def parse_period(name: str) -> Period:
-    """The period a name stands for; 422 naming the forms accepted otherwise.
+def parse_period(name: str, field: str = "period") -> Period:
+    """The period a name stands for; a 422 naming ``field`` and the forms accepted otherwise.
 
     >>> parse_period("9999-01")
     Traceback (most recent call last):
     ...
     geogrid.core.errors.GeogridError: period '9999-01' is outside the years 1900 to 9998
+      - period: a year from 1900 to 9998
     """
     text = (name or "").strip()
     year = re.match(r"\d{4}", text)
     if year and not FIRST_YEAR <= int(year[0]) <= LAST_YEAR:
-        raise GeogridError(f"period {name!r} is outside the years {FIRST_YEAR} to {LAST_YEAR}")
+        raise GeogridError(f"period {name!r} is outside the years {FIRST_YEAR} to {LAST_YEAR}",
+                           problems=[Problem(f"a year from {FIRST_YEAR} to {LAST_YEAR}", field=field)])
     m = re.fullmatch(r"(\d{4})-(\d{1,2})", text)
     if m and 1 <= int(m[2]) <= 12:
         start = dt.date(int(m[1]), int(m[2]), 1)
@@ -60,7 +63,8 @@ def parse_period(name: str) -> Period:
     if re.fullmatch(r"\d{4}", text):
         start = dt.date(int(text), 1, 1)
         return Period(text, "year", start, dt.date(start.year + 1, 1, 1))
-    raise GeogridError(f"period {name!r} is not a month (2026-11), a quarter (2026-Q4) or a year (2026)")
+    raise GeogridError(f"period {name!r} is not a month (2026-11), a quarter (2026-Q4) or a year (2026)",
+                       problems=[Problem("expected 2026-11, 2026-Q4 or 2026", field=field)])
 
 
 def period_containing(day: dt.date, kind: str) -> Period:

@@ -174,15 +174,6 @@ def check_format(fmt: str, allowed: tuple[str, ...], field: str = "format") -> s
     return value
 
 
-def named_period(text: str, field: str = "period") -> Period:
-    """The period ``2026-11``, ``2026-Q4`` or ``2026`` names (see
-    :func:`~geogrid.assessment.periods.parse_period`), a 422 naming ``field`` otherwise."""
-    try:
-        return parse_period(text)
-    except GeogridError as exc:
-        raise GeogridError(exc.message, problems=[Problem("expected 2026-11, 2026-Q4 or 2026", field=field)]) from None
-
-
 def parse_month(text: str) -> Period:
     """The calendar month ``YYYY-MM`` names, or a 422 saying what a month looks like."""
     try:

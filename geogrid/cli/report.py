@@ -100,6 +100,7 @@ def indicators(
 
     XLSX: the total, one sheet per --by, the definitions. CSV: one table, UTF-8 with BOM."""
     from geogrid.assessment import reports
+    from geogrid.assessment.periods import parse_period
 
     fmt = output_format(out, reports.TABLE_FORMATS)
     check_lang(lang)
@@ -120,7 +121,7 @@ def indicators(
     dates = None if period else (day(start or "", "--from"), day(end or "", "--to"))
 
     def go(session):
-        first, after = dates or reports.named_period(period or "")[2:]
+        first, after = dates or parse_period(period or "")[2:]
         export = reports.export_indicators(session, get_settings(), area=area, start=first, end=after, tables=tables,
                                            format=fmt, lang=lang, header=header)
         write_atomically(out, export.content)
