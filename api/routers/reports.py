@@ -39,8 +39,7 @@ def export_indicators(
         description="CSV header: the indicators' names in lang, or their keys (the JSON field names)")] = "names",
     lang: Lang = "zh",
 ) -> Response:
-    tables = [[b.strip() for b in spec.split(",") if b.strip()] for spec in (by or [])]
-    tables = [t for t in tables if t]
+    tables = [t for t in map(ind.parse_groupings, by or []) if t]
     return download(reports.export_indicators(session, settings, area=q.area, start=q.start, end=q.end, tables=tables,
                                               format=format, lang=lang, header=header))
 

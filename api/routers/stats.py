@@ -30,5 +30,5 @@ def read_indicators(session: SessionDep, settings: SettingsDep, q: AreaPeriodDep
                     by: Annotated[str, Query(description="Comma-separated groupings: " + ", ".join(ind.GROUPS))] = "",
                     lang: Lang = "zh") -> dict:
     out = ind.indicators(session, settings, area=q.area, start=q.start, end=q.end,
-                         by=[b.strip() for b in by.split(",") if b.strip()])
+                         by=ind.parse_groupings(by))
     return {**out, "period_from": out["from"], "period_to": out["to"], "indicators": definitions(lang)}

@@ -131,6 +131,15 @@ _SUBTREE = """
 """
 
 
+def parse_groupings(spec: str | None) -> list[str]:
+    """The groupings a comma-separated request names (checked by :func:`indicators`).
+
+    >>> parse_groupings(" grid, month ,")
+    ['grid', 'month']
+    """
+    return [b.strip() for b in (spec or "").split(",") if b.strip()]
+
+
 def check_request(by: list[str], start: dt.date, end: dt.date) -> None:
     """422 for an unknown grouping or an empty date range."""
     problems = [Problem(f"unknown grouping {b!r}; use {', '.join(GROUPS)}", field="by") for b in by if b not in GROUPS]

@@ -99,6 +99,7 @@ def indicators(
     """Write indicator tables of an area and period as XLSX or CSV.
 
     XLSX: the total, one sheet per --by, the definitions. CSV: one table, UTF-8 with BOM."""
+    from geogrid.assessment import indicators as ind
     from geogrid.assessment import reports
     from geogrid.assessment.periods import parse_period
 
@@ -117,7 +118,7 @@ def indicators(
         except ValueError:
             usage_error(f"{option} {text!r} is not a date YYYY-MM-DD")
 
-    tables = [t for t in ([b.strip() for b in spec.split(",") if b.strip()] for spec in (by or [])) if t]
+    tables = [t for t in map(ind.parse_groupings, by or []) if t]
     dates = None if period else (day(start or "", "--from"), day(end or "", "--to"))
 
     def go(session):

@@ -23,7 +23,7 @@ from typing import Any
 
 from sqlalchemy import text
 
-from geogrid.incidents.states import STEP_IN
+from geogrid.incidents.states import STEP_IN, STEP_OF
 from geogrid.incidents.workcal import WorkCalendar
 
 OUTCOMES = ("done", "escalated", "parked", "voided", "reopened")
@@ -112,8 +112,8 @@ def refresh_facts(db: Any, incident_ids: list[int], tz: str) -> None:
     """Write the ``case_fact`` rows of these cases from the cases and their steps and events
     (days are local days in time zone ``tz``), and the monthly sums of the places and months
     they were and are counted in."""
-    cells = _cells(db, incident_ids)
-    db.execute(text("""
+    cells = _cells(db, incident_ids)  # where they were counted until now
+    written = db.execute(text("""
         INSERT INTO case_fact AS f (incident_id, reported_at, reported_day, place_id, category_key, department, channel, worker_ids,
                                     state, accepted, closed_at, voided, parked, escalations, late_steps, due_at,
                                     handling_hours, satisfaction)
@@ -151,8 +151,9 @@ def refresh_facts(db: Any, incident_ids: list[int], tz: str) -> None:
             voided = EXCLUDED.voided, parked = EXCLUDED.parked, escalations = EXCLUDED.escalations,
             late_steps = EXCLUDED.late_steps, due_at = EXCLUDED.due_at, handling_hours = EXCLUDED.handling_hours,
             satisfaction = EXCLUDED.satisfaction
+        RETURNING place_id, date_trunc('month', reported_day)::date AS month
     """), {"ids": list(incident_ids), "tz": tz})
-    refresh_months(db, cells | _cells(db, incident_ids))
+    refresh_months(db, cells | {(r.place_id, r.month) for r in written})
 
 
 def _cells(db: Any, incident_ids: list[int]) -> set[tuple[int, dt.date]]:
@@ -201,8 +202,6 @@ def rebuild(db: Any, work: WorkCalendar) -> int:
     cases stored before steps were kept). A step that has ended gets the deadline the
     category's time limits give from its start; the open step keeps the case's own.
     Returns the number of cases."""
-    from geogrid.incidents.states import STEP_OF
-
     db.execute(text("DELETE FROM incident_step"))
     cases = db.execute(text("""
         SELECT i.id, i.state, i.due_at, i.authority_id, i.reported_at, c.time_limits,
@@ -223,10 +222,8 @@ def rebuild(db: Any, work: WorkCalendar) -> int:
                 authority = _area_id(db, (e.data or {}).get("to")) or authority
             new_state = e.to_state or state
             wanted = STEP_IN.get(new_state) if new_state else None
-            restart = e.action == "escalate" or (new_state in STEP_OF and new_state != state) or (
+            restart = e.action in ("escalate", "import") or (new_state in STEP_OF and new_state != state) or (
                 new_state == "in_progress" and state in ("parked", "handled"))
-            if e.action == "import":
-                restart = True
             if open_step and (restart or wanted != open_step["step"]):
                 open_step.update(ended_at=e.at, ended_by=e.actor, outcome=outcome(e.action, state, new_state),
                                  working_hours=max(work.working_hours_between(open_step["started_at"], e.at), 0.0))
