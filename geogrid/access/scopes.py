@@ -51,8 +51,11 @@ ACCESS_ROLES = {
     "inspector": ("环保巡查员", "Inspector"),
     "grid_worker": ("网格员", "Grid worker"),
     "department_handler": ("部门处置人员", "Department handler"),
+    # Not a job but a permission: reading residents and their special-group tags in the area.
+    "resident_data": ("居民信息查阅", "Resident data"),
 }
-STAFF = frozenset(ACCESS_ROLES)
+STAFF = frozenset(ACCESS_ROLES) - {"resident_data"}
+RESIDENT_DATA = ("resident_data",)
 
 
 @dataclass(frozen=True)

@@ -101,6 +101,15 @@ class Settings(BaseSettings):
                                 "counts as satisfied in 满意率")
     public_reports_per_minute: int = Field(default=5, description="Anonymous reports a minute per client address")
 
+    # --- households, contact and visits ----------------------------------------
+    id_hash_key: str | None = Field(default=None, description="Secret key of the ID-number hash (HMAC-SHA256). "
+                                    "Unset: a random key kept in state_dir/id-hash.key. Every host must share it.")
+    households_per_cadre_max: int = Field(default=30, ge=1, description="Contact (联户): most households one cadre "
+                                          "is linked to before the check flags them")
+    radiating_per_central: tuple[int, int] = Field(default=(3, 8), description="Contact (1+1+n): the number of "
+                                                   "radiating households a central household should have")
+    visits_per_year_min: int = Field(default=6, ge=0, description="Visits every linked household gets a year, at least")
+
     open311_jurisdiction_id: str | None = Field(default=None, description="Open311 jurisdiction_id this service "
                                                 "answers to (another one gets 404); None: any")
     open311_contact: str = Field(default="", description="Open311 discovery: who to contact about the API")

@@ -387,12 +387,17 @@ class Incident(Base):
 
     __tablename__ = "incident"
     __table_args__ = (
+        CheckConstraint("geom IS NOT NULL OR household_id IS NOT NULL OR route_kind::text = 'area'::text", name="incident_has_place"),
+        CheckConstraint("handling::text = ANY (ARRAY['standard'::character varying, 'immediate'::character varying, 'promised'::character varying, 'joint'::character varying]::text[])", name="incident_handling"),
         CheckConstraint("idempotency_key IS NULL OR idempotency_scope IS NOT NULL", name="incident_idempotency_scoped"),
-        CheckConstraint("route_kind::text = ANY (ARRAY['grid'::character varying, 'blind_spot'::character varying]::text[])", name="incident_route_kind"),
+        CheckConstraint("route_kind::text = ANY (ARRAY['grid'::character varying, 'blind_spot'::character varying, 'area'::character varying]::text[])", name="incident_route_kind"),
         CheckConstraint("satisfaction IS NULL OR satisfaction >= 0 AND satisfaction <= 10", name="incident_satisfaction_range"),
         ForeignKeyConstraint(["authority_id"], ["area.id"], name="incident_authority_id_fkey"),
         ForeignKeyConstraint(["category_key"], ["category.key"], name="incident_category_key_fkey"),
         ForeignKeyConstraint(["grid_id"], ["area.id"], name="incident_grid_id_fkey"),
+        ForeignKeyConstraint(["household_id"], ["household.id"], name="incident_household_id_fkey"),
+        ForeignKeyConstraint(["owner_person_id"], ["person.id"], name="incident_owner_person_id_fkey"),
+        ForeignKeyConstraint(["request_type"], ["request_type.key"], name="incident_request_type_fkey"),
         PrimaryKeyConstraint("id", name="incident_pkey"),
         UniqueConstraint("idempotency_scope", "idempotency_key", name="incident_idempotency_scope_key"),
         UniqueConstraint("receipt", name="incident_receipt_key"),
@@ -401,6 +406,7 @@ class Incident(Base):
         Index("ix_incident_authority_id", "authority_id"),
         Index("ix_incident_category_key", "category_key"),
         Index("ix_incident_grid_id", "grid_id"),
+        Index("ix_incident_household_id", "household_id"),
         Index("ix_incident_state", "state")
     )
 
@@ -412,7 +418,8 @@ class Incident(Base):
     occurred_at: Mapped[datetime.datetime] = mapped_column(DateTime(True), nullable=False)
     reported_at: Mapped[datetime.datetime] = mapped_column(DateTime(True), nullable=False, server_default=text("now()"))
     media_urls: Mapped[object] = mapped_column(JSONB, nullable=False, server_default=text("'[]'::jsonb"))
-    geom: Mapped[object] = mapped_column(Geometry("POINT", srid=SRID, spatial_index=False), nullable=False)
+    geom: Mapped[object | None] = mapped_column(Geometry("POINT", srid=SRID, spatial_index=False),
+                                                doc="NULL for a request tied to a household, an address or an area")
     original: Mapped[object] = mapped_column(JSONB, nullable=False, comment="coordinates and system as received")
     route_kind: Mapped[str] = mapped_column(String(16), nullable=False, comment="grid or blind_spot")
     authority_id: Mapped[int] = mapped_column(Integer, nullable=False, comment="area responsible now: the grid, or the territorial authority, or above after escalation")
@@ -432,6 +439,13 @@ class Incident(Base):
                                                comment="answers to the category's questions, by attribute code")
     satisfaction: Mapped[int | None] = mapped_column(Integer)
     idempotency_scope: Mapped[str | None] = mapped_column(String(200), comment="channel:account the idempotency key belongs to")
+    handling: Mapped[str] = mapped_column(String(16), nullable=False, server_default=text("'standard'::character varying"), comment="standard, immediate 即办, promised 承诺 or joint 联办")
+    co_departments: Mapped[list[str]] = mapped_column(ARRAY(String(length=100)), nullable=False, server_default=text("'{}'::character varying[]"), comment="联办: co-handling departments")
+    household_id: Mapped[int | None] = mapped_column(Integer, comment="the household the request is tied to")
+    address: Mapped[str | None] = mapped_column(Text, comment="the address given (private)")
+    request_type: Mapped[str | None] = mapped_column(String(32), comment="咨询, 意见建议, 投诉 ...")
+    promised_at: Mapped[datetime.datetime | None] = mapped_column(DateTime(True), comment="承诺: the promised date, the handling deadline")
+    owner_person_id: Mapped[int | None] = mapped_column(Integer, comment="包案: the leader who owns the case")
 
 
 class IncidentEvent(Base):
@@ -767,3 +781,249 @@ class RepairProposal(Base):
     proposal: Mapped[object] = mapped_column(JSONB, nullable=False, comment="GeoJSON of the proposed boundaries and changes")
     applied_at: Mapped[datetime.datetime | None] = mapped_column(DateTime(True))
     applied_by: Mapped[str | None] = mapped_column(String(100))
+
+
+# --------------------------------------------------------------------------- households, contact and visits
+
+
+class SpecialGroup(Base):
+    """A special group needing care (低保, 五保, 独居老人...) and how often its households are visited."""
+
+    __tablename__ = 'special_group'
+    __table_args__ = (
+        CheckConstraint('visit_every_days IS NULL OR visit_every_days > 0', name='special_group_every_positive'),
+        PrimaryKeyConstraint('key', name='special_group_pkey')
+    )
+
+    key: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name_zh: Mapped[str] = mapped_column(String(64), nullable=False)
+    name_en: Mapped[str] = mapped_column(String(64), nullable=False)
+    rank: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text('100'))
+    visit_every_days: Mapped[int | None] = mapped_column(Integer, comment="a tagged resident's household is visited this often")
+
+
+class ContactKind(Base):
+    """A kind of cadre-household contact (中心户, 辐射户, 困难户...) with its visit quota."""
+
+    __tablename__ = 'contact_kind'
+    __table_args__ = (
+        CheckConstraint('visit_every_days > 0 AND visits_per_year >= 0', name='contact_kind_quota_positive'),
+        PrimaryKeyConstraint('key', name='contact_kind_pkey')
+    )
+
+    key: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name_zh: Mapped[str] = mapped_column(String(64), nullable=False)
+    name_en: Mapped[str] = mapped_column(String(64), nullable=False)
+    visit_every_days: Mapped[int] = mapped_column(Integer, nullable=False, comment='longest time between two visits')
+    visits_per_year: Mapped[int] = mapped_column(Integer, nullable=False, comment='visits due over a calendar year')
+    rank: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text('100'))
+
+
+class RequestType(Base):
+    """A type of request (咨询, 意见建议, 投诉...)."""
+
+    __tablename__ = 'request_type'
+    __table_args__ = (
+        PrimaryKeyConstraint('key', name='request_type_pkey'),
+    )
+
+    key: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name_zh: Mapped[str] = mapped_column(String(64), nullable=False)
+    name_en: Mapped[str] = mapped_column(String(64), nullable=False)
+    rank: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text('100'))
+
+
+class Building(Base):
+    """A building of the register: its structured address and its point."""
+
+    __tablename__ = 'building'
+    __table_args__ = (
+        PrimaryKeyConstraint('id', name='building_pkey'),
+        UniqueConstraint('ref', name='building_ref_key')
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    ref: Mapped[str] = mapped_column(String(64), nullable=False, comment="the county's building code")
+    geom: Mapped[object] = mapped_column(Geometry("POINT", srid=SRID, spatial_index=False), nullable=False)
+    created_at: Mapped[datetime.datetime] = mapped_column(DateTime(True), nullable=False, server_default=text('now()'))
+    name: Mapped[str | None] = mapped_column(String(200))
+    town: Mapped[str | None] = mapped_column(String(100))
+    village: Mapped[str | None] = mapped_column(String(100), comment='village or community (社区)')
+    street: Mapped[str | None] = mapped_column(String(200))
+    number: Mapped[str | None] = mapped_column(String(32), comment='门牌号')
+
+
+class Household(Base):
+    """A household of the register (户情档案): address, point, derived grid, head, kind."""
+
+    __tablename__ = 'household'
+    __table_args__ = (
+        CheckConstraint("kind::text = ANY (ARRAY['registered'::character varying, 'floating'::character varying, 'separated'::character varying]::text[])", name='household_kind'),
+        CheckConstraint("located_by::text = 'own'::text OR building_id IS NOT NULL", name='household_building_point'),
+        CheckConstraint("located_by::text = ANY (ARRAY['own'::character varying, 'building'::character varying]::text[])", name='household_located_by'),
+        ForeignKeyConstraint(['building_id'], ['building.id'], name='household_building_id_fkey'),
+        ForeignKeyConstraint(['grid_id'], ['area.id'], name='household_grid_id_fkey'),
+        PrimaryKeyConstraint('id', name='household_pkey'),
+        UniqueConstraint('ref', name='household_ref_key'),
+        Index('household_geom_gist', 'geom', postgresql_using='gist'),
+        Index('ix_household_building_id', 'building_id'),
+        Index('ix_household_grid_id', 'grid_id')
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    ref: Mapped[str] = mapped_column(String(64), nullable=False, comment='户编号')
+    geom: Mapped[object] = mapped_column(Geometry("POINT", srid=SRID, spatial_index=False), nullable=False)
+    located_by: Mapped[str] = mapped_column(String(16), nullable=False, comment='own (a point of its own) or building')
+    head_name: Mapped[str] = mapped_column(String(100), nullable=False, comment='户主')
+    kind: Mapped[str] = mapped_column(String(16), nullable=False, comment='registered 户籍, floating 流动 or separated 人户分离')
+    rental: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text('false'), comment='出租房')
+    version: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text('1'))
+    created_at: Mapped[datetime.datetime] = mapped_column(DateTime(True), nullable=False, server_default=text('now()'))
+    updated_at: Mapped[datetime.datetime] = mapped_column(DateTime(True), nullable=False, server_default=text('now()'))
+    building_id: Mapped[int | None] = mapped_column(Integer)
+    town: Mapped[str | None] = mapped_column(String(100))
+    village: Mapped[str | None] = mapped_column(String(100), comment='village or community (社区)')
+    street: Mapped[str | None] = mapped_column(String(200))
+    number: Mapped[str | None] = mapped_column(String(32), comment='门牌号')
+    building_no: Mapped[str | None] = mapped_column(String(32), comment='楼/幢 as written in the address')
+    unit: Mapped[str | None] = mapped_column(String(16), comment='单元')
+    room: Mapped[str | None] = mapped_column(String(16), comment='室')
+    grid_id: Mapped[int | None] = mapped_column(Integer, comment='the grid holding the point, derived')
+    phone: Mapped[str | None] = mapped_column(String(32), comment='private')
+    notes: Mapped[str | None] = mapped_column(Text, comment='internal, never public')
+    retired_at: Mapped[datetime.datetime | None] = mapped_column(DateTime(True), comment='moved away or merged: kept for history')
+
+
+class HouseholdGrid(Base):
+    """The grid a household lay in over a period (derivation history)."""
+
+    __tablename__ = 'household_grid'
+    __table_args__ = (
+        ForeignKeyConstraint(['grid_id'], ['area.id'], name='household_grid_grid_id_fkey'),
+        ForeignKeyConstraint(['household_id'], ['household.id'], ondelete='CASCADE', name='household_grid_household_id_fkey'),
+        PrimaryKeyConstraint('id', name='household_grid_pkey'),
+        Index('household_grid_current', 'household_id', postgresql_where='upper_inf(valid)', unique=True),
+        Index('ix_household_grid_household_id', 'household_id')
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    household_id: Mapped[int] = mapped_column(Integer, nullable=False)
+    valid: Mapped[object] = mapped_column(TSTZRANGE, nullable=False, server_default=text('tstzrange(now(), NULL::timestamp with time zone)'))
+    reason: Mapped[str] = mapped_column(String(16), nullable=False, comment='register, redraw or moved')
+    grid_id: Mapped[int | None] = mapped_column(Integer, comment='NULL: in no grid over the period')
+
+
+class Resident(Base):
+    """A member of a household. Sensitive: an ID number is kept only as a keyed hash and its last 4 characters."""
+
+    __tablename__ = 'resident'
+    __table_args__ = (
+        CheckConstraint("gender IS NULL OR (gender::text = ANY (ARRAY['M'::character varying, 'F'::character varying]::text[]))", name='resident_gender'),
+        ForeignKeyConstraint(['household_id'], ['household.id'], ondelete='CASCADE', name='resident_household_id_fkey'),
+        PrimaryKeyConstraint('id', name='resident_pkey'),
+        Index('ix_resident_household_id', 'household_id'),
+        Index('resident_id_hash_unique', 'id_hash', postgresql_where='((id_hash IS NOT NULL) AND (retired_at IS NULL))', unique=True)
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    household_id: Mapped[int] = mapped_column(Integer, nullable=False)
+    name: Mapped[str] = mapped_column(String(100), nullable=False)
+    version: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text('1'))
+    created_at: Mapped[datetime.datetime] = mapped_column(DateTime(True), nullable=False, server_default=text('now()'))
+    relation: Mapped[str | None] = mapped_column(String(32), comment='relation to the head: 户主, 配偶, 子女, ...')
+    gender: Mapped[str | None] = mapped_column(String(1), comment='M or F')
+    birth_date: Mapped[datetime.date | None] = mapped_column(Date)
+    id_hash: Mapped[str | None] = mapped_column(String(64), comment='keyed hash (HMAC-SHA256) of the ID number')
+    id_last4: Mapped[str | None] = mapped_column(String(4), comment="the ID number's last 4 characters, for display")
+    phone: Mapped[str | None] = mapped_column(String(32))
+    notes: Mapped[str | None] = mapped_column(Text)
+    retired_at: Mapped[datetime.datetime | None] = mapped_column(DateTime(True))
+
+
+class ResidentTag(Base):
+    """A special-group tag on a resident, with dates."""
+
+    __tablename__ = 'resident_tag'
+    __table_args__ = (
+        CheckConstraint('end_date IS NULL OR end_date >= start_date', name='resident_tag_dates'),
+        ForeignKeyConstraint(['group_key'], ['special_group.key'], name='resident_tag_group_key_fkey'),
+        ForeignKeyConstraint(['resident_id'], ['resident.id'], ondelete='CASCADE', name='resident_tag_resident_id_fkey'),
+        PrimaryKeyConstraint('id', name='resident_tag_pkey'),
+        Index('ix_resident_tag_resident_id', 'resident_id')
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    resident_id: Mapped[int] = mapped_column(Integer, nullable=False)
+    group_key: Mapped[str] = mapped_column(String(32), nullable=False)
+    start_date: Mapped[datetime.date] = mapped_column(Date, nullable=False)
+    end_date: Mapped[datetime.date | None] = mapped_column(Date, comment='inclusive; NULL = ongoing')
+    note: Mapped[str | None] = mapped_column(Text)
+
+
+class ContactLink(Base):
+    """A cadre linked to a household (联户), with a kind and dates; a radiating household names its central one."""
+
+    __tablename__ = 'contact_link'
+    __table_args__ = (
+        CheckConstraint('central_id IS NULL OR central_id <> household_id', name='contact_link_not_own_central'),
+        CheckConstraint('end_date IS NULL OR end_date >= start_date', name='contact_link_dates'),
+        ForeignKeyConstraint(['central_id'], ['household.id'], name='contact_link_central_id_fkey'),
+        ForeignKeyConstraint(['household_id'], ['household.id'], ondelete='CASCADE', name='contact_link_household_id_fkey'),
+        ForeignKeyConstraint(['kind'], ['contact_kind.key'], name='contact_link_kind_fkey'),
+        ForeignKeyConstraint(['person_id'], ['person.id'], name='contact_link_person_id_fkey'),
+        PrimaryKeyConstraint('id', name='contact_link_pkey'),
+        Index('ix_contact_link_household_id', 'household_id'),
+        Index('ix_contact_link_person_id', 'person_id')
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    person_id: Mapped[int] = mapped_column(Integer, nullable=False, comment='the cadre')
+    household_id: Mapped[int] = mapped_column(Integer, nullable=False)
+    kind: Mapped[str] = mapped_column(String(32), nullable=False)
+    start_date: Mapped[datetime.date] = mapped_column(Date, nullable=False)
+    version: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text('1'))
+    created_at: Mapped[datetime.datetime] = mapped_column(DateTime(True), nullable=False, server_default=text('now()'))
+    central_id: Mapped[int | None] = mapped_column(Integer, comment="a radiating household's central household")
+    end_date: Mapped[datetime.date | None] = mapped_column(Date, comment='inclusive; NULL = ongoing')
+
+
+class Visit(Base):
+    """A cadre's visit (走访, 民情日记) to one or more households; it may open a case."""
+
+    __tablename__ = 'visit'
+    __table_args__ = (
+        ForeignKeyConstraint(['area_id'], ['area.id'], name='visit_area_id_fkey'),
+        ForeignKeyConstraint(['incident_id'], ['incident.id'], name='visit_incident_id_fkey'),
+        ForeignKeyConstraint(['person_id'], ['person.id'], name='visit_person_id_fkey'),
+        PrimaryKeyConstraint('id', name='visit_pkey'),
+        Index('ix_visit_area_id', 'area_id'),
+        Index('ix_visit_person_day', 'person_id', 'visited_on')
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    visited_on: Mapped[datetime.date] = mapped_column(Date, nullable=False)
+    person_id: Mapped[int] = mapped_column(Integer, nullable=False, comment='the cadre')
+    area_id: Mapped[int] = mapped_column(Integer, nullable=False, comment="the grid (or area) of the households visited: the visit's place for scope")
+    findings: Mapped[str] = mapped_column(Text, nullable=False, server_default=text("''::text"))
+    measures: Mapped[str] = mapped_column(Text, nullable=False, server_default=text("''::text"))
+    photo_urls: Mapped[object] = mapped_column(JSONB, nullable=False, server_default=text("'[]'::jsonb"))
+    created_at: Mapped[datetime.datetime] = mapped_column(DateTime(True), nullable=False, server_default=text('now()'))
+    created_by: Mapped[str] = mapped_column(String(100), nullable=False)
+    deadline: Mapped[datetime.date | None] = mapped_column(Date)
+    incident_id: Mapped[int | None] = mapped_column(Integer, comment='the case it opened')
+
+
+class VisitHousehold(Base):
+    """A household of a visit (with the visit's day, for quota queries)."""
+
+    __tablename__ = 'visit_household'
+    __table_args__ = (
+        ForeignKeyConstraint(['household_id'], ['household.id'], ondelete='CASCADE', name='visit_household_household_id_fkey'),
+        ForeignKeyConstraint(['visit_id'], ['visit.id'], ondelete='CASCADE', name='visit_household_visit_id_fkey'),
+        PrimaryKeyConstraint('visit_id', 'household_id', name='visit_household_pkey'),
+        Index('ix_visit_household_household_day', 'household_id', 'visited_on')
+    )
+
+    visit_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    household_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    visited_on: Mapped[datetime.date] = mapped_column(Date, nullable=False, comment="the visit's day, for quota queries")
