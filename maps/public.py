@@ -74,7 +74,9 @@ def _public_incidents(session: Session, m, area: str, t: dict, lang: str, days: 
                                         reported_since=dt.datetime.now(dt.UTC) - dt.timedelta(days=days))
     if not found:
         return
-    shown = [(r["lat"], r["lon"], records.public_view(r, lang)) for r in found if r["state"] != "void"]
+    # Requests placed by a household or an area have no point: not on the map.
+    shown = [(r["lat"], r["lon"], records.public_view(r, lang)) for r in found
+             if r["state"] != "void" and r["lat"] is not None]
     group = folium.FeatureGroup(name=f"{t['public_incidents']} ({len(shown)})", show=False)
     Cluster(views.public_case_rows(shown), "publicCaseMarker").add_to(group)
     group.add_to(m)

@@ -71,9 +71,12 @@ def history_lines(events: Sequence[Mapping]) -> list[str]:
 
 def case_rows(cases: Iterable[Mapping], history: Mapping[int, list[dict]], t: Mapping, lang: str,
               state_names: Mapping[str, str]) -> list[list]:
-    """The inspector's incidents: [lat, lon, state colour, 1 if overdue else 0, card]."""
+    """The inspector's incidents: [lat, lon, state colour, 1 if overdue else 0, card]; cases
+    without a point (placed by a household or an area) are not drawn."""
     rows = []
     for c in cases:
+        if c["lat"] is None:
+            continue
         card = [f"{c['category_en' if lang == 'en' else 'category_zh']} · {state_names[c['state']]}",
                 [None, t["overdue"] if c["overdue"] else None, "#d7191c"], [None, c["receipt"]],
                 [t["due"], str(c["due_at"])[:16] if c["due_at"] else "—"],

@@ -23,6 +23,7 @@ from api.deps import (
 from api.schemas.common import Page, paged
 from api.schemas.incidents import (
     CallbackIn,
+    CommentIn,
     Escalated,
     Incident,
     IncidentCase,
@@ -31,6 +32,7 @@ from api.schemas.incidents import (
     IncidentIn,
     MoveIn,
     NoteIn,
+    OwnerIn,
     State,
     TransitionIn,
 )
@@ -42,7 +44,8 @@ CENTRE = [require(*states.CENTRE)]
 
 
 @router.post("/incidents", dependencies=STAFF, status_code=status.HTTP_201_CREATED, response_model=IncidentCase,
-             summary="Take in an incident: converted to WGS84, routed to grid and persons, all or nothing")
+             summary="Take in an incident or a request: by a point (converted to WGS84), a household or an area "
+                     "code; routed to grid or office and persons, all or nothing; 即办 closed in this call")
 def create_incident(session: SessionDep, settings: SettingsDep, body: IncidentIn, lang: Lang = "zh") -> dict:
     out = intake.intake(session, body.intake_data(), settings, lang=lang)
     session.commit()
@@ -99,6 +102,22 @@ def callback(session: SessionDep, settings: SettingsDep, incident_id: int, body:
              expected: IfMatchDep) -> dict:
     out = workflow.callback(session, incident_id, body.satisfaction, settings, note=body.note,
                             expected_version=expected)
+    session.commit()
+    return out
+
+
+@router.post("/incidents/{incident_id}/owner", dependencies=CENTRE, response_model=IncidentDetail,
+             summary="Name the leader who owns the case (包案), or nobody")
+def set_owner(session: SessionDep, settings: SettingsDep, incident_id: int, body: OwnerIn, expected: IfMatchDep) -> dict:
+    out = workflow.set_owner(session, incident_id, body.person_id, settings, note=body.note, expected_version=expected)
+    session.commit()
+    return out
+
+
+@router.post("/incidents/{incident_id}/notes", dependencies=STAFF, response_model=IncidentDetail,
+             summary="Comment on a case (readers of the case, co-handling departments of a joint case included)")
+def add_note(session: SessionDep, settings: SettingsDep, incident_id: int, body: CommentIn) -> dict:
+    out = workflow.add_note(session, incident_id, body.note, settings)
     session.commit()
     return out
 

@@ -112,12 +112,15 @@ def _jurisdiction_error(settings, fmt: str, jurisdiction_id: str | None) -> Resp
 
 
 def _request(case: dict, lang: str) -> dict:
+    # A request placed by a household or an area has no point: lat and long are left out
+    # (optional in GeoReport v2), never a household's location.
+    point = {"lat": case["lat"], "long": case["lon"]} if case["lat"] is not None else {}
     return {"service_request_id": case["receipt"],
             "status": "closed" if case["state"] in states.TERMINAL else "open",
             "status_notes": states.STATES[case["state"]][1 if lang == "en" else 0],
             "service_name": case["category_en" if lang == "en" else "category_zh"], "service_code": case["category"],
             "agency_responsible": case["department"], "requested_datetime": case["reported_at"],
-            "updated_datetime": case["updated_at"], "lat": case["lat"], "long": case["lon"]}
+            "updated_datetime": case["updated_at"], **point}
 
 
 def _jsonable(value):
@@ -198,7 +201,8 @@ def create_request(
     if lat is None or long is None:
         # geogrid routes by location: an address alone cannot be placed in a grid.
         return error(fmt, 400, "lat and long are required (WGS84)" + (
-            "; address_string alone cannot be routed to a grid" if address_string else ""))
+            "; address_string alone cannot be routed to a grid (staff file requests by household or area "
+            "code through /api/incidents)" if address_string else ""))
     reporter = {k: v for k, v in (("name", " ".join(x for x in (first_name, last_name) if x) or None),
                                   ("email", email), ("phone", phone)) if v}
     data = {"category": service_code, "lon": long, "lat": lat, "crs": "wgs84", "description": description,

@@ -9,7 +9,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from api.schemas.common import In, Open, Out
-from geogrid.incidents.intake import CHANNELS, MAX_DESCRIPTION
+from geogrid.incidents.intake import CHANNELS, HANDLING, MAX_ADDRESS, MAX_DESCRIPTION, MAX_RESOLUTION
 from geogrid.incidents.states import STATES
 
 State = Literal[tuple(STATES)]  # type: ignore[valid-type]
@@ -27,10 +27,29 @@ class Reporter(In):
 
 
 class IncidentIn(In):
+    """A case placed by exactly one of: a point (lon, lat), a household of the register
+    (household_id) or an area code (area: a grid of the category's net, or an
+    administrative area whose office takes it)."""
+
     category: str = Field(description="Category key, see /api/categories")
-    lon: float = Field(description="Longitude in `crs`")
-    lat: float = Field(description="Latitude in `crs`")
+    lon: float | None = Field(default=None, description="Longitude in `crs`")
+    lat: float | None = Field(default=None, description="Latitude in `crs`")
     crs: str = Field(default="wgs84", description="wgs84, cgcs2000, gcj02 (Amap, Tencent) or bd09 (Baidu)")
+    household_id: int | None = Field(default=None, description="Instead of a point: the household it concerns "
+                                                               "(routed to the household's grid; no point is stored)")
+    area: str | None = Field(default=None, max_length=32, pattern=r"^\d+$",
+                             description="Instead of a point: an area code (a grid of the category's net, "
+                                         "or an administrative area: its office takes the case)")
+    address: str | None = Field(default=None, max_length=MAX_ADDRESS, description="Free-text address (private)")
+    request_type: str | None = Field(default=None, max_length=32, description="咨询/意见建议/投诉…, see /api/request-types")
+    handling: Literal[tuple(HANDLING)] = Field(  # type: ignore[valid-type]
+        default="standard", description="standard; immediate 即办 (closed in this call, needs resolution); "
+                                        "promised 承诺 (needs promised_at); joint 联办 (needs co_departments)")
+    resolution: str | None = Field(default=None, max_length=MAX_RESOLUTION, description="即办: the answer given")
+    promised_at: str | None = Field(default=None, max_length=40, description="承诺: the handling deadline, an ISO "
+                                                                             "date-time (a date alone: its end)")
+    co_departments: list[str] = Field(default_factory=list, max_length=10, description="联办: co-handling departments")
+    owner_person_id: int | None = Field(default=None, description="包案: the leader who owns the case (a person)")
     description: str = Field(max_length=20_000, description=f"At most {MAX_DESCRIPTION} characters")
     channel: Literal[tuple(CHANNELS)] = "patrol"  # type: ignore[valid-type]
     occurred_at: dt.datetime | None = Field(default=None, description="Default: now")
@@ -62,6 +81,15 @@ class CallbackIn(In):
 
 class NoteIn(In):
     note: str | None = Field(default=None, max_length=2000)
+
+
+class OwnerIn(In):
+    person_id: int | None = Field(description="The leader who owns the case (包案); null: nobody")
+    note: str | None = Field(default=None, max_length=2000)
+
+
+class CommentIn(In):
+    note: str = Field(min_length=1, max_length=2000)
 
 
 class MoveIn(In):
@@ -99,6 +127,35 @@ class CategoryPatch(In):
 TimeLimitsIn = CategoryPatch  # its name in the routers before the schemas package
 
 
+class CategoryIn(In):
+    """A county's own category."""
+
+    key: str = Field(pattern=r"^[a-z][a-z0-9_]{1,39}$")
+    name_zh: str = Field(min_length=1, max_length=64)
+    name_en: str = Field(min_length=1, max_length=64)
+    group_key: str = Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")
+    layer_key: str = Field(max_length=32, description="The net its cases are routed on (see /api/layers)")
+    department: str = Field(min_length=1, max_length=100)
+    public: bool = False
+    time_limits: dict[Step, tuple[float, Unit]] = Field(description="Every step: accept, dispatch, handle, verify")
+    auto_escalate: bool = True
+    attributes: list[CategoryAttributeIn] = Field(default_factory=list, max_length=50)
+
+
+class RequestTypeIn(In):
+    key: str = Field(pattern=r"^[a-z][a-z0-9_]{1,31}$")
+    name_zh: str = Field(min_length=1, max_length=64)
+    name_en: str = Field(min_length=1, max_length=64)
+    rank: int = Field(default=100, ge=0, le=100_000)
+
+
+class RequestType(Out):
+    key: str
+    name_zh: str
+    name_en: str
+    rank: int
+
+
 # --------------------------------------------------------------------------- answers
 
 
@@ -125,6 +182,12 @@ class ResponsiblePerson(Out):
     role_name: str
 
 
+class CaseHousehold(Out):
+    id: int
+    ref: str
+    address: str
+
+
 class Incident(Out):
     """An incident as staff see it."""
 
@@ -140,10 +203,10 @@ class Incident(Out):
     reported_at: dt.datetime
     media_urls: list[str]
     reporter: dict[str, Any] | None = Field(description="Private: never published")
-    original: dict[str, Any] = Field(description="Coordinates and system as received")
-    lon: float
-    lat: float
-    route_kind: Literal["grid", "blind_spot"]
+    original: dict[str, Any] = Field(description="Coordinates and system as received (or the household or area)")
+    lon: float | None = Field(description="None for a case placed by a household or an area")
+    lat: float | None
+    route_kind: Literal["grid", "blind_spot", "area"]
     grid: str | None
     grid_name: str | None
     authority: str
@@ -159,6 +222,16 @@ class Incident(Out):
     version: int
     updated_at: dt.datetime
     overdue: bool
+    household: CaseHousehold | None = Field(default=None, description="The household it concerns (private)")
+    address: str | None = Field(default=None, description="The address given (private)")
+    request_type: str | None = None
+    request_type_zh: str | None = None
+    request_type_en: str | None = None
+    handling: Literal[tuple(HANDLING)] = "standard"  # type: ignore[valid-type]
+    promised_at: dt.datetime | None = None
+    co_departments: list[str] = Field(default_factory=list)
+    owner_person_id: int | None = Field(default=None, description="包案: the leader who owns the case")
+    owner_name: str | None = None
 
 
 class IncidentEvent(Out):

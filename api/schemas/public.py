@@ -56,8 +56,8 @@ class Open311Request(Out):
     agency_responsible: str | None
     requested_datetime: dt.datetime
     updated_datetime: dt.datetime
-    lat: float
-    long: float
+    lat: float | None = Field(default=None, description="absent for a request filed without a map point")
+    long: float | None = Field(default=None, description="absent for a request filed without a map point")
 
 
 class Open311Receipt(Out):

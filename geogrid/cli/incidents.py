@@ -1,4 +1,5 @@
-"""Incidents: ``geogrid incidents import`` (historical cases) and ``escalate-overdue``.
+"""Incidents: ``geogrid incidents import`` (historical cases), ``escalate-overdue`` and
+``add-request-type`` (a county's own request type).
 """
 from __future__ import annotations
 
@@ -47,3 +48,24 @@ def incidents_escalate() -> None:
 
     done = run(go)
     typer.echo(f"escalated {len(done)} cases" + (": " + ", ".join(done) if done else ""))
+
+
+@app.command("add-request-type")
+def incidents_add_request_type(
+    key: Annotated[str, typer.Argument(help="Key, e.g. praise")],
+    name_zh: Annotated[str, typer.Argument(help="Chinese name, e.g. 表扬")],
+    name_en: Annotated[str, typer.Argument(help="English name")],
+    rank: Annotated[int, typer.Option(help="Order in lists")] = 100,
+) -> None:
+    """Add a request type beside 咨询, 意见建议, 投诉 (audited; refused if the key exists)."""
+    from geogrid.db import engine as db
+    from geogrid.incidents import categories
+
+    def go():
+        engine = ensure_database()
+        with db.transaction(engine) as session:
+            return categories.create_request_type(session, {"key": key, "name_zh": name_zh, "name_en": name_en,
+                                                            "rank": rank})
+
+    out = run(go)
+    typer.echo(f"added request type {out['key']} ({out['name_zh']} / {out['name_en']})")

@@ -41,6 +41,9 @@ def import_incidents(session: Session, records: list[dict], settings: Settings, 
     keys = set()
     for i, data in enumerate(records):
         clean, found = validate(session, data, settings, now, known)
+        if clean["point"] is None and not any(p.field == "location" for p in found):
+            # Routed in bulk by point: requests tied to a household or an area come one by one.
+            found.append(Problem("an imported incident needs lon and lat", field="location"))
         for p in found:
             p.index, p.unit = i, "row"
         problems += found

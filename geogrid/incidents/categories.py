@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 
 from sqlalchemy import text
 from sqlalchemy.orm import Session
@@ -46,15 +47,101 @@ def update_category(session: Session, key: str, changes: dict) -> dict:
         changes["attributes"] = json.dumps(_checked_definitions(changes["attributes"] or []))
     if "time_limits" in changes:
         limits = {**before["time_limits"], **{k: list(v) for k, v in (changes["time_limits"] or {}).items()}}
-        if any(v[0] < 0 for v in limits.values()):
-            raise GeogridError("time limits must not be negative")
-        changes["time_limits"] = json.dumps(limits)
+        changes["time_limits"] = json.dumps(checked_limits(limits))
     for column, value in changes.items():
         cast = "CAST(:v AS jsonb)" if column in ("time_limits", "attributes") else ":v"
         session.execute(text(f"UPDATE category SET {column} = {cast} WHERE key = :k"), {"v": value, "k": key})
     after = categories(session)[key]
     audit.record(session, "update", "category", key, before, after)
     return after
+
+
+STEPS = ("accept", "dispatch", "handle", "verify")
+UNITS = ("working_hours", "working_days", "hours", "days")
+
+
+def checked_limits(limits: dict) -> dict:
+    """A category's time limits, ``step -> [amount, unit]``: every step of the workflow, a
+    known unit, an amount not negative; 422 naming each fault."""
+    problems = [Problem(f"time limit of step {step} is missing", field=f"time_limits.{step}")
+                for step in STEPS if step not in limits]
+    for step, value in limits.items():
+        field = f"time_limits.{step}"
+        if step not in STEPS:
+            problems.append(Problem(f"unknown step {step!r}; steps: {', '.join(STEPS)}", field=field))
+        elif (not isinstance(value, list | tuple) or len(value) != 2 or isinstance(value[0], bool)
+              or not isinstance(value[0], int | float) or value[1] not in UNITS):
+            problems.append(Problem(f"{step}: [amount, unit] with a unit among {', '.join(UNITS)}", field=field))
+        elif value[0] < 0:
+            problems.append(Problem(f"{step}: time limits must not be negative", field=field))
+    if problems:
+        raise GeogridError("time limits must not be negative" if all("negative" in p.message for p in problems)
+                           else "the time limits are not valid", problems=problems)
+    return {step: list(limits[step]) for step in STEPS}
+
+
+def create_category(session: Session, data: dict) -> dict:
+    """A county's own category (admins only): its net (an existing layer), department,
+    publicity, time limits for every step, automatic escalation and questions; 409 when the
+    key is taken. Audited. The category created."""
+    scopes.require_role(session, "admin")
+    problems: list[Problem] = []
+    if not session.execute(text("SELECT 1 FROM layer WHERE key = :k"), {"k": data.get("layer_key")}).first():
+        known = ", ".join(session.execute(text("SELECT key FROM layer ORDER BY key")).scalars())
+        problems.append(Problem(f"unknown layer {data.get('layer_key')!r}; known: {known}", field="layer_key"))
+    try:
+        limits = checked_limits(dict(data.get("time_limits") or {}))
+    except GeogridError as exc:
+        problems += exc.problems
+    try:
+        questions = _checked_definitions(data.get("attributes") or [])
+    except GeogridError as exc:
+        problems += exc.problems
+    if problems:
+        raise GeogridError(f"category {data.get('key')} was not created", problems=problems)
+    if data["key"] in categories(session):
+        raise GeogridError(f"category {data['key']} exists already", status=409)
+    session.execute(text("""
+        INSERT INTO category (key, name_zh, name_en, group_key, layer_key, department, public, time_limits,
+                              auto_escalate, attributes)
+        VALUES (:key, :name_zh, :name_en, :group_key, :layer_key, :department, :public, CAST(:limits AS jsonb),
+                :auto_escalate, CAST(:questions AS jsonb))
+    """), {**{k: data[k] for k in ("key", "name_zh", "name_en", "group_key", "layer_key", "department")},
+           "public": bool(data.get("public")), "auto_escalate": bool(data.get("auto_escalate", True)),
+           "limits": json.dumps(limits), "questions": json.dumps(questions, ensure_ascii=False)})
+    after = categories(session)[data["key"]]
+    audit.record(session, "create", "category", data["key"], None, after)
+    return after
+
+
+# --------------------------------------------------------------------------- request types
+
+
+def request_types(session: Session) -> list[dict]:
+    """The request types (咨询, 意见建议, 投诉 and a county's own), in their order."""
+    return [dict(r) for r in session.execute(text("SELECT key, name_zh, name_en, rank FROM request_type "
+                                                  "ORDER BY rank, key")).mappings()]
+
+
+def create_request_type(session: Session, data: dict) -> dict:
+    """A county's own request type (admins only); 409 when the key is taken. Audited."""
+    scopes.require_role(session, "admin")
+    problems = [Problem(f"{field} is required (at most 64 characters)", field=field)
+                for field in ("name_zh", "name_en") if not (data.get(field) or "").strip() or len(data[field]) > 64]
+    if not re.fullmatch(r"[a-z][a-z0-9_]{1,31}", str(data.get("key") or "")):
+        problems.insert(0, Problem(f"key {data.get('key')!r}: lower-case letters, digits and _, 2-32 characters",
+                                   field="key"))
+    if problems:
+        raise GeogridError("the request type was not added", problems=problems)
+    row = session.execute(text("""
+        INSERT INTO request_type (key, name_zh, name_en, rank) VALUES (:key, :name_zh, :name_en, :rank)
+        ON CONFLICT (key) DO NOTHING RETURNING key, name_zh, name_en, rank
+    """), {"key": data["key"], "name_zh": data["name_zh"], "name_en": data["name_en"],
+           "rank": data.get("rank", 100)}).mappings().first()
+    if row is None:
+        raise GeogridError(f"request type {data['key']} exists already", status=409)
+    audit.record(session, "create", "request_type", data["key"], None, dict(row))
+    return dict(row)
 
 
 def _checked_definitions(definitions: list[dict]) -> list[dict]:

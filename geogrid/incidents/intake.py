@@ -1,5 +1,19 @@
 """Taking an incident in: validation, routing to the grid and person responsible, and the
 stored receipt.
+
+A case is placed by exactly one of: a point (``lon``/``lat``), a household of the register
+(``household_id``: staff only; routed to the household's derived grid when that grid is
+on the category's net, else by the household's point like any point) or an area code
+(``area``: a grid of the category's net, or an administrative area whose office takes it;
+``route_kind`` 'area' either way: placed by a named area), with an optional free-text
+``address`` (private, like the reporter). Cases placed by a household or an area have no point (``geom`` NULL): a
+household's location never reaches a map through a case.
+
+Handling kinds: ``standard``; ``immediate`` (即办: answered on the spot; the one call takes
+it in and closes it through the workflow's own moves, with a ``resolution``); ``promised``
+(承诺: ``promised_at`` is the handling deadline); ``joint`` (联办: ``co_departments`` read and
+comment on the case, the category's department leads). ``owner_person_id`` names the
+leader who owns the case (包案).
 """
 
 from __future__ import annotations
@@ -26,8 +40,11 @@ from geogrid.incidents.records import (
     incident_values,
     insert_incident,
     new_receipt,
+    require_case_scope,
 )
 from geogrid.incidents.states import CENTRE, HANDLERS, calendar
+from geogrid.people.assignments import responsible_persons
+from geogrid.people.persons import visibility
 
 CHANNELS = {
     "patrol": ("网格员巡查", "Grid worker patrol"),
@@ -38,12 +55,21 @@ CHANNELS = {
     "department": ("部门交办", "Other department"),
     "lower_level": ("下级上报", "Lower level"),
     "open311": ("Open311", "Open311 client"),
+    "mailbox": ("信箱", "Mailbox"),
+    "visit": ("走访", "Visit"),
 }
+HANDLING = {"standard": ("一般", "Standard"), "immediate": ("即办", "Immediate"),
+            "promised": ("承诺", "Promised"), "joint": ("联办", "Joint")}
 # GeoReport v2 makes the description optional: its clients may send a category and a place only.
 DESCRIPTION_OPTIONAL = {"open311"}
 MAX_DESCRIPTION = 5000
 MAX_MEDIA = 10
 CLOCK_SKEW = dt.timedelta(minutes=5)
+MAX_ADDRESS = 500
+MAX_RESOLUTION = 2000
+MAX_CO_DEPARTMENTS = 10
+# A promise further out than a year is no handling deadline but a plan.
+MAX_PROMISE = dt.timedelta(days=366)
 
 
 # --------------------------------------------------------------------------- routing
@@ -80,6 +106,65 @@ def route(session: Session, lon: float, lat: float, category: dict, *, at: dt.da
             "responsible": snapshot(authority["persons"])}
 
 
+def route_place(session: Session, clean: dict, *, at: dt.datetime | None, day: dt.date, lang: str = "zh") -> dict:
+    """Where a validated case goes (:func:`validate`'s ``clean``): by its point
+    (:func:`route`), its household (the household's derived grid when it is on the
+    category's net, else the household's point through :func:`route`) or its area code
+    (:func:`route_to_area`). The areas in force at ``at``."""
+    category = clean["category"]
+    if clean["point"]:
+        return route(session, *clean["point"], category, at=at, day=day, lang=lang)
+    if clean["household"]:
+        household = clean["household"]
+        grid = area_at(session, at, area_id=household["grid_id"]) if household["grid_id"] else None
+        if grid is not None and grid["layer"] == category["layer_key"]:
+            return route_to_area(session, grid, category, day=day, lang=lang, kind="grid")
+        try:
+            return route(session, *household["point"], category, at=at, day=day, lang=lang)
+        except GeogridError:  # the message would name the household's point
+            raise GeogridError(f"household {household['id']} lies outside the jurisdiction", problems=[
+                Problem("outside the jurisdiction", field="household_id")]) from None
+    area = area_at(session, at, code=clean["area"])
+    if area is None:
+        when = f" at {at.isoformat()}" if at else ""
+        raise GeogridError(f"unknown area {clean['area']}{when}", problems=[
+            Problem(f"no area has the code {clean['area']}{when}", field="area")])
+    return route_to_area(session, area, category, day=day, lang=lang)
+
+
+def area_at(session: Session, at: dt.datetime | None, *, code: str | None = None,
+            area_id: int | None = None) -> dict | None:
+    """The area with this code (or id) if it had a boundary at ``at`` (now: current):
+    id, code, name, level, layer."""
+    row = session.execute(text(f"""
+        SELECT a.id, a.code, a.name, a.level_key AS level, a.layer_key AS layer
+        FROM area a JOIN boundary b ON b.area_id = a.id
+        WHERE {"a.code = :code" if code is not None else "a.id = :id"} AND {lookup.valid_clause(at)}
+        LIMIT 1
+    """), {"code": code, "id": area_id, "at": at}).mappings().first()
+    return dict(row) if row else None
+
+
+def route_to_area(session: Session, area: dict, category: dict, *, day: dt.date, lang: str = "zh",
+                  kind: str = "area") -> dict:
+    """A case placed in a named area (:func:`area_at`): a grid of the category's net takes
+    it like a point in it would (grid and authority, its persons responsible); an
+    administrative area takes it at its office (the area is its authority, the persons in
+    post there are responsible, no grid). A grid of another net is refused (422).
+    ``kind`` is the route kind stored: 'area' (placed by an area code, so the case has no
+    point), 'grid' for a household's derived grid."""
+    is_grid = area["layer"] == category["layer_key"]
+    if not is_grid and area["layer"] != ADMIN_LAYER:
+        raise GeogridError(f"area {area['code']} is a grid of the {area['layer']} net; {category['key']} cases go to "
+                           f"grids of the {category['layer_key']} net or to an administrative area",
+                           problems=[Problem(f"{area['code']} is on another net ({area['layer']})", field="area")])
+    posts = responsible_persons(session, [area["id"]], day, lang=lang, public_only=False)
+    brief = _brief(area)
+    return {"kind": kind, "grid": brief if is_grid else None, "authority": brief,
+            "nearest_grid": None, "grid_id": area["id"] if is_grid else None, "authority_id": area["id"],
+            "responsible": snapshot(posts.get(area["id"], []))}
+
+
 def _brief(found: dict) -> dict:
     return {k: found[k] for k in ("code", "name", "level", "layer")}
 
@@ -93,9 +178,11 @@ def snapshot(posts: list[dict]) -> list[dict]:
 
 
 def validate(session: Session, data: dict, settings: Settings, now: dt.datetime,
-              known: dict | None = None) -> tuple[dict, list[Problem]]:
-    """Check and normalise one incident (category, channel, point and its CRS, text
-    limits, times); the cleaned record and the problems found, nothing raised."""
+             known: dict | None = None, *, public: bool = False) -> tuple[dict, list[Problem]]:
+    """Check and normalise one incident (category, channel, its place: a point and its CRS,
+    a household or an area code; text limits, times, request type, handling kind, owner);
+    the cleaned record and the problems found, nothing raised. A household is named only
+    by staff who reach it (``public``: never)."""
     problems: list[Problem] = []
     category = resolve_category(session, data.get("category"), problems, known)
     channel = data.get("channel") or "public_web"
@@ -115,23 +202,31 @@ def validate(session: Session, data: dict, settings: Settings, now: dt.datetime,
     except ValueError as exc:
         problems.append(Problem(str(exc), field="crs"))
         crs = None
-    lon, lat = data.get("lon"), data.get("lat")
-    point = None
-    x0, y0, x1, y1 = settings.extent
-    if not all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in (lon, lat)):
-        problems.append(Problem("lon and lat are required numbers", field="location"))
-    elif not (-180 <= lon <= 180 and -90 <= lat <= 90):
-        hint = " (lat and lon look swapped)" if x0 <= lat <= x1 and y0 <= lon <= y1 else ""
-        problems.append(Problem(f"lon {lon}, lat {lat} out of range (lon -180..180, lat -90..90){hint}",
+    given = _places_given(data)
+    point = household = area = None
+    if not given:
+        problems.append(Problem("lon and lat are required numbers (or, instead of a point, a household_id or an "
+                                "area code)", field="location"))
+    elif len(given) > 1:
+        problems.append(Problem(f"give one place, not {' and '.join(given)}: lon/lat, household_id or area",
                                 field="location"))
-    elif crs:
-        x, y = coords.to_wgs84([lon], [lat], crs)
-        point = (round(float(x[0]), 7), round(float(y[0]), 7))
-        if not (x0 <= point[0] <= x1 and y0 <= point[1] <= y1):
-            hint = " (lat and lon look swapped)" if x0 <= lat <= x1 and y0 <= lon <= y1 else ""
-            problems.append(Problem(f"outside the service extent {settings.extent}{hint}", field="location",
-                                    location=point))
-            point = None
+    elif given == ["point"]:
+        point = _checked_point(data.get("lon"), data.get("lat"), crs, settings, problems)
+    elif given == ["household_id"]:
+        household = _checked_household(session, data.get("household_id"), problems, public=public)
+    else:
+        area = str(data.get("area")).strip()
+        if not area.isdigit() or len(area) > 32:
+            problems.append(Problem(f"area {area[:40]!r} is not an area code", field="area"))
+    address = (data.get("address") or "").strip() or None
+    if address and len(address) > MAX_ADDRESS:
+        problems.append(Problem(f"address has {len(address)} characters; at most {MAX_ADDRESS}", field="address"))
+    request_type = data.get("request_type") or None
+    if request_type is not None:
+        known_types = session.execute(text("SELECT key FROM request_type ORDER BY rank, key")).scalars().all()
+        if request_type not in known_types:
+            problems.append(Problem(f"unknown request_type {request_type!r}; known: {', '.join(known_types)}",
+                                    field="request_type"))
     occurred = data.get("occurred_at") or now
     if isinstance(occurred, str):
         try:
@@ -144,12 +239,172 @@ def validate(session: Session, data: dict, settings: Settings, now: dt.datetime,
     if occurred > now + CLOCK_SKEW:
         problems.append(Problem(f"occurred_at {occurred.isoformat()} is in the future", field="occurred_at"))
     answers = check_answers(category, data.get("attributes"), problems) if category else {}
+    handling = _checked_handling(data, category, settings, now, problems)
+    if public and (handling["handling"] != "standard" or data.get("owner_person_id") is not None):
+        problems.append(Problem("a public report is taken in as a standard case", field="handling"))
+    owner = data.get("owner_person_id")
+    if owner is not None:
+        owner = checked_owner(session, owner, problems)
+    original = ({"lon": data.get("lon"), "lat": data.get("lat"), "crs": data.get("crs") or "wgs84"} if point or not given
+                else {"household_id": data.get("household_id")} if household else {"area": area})
     clean = {"category": category, "channel": channel, "description": description, "media_urls": [str(u) for u in media],
              "attributes": answers,
-             "crs": crs, "original": {"lon": lon, "lat": lat, "crs": data.get("crs") or "wgs84"}, "point": point,
+             "crs": crs, "original": original, "point": point, "household": household, "area": area,
+             "address": address, "request_type": request_type, "owner_person_id": owner, **handling,
              "occurred_at": occurred, "reporter": data.get("reporter") or None,
              "idempotency_key": data.get("idempotency_key")}
     return clean, problems
+
+
+def _places_given(data: dict) -> list[str]:
+    """Which of the three ways to place a case ``data`` uses (a half point counts as a point)."""
+    return [name for name, present in (
+        ("point", data.get("lon") is not None or data.get("lat") is not None),
+        ("household_id", data.get("household_id") is not None),
+        ("area", data.get("area") not in (None, ""))) if present]
+
+
+def _checked_point(lon, lat, crs: str | None, settings: Settings, problems: list[Problem]) -> tuple[float, float] | None:
+    """The point in WGS84, rounded to 7 decimals, or None with the problems found."""
+    x0, y0, x1, y1 = settings.extent
+    if not all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in (lon, lat)):
+        problems.append(Problem("lon and lat are required numbers", field="location"))
+        return None
+    if not (-180 <= lon <= 180 and -90 <= lat <= 90):
+        hint = " (lat and lon look swapped)" if x0 <= lat <= x1 and y0 <= lon <= y1 else ""
+        problems.append(Problem(f"lon {lon}, lat {lat} out of range (lon -180..180, lat -90..90){hint}",
+                                field="location"))
+        return None
+    if not crs:
+        return None
+    x, y = coords.to_wgs84([lon], [lat], crs)
+    point = (round(float(x[0]), 7), round(float(y[0]), 7))
+    if not (x0 <= point[0] <= x1 and y0 <= point[1] <= y1):
+        hint = " (lat and lon look swapped)" if x0 <= lat <= x1 and y0 <= lon <= y1 else ""
+        problems.append(Problem(f"outside the service extent {settings.extent}{hint}", field="location",
+                                location=point))
+        return None
+    return point
+
+
+# Who may tie a case to a household: staff with an area in their scope (a department's
+# grant reaches its cases, not the register).
+HOUSEHOLD_ROLES = CENTRE + ("grid_worker",)
+
+
+def _checked_household(session: Session, household_id, problems: list[Problem], *, public: bool) -> dict | None:
+    """The household a case is tied to (id, derived grid, point), checked against the
+    caller's scope before anything about it is revealed; None with a problem otherwise.
+    Unknown and out-of-scope households get the same answer (422: it is named in the body)."""
+    if public:
+        problems.append(Problem("a public report cannot name a household: give lon/lat or an area code",
+                                field="household_id"))
+        return None
+    if not isinstance(household_id, int) or isinstance(household_id, bool):
+        problems.append(Problem(f"household_id {household_id!r} is not a number", field="household_id"))
+        return None
+    row = session.execute(text("""
+        SELECT h.id, h.grid_id, ST_X(h.geom) AS lon, ST_Y(h.geom) AS lat, h.retired_at,
+               CASE WHEN h.grid_id IS NOT NULL THEN ARRAY[h.grid_id] ELSE ARRAY(
+                   SELECT b.area_id FROM boundary b JOIN area a ON a.id = b.area_id
+                   WHERE a.layer_key = :admin AND upper_inf(b.valid) AND ST_Covers(b.geom, h.geom)) END AS places
+        FROM household h WHERE h.id = :id
+    """), {"id": household_id, "admin": ADMIN_LAYER}).mappings().first()
+    if row is None or not scopes.in_scope(session, HOUSEHOLD_ROLES, row["places"]):
+        seen_all = scopes.sees_everything(scopes.principal_of(session), HOUSEHOLD_ROLES)
+        problems.append(Problem(f"household {household_id} does not exist" if seen_all and row is None
+                                else f"household {household_id} is outside your scope or does not exist",
+                                field="household_id"))
+        return None
+    if row["retired_at"] is not None:
+        problems.append(Problem(f"household {household_id} has left the register (retired)", field="household_id"))
+        return None
+    return {"id": row["id"], "grid_id": row["grid_id"], "point": (row["lon"], row["lat"])}
+
+
+def _checked_handling(data: dict, category: dict | None, settings: Settings, now: dt.datetime,
+                      problems: list[Problem]) -> dict:
+    """The handling kind and what it needs: 即办 a resolution, 承诺 a promised date in the
+    future (within a year), 联办 the co-handling departments (not the lead one). A field
+    of another kind is refused rather than ignored."""
+    handling = data.get("handling") or "standard"
+    resolution = (data.get("resolution") or "").strip() or None
+    promised, co = data.get("promised_at"), data.get("co_departments")
+    out = {"handling": handling, "resolution": resolution, "promised_at": None, "co_departments": []}
+    if handling not in HANDLING:
+        problems.append(Problem(f"unknown handling {handling!r}; known: {', '.join(HANDLING)}", field="handling"))
+        return out
+    for field, value, kind in (("resolution", resolution, "immediate"), ("promised_at", promised, "promised"),
+                               ("co_departments", co, "joint")):
+        if value not in (None, "", []) and handling != kind:
+            problems.append(Problem(f"{field} belongs to handling {kind!r}, not {handling!r}", field=field))
+    if handling == "immediate":
+        if not resolution:
+            problems.append(Problem("an immediate (即办) request needs the resolution given on the spot",
+                                    field="resolution"))
+        elif len(resolution) > MAX_RESOLUTION:
+            problems.append(Problem(f"resolution has {len(resolution)} characters; at most {MAX_RESOLUTION}",
+                                    field="resolution"))
+    elif handling == "promised":
+        out["promised_at"] = _checked_promise(promised, settings, now, problems)
+    elif handling == "joint":
+        names = [str(d).strip() for d in co] if isinstance(co, list) else []
+        names = list(dict.fromkeys(n for n in names if n))
+        lead = category["department"] if category else None
+        if not names:
+            problems.append(Problem("a joint (联办) case needs co_departments: a list of department names",
+                                    field="co_departments"))
+        elif len(names) > MAX_CO_DEPARTMENTS or any(len(n) > 100 for n in names):
+            problems.append(Problem(f"co_departments: at most {MAX_CO_DEPARTMENTS} names of 100 characters",
+                                    field="co_departments"))
+        elif lead in names:
+            problems.append(Problem(f"{lead} leads this category's cases: it is no co-department",
+                                    field="co_departments"))
+        out["co_departments"] = names
+    return out
+
+
+def _checked_promise(value, settings: Settings, now: dt.datetime, problems: list[Problem]) -> dt.datetime | None:
+    """A promised date-time (a date alone: the end of that working day), later than now and
+    at most a year ahead."""
+    if value in (None, ""):
+        problems.append(Problem("a promised (承诺) case needs promised_at, an ISO date or date-time",
+                                field="promised_at"))
+        return None
+    tz = ZoneInfo(settings.timezone)
+    try:
+        if isinstance(value, dt.datetime):
+            promised = value
+        elif isinstance(value, dt.date) or (isinstance(value, str) and len(value) == 10):
+            day = value if isinstance(value, dt.date) else dt.date.fromisoformat(value)
+            promised = dt.datetime.combine(day, settings.work_day_end)
+        else:
+            promised = dt.datetime.fromisoformat(str(value))
+    except ValueError:
+        problems.append(Problem(f"promised_at {value!r} is not an ISO date or date-time", field="promised_at"))
+        return None
+    if promised.tzinfo is None:
+        promised = promised.replace(tzinfo=tz)
+    if promised <= now:
+        problems.append(Problem(f"promised_at {promised.isoformat()} is not in the future", field="promised_at"))
+    elif promised > now + MAX_PROMISE:
+        problems.append(Problem(f"promised_at {promised.isoformat()} is more than {MAX_PROMISE.days} days ahead",
+                                field="promised_at"))
+    return promised
+
+
+def checked_owner(session: Session, person_id, problems: list[Problem]) -> int | None:
+    """The leader who owns the case (包案): a person the caller may see (unknown and hidden
+    persons answer alike); None with a problem added to ``problems`` otherwise."""
+    if not isinstance(person_id, int) or isinstance(person_id, bool):
+        problems.append(Problem(f"owner_person_id {person_id!r} is not a number", field="owner_person_id"))
+        return None
+    visible, _, params = visibility(session)
+    seen = session.execute(text(f"SELECT {visible} FROM person p WHERE p.id = :id"), {**params, "id": person_id}).scalar()
+    if not seen:
+        problems.append(Problem(f"person {person_id} is outside your scope or does not exist", field="owner_person_id"))
+        return None
+    return person_id
 
 
 def intake(session: Session, data: dict, settings: Settings, *, lang: str = "zh", public: bool = False,
@@ -165,7 +420,7 @@ def intake(session: Session, data: dict, settings: Settings, *, lang: str = "zh"
     on them (the routed grid or authority in their reach). ``at`` (replays and tests) is
     when it was received; default now."""
     now = at or dt.datetime.now(dt.UTC)
-    clean, problems = validate(session, data, settings, now)
+    clean, problems = validate(session, data, settings, now, public=public)
     key = clean["idempotency_key"]
     key_scope = idempotency_scope(session, clean["channel"])
     if key:
@@ -180,13 +435,16 @@ def intake(session: Session, data: dict, settings: Settings, *, lang: str = "zh"
         raise GeogridError("incident rejected; nothing was stored", problems=problems)
     tz = ZoneInfo(settings.timezone)
     occurred = clean["occurred_at"]
-    where = route(session, *clean["point"], clean["category"], at=occurred, day=occurred.astimezone(tz).date(), lang=lang)
+    where = route_place(session, clean, at=occurred, day=occurred.astimezone(tz).date(), lang=lang)
     if not public:
         place = {"grid": where["grid"] and where["grid"]["code"], "authority": where["authority"]["code"],
                  "department": clean["category"]["department"]}
         if not in_reach(session, place, CENTRE + HANDLERS):
             raise GeogridError(f"{scopes.actor(session)} may not take in an incident at {place['authority']}: "
                                "outside their scope", status=403)
+        if clean["handling"] == "immediate":
+            # Answered on the spot means the taker runs the whole case: a centre role there.
+            require_case_scope(session, {**place, "receipt": "(new)"}, CENTRE, "close at once (即办)")
     work = calendar(settings)
     due = work.add(now, *clean["category"]["time_limits"]["accept"])
     values = incident_values(clean, where, receipt=new_receipt(now, tz), reported_at=now,
@@ -197,7 +455,28 @@ def intake(session: Session, data: dict, settings: Settings, *, lang: str = "zh"
     except IntegrityError:
         raise GeogridError(f"duplicate submission: idempotency key {key!r} was just used", status=409) from None
     event(session, incident_id, "report", None, "reported", data={"route": route_summary(where)}, work=work, at=now)
+    if clean["handling"] == "immediate":
+        return close_at_once(session, incident_id, clean["resolution"], settings, at=now)
     return get_incident(session, incident_id, check=False)
+
+
+def close_at_once(session: Session, incident_id: int, resolution: str, settings: Settings, *,
+                  at: dt.datetime) -> dict:
+    """即办: take a request just taken in through every move of the workflow to closed (the
+    history, steps and facts are those of any closed case), the resolution given on the
+    spot as the note of its handling. The caller must hold a centre role where it lies
+    (checked by :func:`intake`); each move is made with that role."""
+    # The workflow imports this module (routing, validation): imported here, not above.
+    from geogrid.incidents.workflow import transition
+
+    for to in ON_THE_SPOT[:-1]:
+        transition(session, incident_id, to, settings, note=resolution if to == "handled" else "即办", at=at,
+                   roles=CENTRE)
+    return transition(session, incident_id, ON_THE_SPOT[-1], settings, note="即办", at=at, roles=CENTRE)
+
+
+# The moves of a case answered on the spot (即办), in order.
+ON_THE_SPOT = ("accepted", "filed", "dispatched", "in_progress", "handled", "verified", "closed")
 
 
 def idempotency_scope(session: Session, channel: str) -> str:

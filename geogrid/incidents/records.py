@@ -9,6 +9,11 @@ jurisdiction is a blind-spot incident: it goes to the finest administrative area
 it (属地兜底) and names the nearest grid and its distance. A point outside every area is
 refused (422). The route is fixed when the incident is taken in; redrawing grids later
 does not move it, moving the incident's point re-routes it, and both are in its history.
+
+A request may have no point (placed by a household or an area code, see
+:mod:`geogrid.incidents.intake`): its ``lon`` and ``lat`` read as None, and whatever draws
+cases on a map leaves it out. Its household, address, request type, handling kind,
+promise, co-departments and owner are staff fields: :func:`public_view` carries none.
 """
 
 from __future__ import annotations
@@ -52,9 +57,17 @@ _SELECT = """
            ST_X(i.geom) AS lon, ST_Y(i.geom) AS lat, i.route_kind, g.code AS grid, g.name AS grid_name,
            au.code AS authority, au.name AS authority_name, i.nearest_grid, i.responsible, i.department,
            i.state, i.escalation_level, i.due_at, i.closed_at, i.satisfaction, i.version, i.updated_at,
-           (i.state NOT IN ('closed', 'void', 'parked') AND i.due_at < now()) AS overdue
+           (i.state NOT IN ('closed', 'void', 'parked') AND i.due_at < now()) AS overdue,
+           i.address, i.request_type, rt.name_zh AS request_type_zh, rt.name_en AS request_type_en, i.handling,
+           i.promised_at, i.co_departments, i.owner_person_id, op.name AS owner_name,
+           CASE WHEN h.id IS NOT NULL THEN json_build_object(
+               'id', h.id, 'ref', h.ref,
+               'address', concat_ws(' ', h.town, h.village, h.street, h.number, h.building_no, h.unit, h.room))
+           END AS household
     FROM incident i JOIN category c ON c.key = i.category_key
     LEFT JOIN area g ON g.id = i.grid_id JOIN area au ON au.id = i.authority_id
+    LEFT JOIN request_type rt ON rt.key = i.request_type LEFT JOIN person op ON op.id = i.owner_person_id
+    LEFT JOIN household h ON h.id = i.household_id
 """
 
 
@@ -89,11 +102,14 @@ def _scope_roots(p: scopes.Principal, roles) -> list[int | None]:
     return [g.area_id for g in p.grants if g.role in roles]
 
 
-def in_reach(session: Session, incident: dict, roles) -> bool:
+def in_reach(session: Session, incident: dict, roles, *, co_handling: bool = False) -> bool:
     """A case is in an account's reach when its grid or its current authority lies in the
-    subtree of one of its grants of ``roles`` (department handlers: their department's cases)."""
+    subtree of one of its grants of ``roles`` (department handlers: their department's cases;
+    ``co_handling``: also the joint (联办) cases their department co-handles, for reading
+    and comments, never for moving the case)."""
     p = scopes.principal_of(session)
-    if p is not None and any(g.role == "department_handler" and g.department and g.department == incident["department"]
+    departments = {incident["department"]} | (set(incident.get("co_departments") or ()) if co_handling else set())
+    if p is not None and any(g.role == "department_handler" and g.department and g.department in departments
                              for g in p.grants if g.role in roles):
         return True
     area_roles = tuple(r for r in roles if r != "department_handler") or tuple(roles)
@@ -105,7 +121,7 @@ def _require_readable(session: Session, incident_id: int, incident: dict | None)
     """Before anything about a case is revealed: unknown and out-of-reach cases answer alike."""
     readers = CENTRE + HANDLERS
     scopes.require_object(session, f"incident {incident_id}", readers, None if incident is None else [],
-                          reachable=incident is not None and in_reach(session, incident, readers))
+                          reachable=incident is not None and in_reach(session, incident, readers, co_handling=True))
 
 
 def require_case_scope(session: Session, incident: dict, roles, doing: str) -> None:
@@ -167,7 +183,8 @@ def list_incidents(session: Session, *, state=None, category=None, area=None, ov
         # Staff see the cases of their jurisdiction; department handlers their department's.
         roots = [r for r in _scope_roots(p, CENTRE + ("grid_worker",)) if r is not None]
         departments = [g.department for g in p.grants if g.role == "department_handler" and g.department]
-        where.append("""(i.department = ANY(:departments) OR EXISTS (
+        where.append("""(i.department = ANY(:departments) OR i.co_departments && CAST(:departments AS varchar[])
+            OR EXISTS (
             WITH RECURSIVE up(id) AS (SELECT i.authority_id UNION SELECT i.grid_id
                                       UNION SELECT a.parent_id FROM area a JOIN up ON a.id = up.id)
             SELECT 1 FROM up WHERE up.id = ANY(:roots)))""")
@@ -201,12 +218,14 @@ def by_receipt(session: Session, receipt: str) -> dict:
 _INSERT_INCIDENT = """
     INSERT INTO incident (receipt, category_key, channel, description, occurred_at, reported_at, media_urls, reporter,
         idempotency_key, idempotency_scope, geom, original, route_kind, grid_id, authority_id, nearest_grid,
-        responsible, department, state, closed_at, due_at, attributes)
+        responsible, department, state, closed_at, due_at, attributes, household_id, address, request_type, handling,
+        promised_at, co_departments, owner_person_id)
     VALUES (:receipt, :category, :channel, :description, :occurred, :reported, CAST(:media AS jsonb),
         CAST(:reporter AS jsonb), :key, :key_scope, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326), CAST(:original AS jsonb),
         :kind, :grid_id, :authority_id, CAST(:nearest AS jsonb), CAST(:responsible AS jsonb), :department,
         CAST(:state AS varchar), CASE WHEN CAST(:state AS varchar) IN ('closed', 'void') THEN :occurred END, :due,
-        CAST(:attributes AS jsonb))
+        CAST(:attributes AS jsonb), :household_id, :address, :request_type, :handling, :promised_at,
+        CAST(:co_departments AS varchar[]), :owner_person_id)
 """
 
 
@@ -218,16 +237,22 @@ def new_receipt(moment: dt.datetime, tz: ZoneInfo) -> str:
 def incident_values(clean: dict, where: dict, *, receipt: str, reported_at: dt.datetime, key_scope: str | None,
                     state: str, due: dt.datetime | None) -> dict:
     """The row of a validated (``clean``) and routed (``where``) incident, for :func:`insert_incident`
-    and :func:`insert_incidents`; a closed or void case is closed when it occurred."""
+    and :func:`insert_incidents`; a closed or void case is closed when it occurred. A case
+    placed by a household or an area has no point (``geom`` NULL)."""
     return {"receipt": receipt, "category": clean["category"]["key"], "channel": clean["channel"],
             "description": clean["description"], "occurred": clean["occurred_at"], "reported": reported_at,
             "media": json.dumps(clean["media_urls"]), "reporter": dumps_or_none(clean["reporter"]),
             "attributes": json.dumps(clean.get("attributes") or {}, ensure_ascii=False),
-            "key": clean["idempotency_key"], "key_scope": key_scope, "lon": clean["point"][0], "lat": clean["point"][1],
+            "key": clean["idempotency_key"], "key_scope": key_scope,
+            "lon": clean["point"][0] if clean["point"] else None, "lat": clean["point"][1] if clean["point"] else None,
             "original": dumps_or_none(clean["original"]), "kind": where["kind"], "grid_id": where["grid_id"],
             "authority_id": where["authority_id"], "nearest": dumps_or_none(where["nearest_grid"]),
             "responsible": dumps_or_none(where["responsible"]), "department": clean["category"]["department"],
-            "state": state, "due": due}
+            "state": state, "due": due,
+            "household_id": (clean.get("household") or {}).get("id"), "address": clean.get("address"),
+            "request_type": clean.get("request_type"), "handling": clean.get("handling") or "standard",
+            "promised_at": clean.get("promised_at"), "co_departments": clean.get("co_departments") or [],
+            "owner_person_id": clean.get("owner_person_id")}
 
 
 def insert_incident(session: Session, values: dict) -> int:

@@ -14,7 +14,7 @@ from geogrid.core.jsonenc import dumps_or_none
 from geogrid.core.settings import Settings
 from geogrid.core.versioning import check_version
 from geogrid.incidents.categories import categories
-from geogrid.incidents.intake import route, route_summary, validate
+from geogrid.incidents.intake import checked_owner, route, route_summary, validate
 from geogrid.incidents.records import (
     event,
     get_incident,
@@ -45,9 +45,11 @@ def _locked(session: Session, incident_id: int, expected_version: int | None, *,
 
 def transition(session: Session, incident_id: int, to: str, settings: Settings, *, note: str | None = None,
                satisfaction: int | None = None, expected_version: int | None = None,
-               at: dt.datetime | None = None) -> dict:
+               at: dt.datetime | None = None, roles: tuple[str, ...] | None = None) -> dict:
     """Move a case to state ``to``; an illegal move is a 409 listing the allowed ones.
-    ``at`` (internal callers: history replays and tests) is when it happened; default now."""
+    ``at`` (internal callers: history replays and tests) is when it happened; default now.
+    ``roles`` (internal: a request answered on the spot, 即办) replaces the roles that may
+    make this move. A promised case (承诺) has its promised date as its handling deadline."""
     require_reader(session)
     case = _locked(session, incident_id, expected_version)
     if to not in STATES:
@@ -56,7 +58,7 @@ def transition(session: Session, incident_id: int, to: str, settings: Settings, 
     if to not in allowed:
         raise GeogridError(f"incident {case['receipt']} is {case['state']}: it cannot go to {to}", status=409,
                            extra={"state": case["state"], "allowed": list(allowed)})
-    require_case_scope(session, case, MAY_ENTER[to], f"move to {to}")
+    require_case_scope(session, case, roles or MAY_ENTER[to], f"move to {to}")
     if satisfaction is not None and to != "closed":
         raise GeogridError("satisfaction is given when a case is closed")
     now = at or dt.datetime.now(dt.UTC)
@@ -64,12 +66,12 @@ def transition(session: Session, incident_id: int, to: str, settings: Settings, 
     step = STEP_OF.get(to)
     due = case["due_at"]
     if step:
-        due = work.add(now, *_limits(session, case["category"])[step])
+        due = step_due(case, step, now, work, _limits(session, case["category"]))
     elif to in TERMINAL or to == "parked":
         due = None
     elif to == "in_progress" and case["state"] in ("parked", "handled"):
         # Back from the parked list, or sent back by verification: handling starts again.
-        due = work.add(now, *_limits(session, case["category"])["handle"])
+        due = step_due(case, "handle", now, work, _limits(session, case["category"]))
     session.execute(text("""
         UPDATE incident SET state = CAST(:to AS varchar), due_at = :due, version = version + 1, updated_at = now(),
                closed_at = CASE WHEN CAST(:to AS varchar) IN ('closed', 'void') THEN :now ELSE closed_at END,
@@ -97,6 +99,15 @@ def callback(session: Session, incident_id: int, satisfaction: int, settings: Se
     event(session, incident_id, "callback", "closed", "closed", note=note,
           data={"satisfaction": satisfaction, "before": case["satisfaction"]}, work=calendar(settings), at=now)
     return get_incident(session, incident_id, check=False, history=True)
+
+
+def step_due(case: dict, step: str, start: dt.datetime, work, limits: dict) -> dt.datetime:
+    """The deadline of ``step`` started at ``start``: the category's time limit, except that
+    a promised case (承诺) is handled by the date promised (even one already past: a broken
+    promise is overdue at once)."""
+    if step == "handle" and case.get("handling") == "promised" and case.get("promised_at"):
+        return case["promised_at"]
+    return work.add(start, *limits[step])
 
 
 def _limits(session: Session, category: str) -> dict:
@@ -184,4 +195,36 @@ def move(session: Session, incident_id: int, lon: float, lat: float, crs: str, s
           at=dt.datetime.now(dt.UTC),
           data={"from": {"lon": case["lon"], "lat": case["lat"], "grid": case["grid"], "authority": case["authority"]},
                 "to": {"lon": clean["point"][0], "lat": clean["point"][1], **route_summary(where)}})
+    return get_incident(session, incident_id, check=False, history=True)
+
+
+def set_owner(session: Session, incident_id: int, person_id: int | None, settings: Settings, *,
+              note: str | None = None, expected_version: int | None = None) -> dict:
+    """Name the leader who owns the case (包案), or nobody (``None``): the centre where the
+    case lies; the person must be one the caller may see (422 otherwise, unknown and hidden
+    alike). Kept in the case's history."""
+    require_reader(session)
+    case = _locked(session, incident_id, expected_version)
+    require_case_scope(session, case, CENTRE, "name the owner of")
+    if person_id is not None:
+        problems: list[Problem] = []
+        checked_owner(session, person_id, problems)
+        if problems:
+            raise GeogridError(f"the owner of incident {case['receipt']} was not changed", problems=problems)
+    session.execute(text("UPDATE incident SET owner_person_id = :p, version = version + 1, updated_at = now() "
+                         "WHERE id = :id"), {"p": person_id, "id": incident_id})
+    event(session, incident_id, "owner", case["state"], case["state"], note=note,
+          data={"from": case["owner_person_id"], "to": person_id}, work=calendar(settings), at=dt.datetime.now(dt.UTC))
+    return get_incident(session, incident_id, check=False, history=True)
+
+
+def add_note(session: Session, incident_id: int, note: str, settings: Settings) -> dict:
+    """A comment in the case's history by anyone who may read the case, co-handling
+    departments of a joint case (联办) included; the case itself does not change."""
+    require_reader(session)
+    case = _locked(session, incident_id, None)
+    if not (note or "").strip():
+        raise GeogridError("a note needs text", problems=[Problem("note is required", field="note")])
+    event(session, incident_id, "note", case["state"], case["state"], note=note.strip(), work=calendar(settings),
+          at=dt.datetime.now(dt.UTC))
     return get_incident(session, incident_id, check=False, history=True)
