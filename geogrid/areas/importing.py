@@ -23,6 +23,7 @@ from geogrid.core.settings import Settings
 from geogrid.db.schema import ADMIN_LAYER
 from geogrid.geo import codes as codelib
 from geogrid.geo.geometry import check_polygons
+from geogrid.people.households import rederive_after_boundary_write
 
 AREA_FIELDS = ("code", "name", "level", "layer", "parent", "households", "population", "land_use", "notes")
 # Column sizes of table area: a file is checked against them like an API request is.
@@ -274,6 +275,8 @@ def _import(
             index = {r["code"]: i for i, r in enumerate(rows)}
             _reject([Problem(s["message"], field="geometry", index=index.get(s["code"]), code=s["code"],
                              location=s["location"]) for s in rejected], n, hint=spill_hint(spill))
+        # Households in new grids now lie in them (after the spill check: a refused import writes nothing).
+        rederive_after_boundary_write(session, list(ids.values()))
         report.warnings = [w.as_dict() for w in checked.warnings] + [
             Problem(s["message"], field="geometry", code=s["code"], location=s["location"]).as_dict() for s in spill
         ]

@@ -20,6 +20,7 @@ from geogrid.core.versioning import check_version
 from geogrid.db.schema import ADMIN_LAYER
 from geogrid.geo.codes import code_problem
 from geogrid.geo.geometry import check_polygons
+from geogrid.people.households import rederive_after_boundary_write
 
 EDITABLE_FIELDS = ("name", "households", "population", "land_use", "notes", "parent")
 
@@ -103,6 +104,7 @@ def update_area(
                 raise GeogridError(f"area {code} was not changed", problems=[
                     Problem(s["message"], field="geometry", code=s["code"], location=s["location"])
                     for s in spill if s["rejected"]])
+            rederive_after_boundary_write(session, [row.id])
         result["repaired"] = bool(checked.repaired)
         result["warnings"] = [w.as_dict() for w in checked.warnings] + [
             Problem(s["message"], field="geometry", code=s["code"], location=s["location"]).as_dict() for s in spill]
@@ -176,6 +178,7 @@ def retire_area(session: Session, code: str, *, expected_version: int | None = N
         raise conflict(f"area {code} still has active children ({', '.join(children)}...): retire or move them first")
     session.execute(text("UPDATE boundary SET valid = tstzrange(lower(valid), now()) WHERE area_id = :id AND upper_inf(valid)"),
                     {"id": row.id})
+    rederive_after_boundary_write(session, [row.id])
     session.execute(text("UPDATE assignment SET end_date = current_date WHERE area_id = :id "
                          "AND (end_date IS NULL OR end_date > current_date) AND start_date <= current_date"),
                     {"id": row.id})

@@ -72,7 +72,7 @@ def check_parent(session: Session, code: str, layer: str, options: CoverageOptio
     by_code = {k.code: k for k in kids}
     if layer != ADMIN_LAYER:
         problems += _responsibility(session, kids, options, today)
-    problems += _size_outliers(kids, options)
+    problems += _size_outliers(kids, options, register_sizes(session, parent.id, kids))
     for p in problems:
         p.setdefault("parent", code)
         if p.get("geometry") is None and len(p.get("codes", [])) == 1 and p["kind"] != "invalid":
@@ -130,13 +130,26 @@ def _responsibility(session: Session, kids, options: CoverageOptions, today: dt.
     return out
 
 
-def _size_outliers(kids, options: CoverageOptions) -> list[dict]:
+def register_sizes(session: Session, parent_id: int, kids) -> dict[int, dict] | None:
+    """Households and population of each child from the household register, when the register
+    has households in the parent's grids (else None: the typed numbers stand)."""
+    from geogrid.people.households import register_counts, registered_parents
+
+    if not kids or parent_id not in registered_parents(session, [parent_id]):
+        return None
+    counts = register_counts(session, [k.id for k in kids])
+    return {k.id: {"households": counts.get(k.id, {}).get("households", 0),
+                   "population": counts.get(k.id, {}).get("residents", 0)} for k in kids}
+
+
+def _size_outliers(kids, options: CoverageOptions, register: dict[int, dict] | None = None) -> list[dict]:
     out = []
     for k in kids:
         for field_, (low, high) in (("households", options.households), ("population", options.population)):
-            value = getattr(k, field_)
+            value = register[k.id][field_] if register is not None else getattr(k, field_)
             if value is not None and not low <= value <= high:
                 out.append({"kind": "size_outlier", "codes": [k.code], "field": field_, "value": value,
+                            "source": "register" if register is not None else "typed",
                             "expected": [low, high], "area_m2": None, "point": None})
     areas = np.array([k.area_m2 for k in kids], dtype=float)
     if len(areas) >= 5:
