@@ -32,6 +32,12 @@ ACCOUNTS = (
     ("demo-gridworker", "grid_worker", "339901100001", None),
     ("demo-handler", "department_handler", COUNTY, "生态环境分局"),
 )
+# The demo grid worker also works in 杨家村, the village with a household register, where it
+# may read residents (resident_data).
+EXTRA_GRANTS = (
+    ("demo-gridworker", "grid_worker", "339901100004"),
+    ("demo-gridworker", "resident_data", "339901100004"),
+)
 
 
 def load(engine: Engine, settings: Settings, out_dir: Path, *, reset: bool = False,
@@ -40,7 +46,7 @@ def load(engine: Engine, settings: Settings, out_dir: Path, *, reset: bool = Fal
     load also makes the demo town's year of cases, patrols and score sheet up to ``now``
     (default: now; see :mod:`geogrid.io.demo_cases`), unless ``cases`` is False (about 15 s
     less, for callers that want an empty case register)."""
-    from geogrid.io import demo_cases, demo_data
+    from geogrid.io import demo_cases, demo_data, demo_households
 
     out_dir = Path(out_dir)
     paths = demo_data.generate(out_dir)
@@ -65,7 +71,18 @@ def load(engine: Engine, settings: Settings, out_dir: Path, *, reset: bool = Fal
             assignments.create_assignments(session, posts)
             if cases:
                 demo_cases.load_cases(session, settings, now=now or dt.datetime.now(dt.UTC))
+                demo_households.load_households(session, settings, out_dir / "register",
+                                                now=now or dt.datetime.now(dt.UTC))
         passwords = _accounts(session, settings)
+        # The demo grid worker is a person too: the full-time worker of 杨家村's first grid, whose
+        # day list (GET /api/me/today) shows the visits and patrols due.
+        session.execute(text("""
+            UPDATE account SET person_id = (
+                SELECT s.person_id FROM assignment s JOIN area a ON a.id = s.area_id
+                WHERE a.code LIKE '339901100004%' AND s.role_key = 'grid_worker_fulltime' ORDER BY a.code LIMIT 1)
+            WHERE username = 'demo-gridworker' AND person_id IS NULL
+        """))
+        register = demo_households.summary(session)
         counts = dict(session.execute(text(
             "SELECT layer_key, count(*) FROM area WHERE code LIKE :p AND retired_at IS NULL GROUP BY layer_key"),
             {"p": COUNTY + "%"}).all())
@@ -74,11 +91,15 @@ def load(engine: Engine, settings: Settings, out_dir: Path, *, reset: bool = Fal
         assessed = demo_cases.summary(session, settings)
     state = "already loaded" if loaded else "loaded"
     logins = "\n".join(f"  {user:<16} {passwords[user]:<24} {role}" + (f" on {area}" if area else " everywhere")
+                       + "".join(f", {r} on {a}" for u, r, a in EXTRA_GRANTS if u == user)
                        for user, role, area, _ in ACCOUNTS)
     return (f"demo jurisdiction 演示县 ({COUNTY}) {state} from {out_dir}: "
             + ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
             + f"; {len(people)} persons, {assigned} assignments\n"
             + _assessment_line(assessed) + "\n"
+            + f"register: {register['households']} households, {register['residents']} residents in 杨家村 "
+            + f"(339901100004); {register['links']} contact links, {register['visits']} visits, "
+            + f"{register['requests']} requests without a map point\n"
             + f"demo accounts (passwords kept in {_password_file(settings)}):\n{logins}\n"
             + f"log in: curl -d 'username=demo-planner&password=...' http://{settings.host}:{settings.port}/api/token, "
             + "or the Authorize button on /docs\n"
@@ -119,6 +140,9 @@ def _accounts(session, settings: Settings) -> dict[str, str]:
         else:
             accounts.create_account(session, user, known[user], display_name=f"演示账号 {role}")
             accounts.grant(session, user, role, area, department)
+            for extra_user, extra_role, extra_area in EXTRA_GRANTS:
+                if extra_user == user:
+                    accounts.grant(session, user, extra_role, extra_area)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(known, indent=1))
     os.chmod(path, 0o600)
@@ -130,6 +154,15 @@ def wipe(session, person_refs: list[str]) -> None:
     sums, patrols and score sheets, and the demo persons and accounts."""
     params = {"p": COUNTY + "%"}
     demo_ids = "SELECT id FROM area WHERE code LIKE :p"
+    # The register first: visits name cases, cases name households, households name grids.
+    session.execute(text(f"DELETE FROM visit WHERE area_id IN ({demo_ids})"), params)
+    session.execute(text(f"DELETE FROM incident WHERE household_id IN (SELECT id FROM household "
+                         f"WHERE grid_id IN ({demo_ids}))"), params)
+    session.execute(text("DELETE FROM contact_link WHERE person_id IN (SELECT id FROM person WHERE ref LIKE 'demo-lh-%')"))
+    session.execute(text(f"DELETE FROM household WHERE grid_id IN ({demo_ids}) OR ref LIKE :p"), params)
+    session.execute(text("DELETE FROM building WHERE ref LIKE :p"), params)
+    session.execute(text("DELETE FROM assignment WHERE person_id IN (SELECT id FROM person WHERE ref LIKE 'demo-lh-%')"))
+    session.execute(text("DELETE FROM person WHERE ref LIKE 'demo-lh-%'"))
     session.execute(text(f"DELETE FROM incident WHERE grid_id IN ({demo_ids}) OR authority_id IN ({demo_ids})"), params)
     session.execute(text(f"DELETE FROM patrol WHERE area_id IN ({demo_ids})"), params)
     # Steps and facts go with their incidents; the monthly sums and score sheets of the

@@ -334,15 +334,28 @@ def address(r) -> str:
     return "".join(p for p in parts if p)
 
 
-def _brief(row, *, phone: bool) -> dict:
+def mask_name(name: str | None) -> str:
+    """A person's surname with the given name masked, one ``*`` per character: how a
+    household head is shown to staff without resident_data, and on contact cards.
+
+    >>> mask_name("张三丰"), mask_name("李四"), mask_name("")
+    ('张**', '李*', '')
+    """
+    name = (name or "").strip()
+    return name[:1] + "*" * (len(name) - 1) if name else ""
+
+
+def _brief(row, *, personal: bool) -> dict:
+    """A household as staff see it; ``personal`` (resident_data there): the head's whole name and the phone."""
     r = dict(row._mapping)
-    out = {k: r[k] for k in ("id", "ref", "head_name", "kind", "rental", "located_by", "building", "version",
+    out = {k: r[k] for k in ("id", "ref", "kind", "rental", "located_by", "building", "version",
                              "members", "town", "village", "street", "number", "building_no", "unit", "room")}
     out.update({
         "address": address(r), "lon": round(r["lon"], 7), "lat": round(r["lat"], 7),
         "grid": {"code": r["grid_code"], "name": r["grid_name"]} if r["grid_code"] else None,
         "grid_id": r["grid_id"], "place_id": r["place_id"], "retired": r["retired_at"] is not None,
-        "phone": r["phone"] if phone else None,
+        "head_name": r["head_name"] if personal else mask_name(r["head_name"]),
+        "phone": r["phone"] if personal else None,
     })
     return out
 
@@ -356,7 +369,7 @@ def require_household(session: Session, household_id: int, roles: Sequence[str] 
     scopes.require_object(session, f"household {household_id}", tuple(roles),
                           None if row is None else [row.place_id])
     assert row is not None  # require_object raised otherwise
-    return _brief(row, phone=scopes.in_scope(session, scopes.RESIDENT_DATA, [row.place_id]))
+    return _brief(row, personal=scopes.in_scope(session, scopes.RESIDENT_DATA, [row.place_id]))
 
 
 def _subtree_ids(session: Session, code: str) -> Sequence[int]:
@@ -382,15 +395,19 @@ def list_households(session: Session, *, area: str | None = None, q: str | None 
         where.append(f"{PLACE_SQL} = ANY(:subtree)")
         params["subtree"] = _subtree_ids(session, area)
     if q:
-        where.append("concat_ws(' ', h.ref, h.head_name, h.town, h.village, h.street, h.number, h.building_no, "
-                     "h.unit, h.room) ILIKE :q")
+        # The head's name is searched only where the caller may read it (resident_data), so
+        # that a search cannot tell who heads a household elsewhere.
+        personal, personal_params = scopes.scope_filter(session, scopes.RESIDENT_DATA, PLACE_SQL, "personal_roots")
+        params.update(personal_params)
+        where.append("(concat_ws(' ', h.ref, h.town, h.village, h.street, h.number, h.building_no, h.unit, h.room) "
+                     f"ILIKE :q OR (h.head_name ILIKE :q AND {personal}))")
         params["q"] = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
     cond_sql = " AND ".join(where)
     total = session.execute(text(f"SELECT count(*) FROM household h WHERE {cond_sql}"), params).scalar_one()
     rows = session.execute(text(f"{_BRIEF} WHERE {cond_sql} ORDER BY h.ref LIMIT :limit OFFSET :offset"),
                            {**params, "limit": limit, "offset": offset}).all()
     private = scopes.outside_scope(session, scopes.RESIDENT_DATA, {r.place_id for r in rows})
-    return [_brief(r, phone=r.place_id not in private) for r in rows], total
+    return [_brief(r, personal=r.place_id not in private) for r in rows], total
 
 
 def get_household(session: Session, household_id: int) -> dict:

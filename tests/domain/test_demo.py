@@ -3,8 +3,10 @@ town comes with a year of cases, patrols and a score sheet for the assessment pa
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import json
+import re
 import time
 from zoneinfo import ZoneInfo
 
@@ -72,6 +74,7 @@ def test_demo_loads_once_and_answers(client, anon, engine, settings, tmp_path):
     assert all(p.get("phone") not in private_phones for p in shown)
 
     _check_assessment_data(engine, settings, anon, now, tz, first)
+    _check_register(engine, anon, settings, tmp_path)
 
     loaded = _counts(engine)
     again = demo.load(engine, settings, tmp_path, reset=True, now=now)
@@ -88,7 +91,7 @@ def _check_assessment_data(engine, settings, anon, now, tz, output):
     with engine.connect() as conn:
         # Counted straight from the cases, not through the indicators.
         reported = conn.execute(text("""
-            SELECT count(*) FROM incident i JOIN area g ON g.id = i.grid_id
+            SELECT count(*) FROM incident i JOIN area g ON g.id = coalesce(i.grid_id, i.authority_id)
             WHERE g.code LIKE :town AND i.reported_at >= :lo AND i.reported_at < :hi
         """), {"town": TOWN + "%", "lo": dt.datetime.combine(start, dt.time(), tz),
                "hi": dt.datetime.combine(end, dt.time(), tz)}).scalar_one()
@@ -103,7 +106,8 @@ def _check_assessment_data(engine, settings, anon, now, tz, output):
                              AND (reported_at AT TIME ZONE :tz)::time BETWEEN '07:30' AND '21:00' THEN 1.0 ELSE 0 END)
             FROM incident
         """), {"tz": settings.timezone}).scalar_one()
-        unrouted = conn.execute(text("SELECT count(*) FROM incident WHERE grid_id IS NULL")).scalar_one()
+        unrouted = conn.execute(text("SELECT count(*) FROM incident WHERE grid_id IS NULL AND geom IS NOT NULL")
+                                ).scalar_one()
         escalated = conn.execute(text("SELECT count(*) FROM incident WHERE escalation_level > 0")).scalar_one()
         rated = conn.execute(text("SELECT count(*) FROM incident WHERE state = 'closed' AND satisfaction IS NOT NULL")
                              ).scalar_one()
@@ -142,3 +146,105 @@ def _check_assessment_data(engine, settings, anon, now, tz, output):
     board = anon.get("/api/public/rankings", params={"area": TOWN})
     assert board.status_code == 200 and board.json()["lists"][0]["period"] == last
     assert f"{last} published" in output
+
+
+# --------------------------------------------------------------------------- register and privacy
+
+VILLAGE = "339901100004"
+
+
+def _private_values(engine, tmp_path) -> dict[str, set[str]]:
+    """Every private value of the demo that could leak, by kind: whole ID numbers (from the
+    generated file: the database has only hashes), residents' and households' phones,
+    residents' names that are not also a public person's or area's name, household refs,
+    the addresses and descriptions of requests without a point, reporters' contacts, the
+    phones persons keep private, visit findings, internal notes."""
+    rows = list(csv.DictReader((tmp_path / "register" / "register.csv").open(encoding="utf-8")))
+    with engine.connect() as conn:
+        public_names = set(conn.execute(text("SELECT name FROM person UNION SELECT name FROM area")).scalars())
+        out = {
+            "id_number": {r["身份证号"] for r in rows},
+            "resident_phone": {r["电话"] for r in rows if r["电话"]},
+            "resident_name": {r["姓名"] for r in rows if len(r["姓名"]) == 3} - public_names,
+            "household_ref": set(conn.execute(text("SELECT ref FROM household")).scalars()),
+            "household_phone": set(conn.execute(text("SELECT phone FROM household WHERE phone IS NOT NULL")).scalars()),
+            "request": set(conn.execute(text("SELECT description FROM incident WHERE geom IS NULL")).scalars())
+            | set(conn.execute(text("SELECT address FROM incident WHERE address IS NOT NULL")).scalars()),
+            "reporter": {v for r in conn.execute(text("SELECT reporter FROM incident WHERE reporter IS NOT NULL")
+                                                   ).scalars() for v in r.values() if v},
+            "private_phone": set(conn.execute(text("SELECT phone FROM person WHERE NOT phone_public AND phone IS NOT NULL")
+                                              ).scalars()),
+            "visit": set(conn.execute(text("SELECT DISTINCT findings FROM visit")).scalars()),
+            "notes": set(conn.execute(text("SELECT notes FROM person WHERE notes IS NOT NULL UNION "
+                                           "SELECT notes FROM area WHERE notes IS NOT NULL")).scalars()),
+        }
+    return {k: {v for v in values if v and len(v) >= 3} for k, values in out.items()}
+
+
+def _fill(path: str, ids: dict) -> str:
+    """A route template with its parameters filled from the demo's objects."""
+    return re.sub(r"\{(\w+)(:path)?\}", lambda m: str(ids.get(m[1], 1)), path)
+
+
+def _leaks(body: str, private: dict[str, set[str]]) -> list[str]:
+    return [f"{kind}: {value[:30]}" for kind, values in private.items() for value in values if value in body]
+
+
+def _check_register(engine, anon, settings, tmp_path):
+    """The village's register agrees with the grids' typed numbers it replaces, its contact
+    structure and visits are there, and no private value of it (or of the cases) reaches a
+    public endpoint: every GET route of the app, called as the public, and the staff pages
+    and exports of callers without resident_data."""
+    with engine.connect() as conn:
+        per_grid = conn.execute(text("""
+            SELECT g.code, g.households, g.population, count(DISTINCT h.id) AS registered,
+                   count(r.id) AS residents
+            FROM area g JOIN area v ON v.id = g.parent_id
+            LEFT JOIN household h ON h.grid_id = g.id LEFT JOIN resident r ON r.household_id = h.id
+            WHERE v.code = :v AND g.layer_key = 'comprehensive' AND g.retired_at IS NULL GROUP BY g.id
+        """), {"v": VILLAGE}).all()
+        receipt, household_id, person_id = conn.execute(text(
+            "SELECT i.receipt, i.household_id, i.owner_person_id FROM incident i "
+            "WHERE i.household_id IS NOT NULL ORDER BY i.owner_person_id NULLS LAST LIMIT 1")).one()
+        links, visits, tags = (conn.execute(text(f"SELECT count(*) FROM {t}")).scalar_one()
+                               for t in ("contact_link", "visit", "resident_tag"))
+        kinds = set(conn.execute(text("SELECT DISTINCT handling FROM incident WHERE geom IS NULL")).scalars())
+    assert len(per_grid) == 11
+    assert all(g.registered == g.households and g.residents == max(g.population, g.households) for g in per_grid)
+    assert links > 0.9 * sum(g.registered for g in per_grid) and visits > links and tags > 0
+    assert {"immediate", "promised", "joint", "standard"} <= kinds
+
+    private = _private_values(engine, tmp_path)
+    assert all(private[k] for k in ("id_number", "resident_phone", "resident_name", "household_ref", "request")), \
+        {k: len(v) for k, v in private.items()}
+    ids = {"code": VILLAGE + "001", "receipt": receipt, "household_id": household_id, "incident_id": 1,
+           "person_id": person_id or 1, "fmt": "json", "service_code": "dispute", "path": "leaflet.js",
+           "area": VILLAGE}
+    from fastapi.routing import iter_route_contexts
+
+    from api.app import create_app
+
+    paths = sorted({c.path for c in iter_route_contexts(create_app(settings).routes) if "GET" in (c.methods or ())})
+    assert "/api/households/{household_id}/residents" in paths and "/maps/public" in paths
+    leaks = {}
+    for path in paths:
+        for params in ({}, {"area": VILLAGE, "limit": 1000}):
+            r = anon.get(_fill(path, ids), params=params)
+            assert r.status_code < 500, (path, r.status_code)
+            if found := _leaks(r.text, private):
+                leaks[path] = found[:3]
+    assert leaks == {}
+
+    # Staff without resident_data see cases and their places, never residents or ID numbers.
+    passwords = json.loads((tmp_path / "state" / "demo-accounts.json").read_text())
+    sensitive = {k: private[k] for k in ("id_number", "resident_phone", "resident_name", "household_phone")}
+    for user in ("demo-inspector", "demo-planner"):
+        token = anon.post("/api/token", data={"username": user, "password": passwords[user]}).json()["access_token"]
+        auth = {"Authorization": f"Bearer {token}"}
+        for path, params in (("/api/incidents", {"limit": 1000}), ("/maps/inspector", {"area": VILLAGE}),
+                             (f"/api/households/{household_id}", {}), ("/api/households", {"area": VILLAGE}),
+                             ("/api/stats/export", {"area": VILLAGE, "period": f"{dt.date.today():%Y}",
+                                                    "format": "csv"})):
+            r = anon.get(path, params=params, headers=auth)
+            assert r.status_code < 500, (path, r.status_code)
+            assert _leaks(r.text, sensitive) == [], (user, path)
