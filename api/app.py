@@ -19,9 +19,11 @@ from api.routers import (
     accounts,
     areas,
     categories,
+    contacts,
     coverage,
     environment,
     files,
+    households,
     incidents,
     locate,
     maps,
@@ -136,8 +138,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return {"status": "ok", "postgis": postgis}
 
     for router in (accounts.router, coverage.router, categories.router, incidents.router, environment.router, public.router, open311.router, maps.router, areas.areas_router, areas.grids_router, locate.router, files.router,
-                   people.router, reference.router, stats.router, scores.router,
-                   reports.router):
+                   people.router, contacts.router, reference.router, stats.router, scores.router,
+                   reports.router, households.router):
         app.include_router(router)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     if settings.trusted_proxies:

@@ -675,6 +675,22 @@ dd { margin: 0 0 1mm 30mm; }
 """
 
 
+def font_stack() -> str:
+    """The CSS ``font-family`` list of the PDFs: the CJK font found on this host first (WeasyPrint
+    embeds it), then the usual CJK families; 503 without one (see :func:`charts.require_cjk_font`)."""
+    font = charts.require_cjk_font()
+    return ", ".join(f'"{f}"' for f in dict.fromkeys([font.family, "Noto Sans CJK SC", "WenQuanYi Zen Hei"])) + \
+        ", sans-serif"
+
+
+def render_pdf(page: str) -> bytes:
+    """An HTML page rendered to PDF by WeasyPrint. No base URL: the page holds everything
+    (images as data: URIs) and fetches nothing."""
+    import weasyprint
+
+    return weasyprint.HTML(string=page, base_url=None).write_pdf()
+
+
 def _img(svg: str) -> str:
     return f'<img src="data:image/svg+xml;base64,{base64.b64encode(svg.encode()).decode()}">'
 
@@ -710,9 +726,7 @@ def monthly_html(report: dict, lang: str | None = None) -> str:
     t = _t(lang)
     e = html.escape
     known = ind.by_key()
-    font = charts.require_cjk_font()
-    fonts = ", ".join(f'"{f}"' for f in dict.fromkeys([font.family, "Noto Sans CJK SC", "WenQuanYi Zen Hei"])) + \
-        ", sans-serif"
+    fonts = font_stack()
     total, before = report["total"], report["previous"] or {}
     unit, word = report["unit"], _unit_word(report, lang)
     local = _local(report)
@@ -792,11 +806,7 @@ def monthly_html(report: dict, lang: str | None = None) -> str:
 
 def monthly_pdf(report: dict, lang: str | None = None) -> bytes:
     """The monthly report as a PDF (WeasyPrint: A4, the CJK font embedded, charts as SVG)."""
-    import weasyprint
-
-    page = monthly_html(report, lang)
-    # No base URL: the page holds everything (charts as data: URIs) and fetches nothing.
-    return weasyprint.HTML(string=page, base_url=None).write_pdf()
+    return render_pdf(monthly_html(report, lang))
 
 
 def monthly_xlsx(report: dict, lang: str | None = None) -> bytes:

@@ -12,7 +12,10 @@ something), one environment grid per village, a person with a post, incidents (o
 reported, one dispatched; town A's are of the sanitation department's category, town B's
 of another department's), a pollution source, a patrol, an exemption, two stored coverage
 runs and a repair proposal per town, and a score sheet per town (its grids, monthly; last
-month computed). The callers hold their grants on town A; the
+month computed), and a household of the register per town (in its west grid) with one
+resident tagged 低保 (issue 12). The grid worker also holds ``resident_data`` on town A
+(it reads residents there); the planner holds no resident_data, so the resident rows name
+the grid worker alone. The callers hold their grants on town A; the
 department handler holds the sanitation department and no area. The world is built once
 for the module; a request that uses an object up gets a fresh one.
 """
@@ -214,6 +217,8 @@ class World:
             self.ids[("proposal", t)] = self.proposal(t)
             self.ids[("scheme", t)] = self.scheme(t)
         self.overdue()
+        self.contacts()
+        self.register()
 
     # -- helpers
 
@@ -336,6 +341,49 @@ class World:
         key = f"net{self.n()}"
         self.call("post", "/api/layers", 201, json={"key": key, "name_zh": "新网", "name_en": "New net"})
         return key
+
+    # -- the household register (issue 12)
+
+    def register(self) -> None:
+        """resident_data for the grid worker on town A, and a household with a tagged resident per town."""
+        with db.transaction(self.engine) as session:
+            accounts.grant(session, self.usernames["grid_worker"], "resident_data", TOWN["A"])
+        for t in "AB":
+            ref = self.household_ref(t)
+            self.call("post", "/api/households/import", 201, files=register_upload(t, ref))
+            hid = self.call("get", "/api/households", 200, params={"q": ref})["items"][0]["id"]
+            self.ids[("household", t)] = hid
+            resident = self.call("get", f"/api/households/{hid}/residents", 200)[0]
+            self.ids[("resident", t)] = resident["id"]
+            self.ids[("resident_tag", t)] = resident["tags"][0]["id"]
+
+    def household_ref(self, town: str) -> str:
+        return f"HH-{town}-{self.n()}"
+
+    # -- contact links and visits (issue 12)
+
+    def contacts(self) -> None:
+        """Per town a household of its west grid linked (central) to the town's person, and a visit to it."""
+        for t in "AB":
+            self.ids[("contact_household", t)] = self.contact_household(t)
+            self.ids[("link", t)] = self.contact_link(t, self.ids[("contact_household", t)])
+            self.ids[("visit", t)] = self.call("post", "/api/visits", 201, json={
+                "visited_on": str(TODAY - dt.timedelta(days=40)), "person_id": self.ids[("person", t)],
+                "household_ids": [self.ids[("contact_household", t)]], "findings": "走访"})["id"]
+
+    def contact_household(self, town: str) -> int:
+        """A household of ``town``'s west grid, inserted as the register would leave it."""
+        with self.engine.begin() as conn:
+            return conn.execute(text("""
+                INSERT INTO household (ref, geom, located_by, head_name, kind, grid_id)
+                VALUES (:ref, ST_SetSRID(ST_MakePoint(:x, 30.015), 4326), 'own', '张三', 'registered',
+                        (SELECT id FROM area WHERE code = :grid)) RETURNING id
+            """), {"ref": f"CH-{town}-{self.n()}", "x": X[town] + 0.006, "grid": GRID1[town]}).scalar_one()
+
+    def contact_link(self, town: str, household: int) -> int:
+        return self.call("post", "/api/contacts", 201, json={
+            "person_id": self.ids[("person", town)], "household_id": household, "kind": "central",
+            "start_date": "2024-01-01"})["id"]
 
     # -- the state of the database, to show that a refusal changed nothing
 
@@ -579,6 +627,65 @@ SCHEME_ITEMS = [{"code": "late", "name": "逾期结案", "points": 10, "kind": "
                 {"code": "spot", "name": "督查", "points": 10, "kind": "deduction", "rule": "manual"}]
 
 
+def register_upload(town: str, ref: str) -> dict:
+    """A register file of one household with one resident (tagged 低保) in ``town``'s west grid."""
+    body = ("户编号,户主,经度,纬度,户类型,出租,姓名,与户主关系,性别,特殊人群\n"
+            f"{ref},户主{ref},{X[town] + 0.005},30.02,户籍,否,户主{ref},户主,男,低保\n")
+    return {"file": ("register.csv", body.encode(), "text/csv")}
+
+
+def register_rows() -> dict:
+    """The household register (issue 12). Residents and tags need resident_data, which only the
+    grid worker holds (on town A): their rows name the grid worker alone."""
+    register = frozenset({"grid_worker", "planner"})
+    resident_data = frozenset({"grid_worker"})
+
+    def hid(w, s):
+        return w.ids[("household", _in_out(s))]
+
+    def markers(kind):
+        def m(w):
+            return {str(w.ids[(kind, "A")])}, {str(w.ids[(kind, "B")])}
+        return m
+
+    def move(w, caller, scope):
+        return Req("POST", f"/api/households/{hid(w, scope)}/move",
+                   json={"lon": X[_in_out(scope)] + 0.005 + (w.n() % 50) * 0.0001, "lat": 30.021})
+
+    def tag_edit(w, caller, scope):
+        return Req("PATCH", f"/api/resident-tags/{w.ids[('resident_tag', _in_out(scope))]}",
+                   json={"note": f"复核{w.n()}"})
+
+    return {
+        ("POST", "/api/households/import"): Row(register, lambda w, c, s: Req(
+            "POST", "/api/households/import", files=register_upload(_in_out(s), w.household_ref(_in_out(s)))),
+            ok=201, scopes=("in", "out"), kind="write", trail="audit"),
+        ("GET", "/api/households"): Row(register, lambda w, c, s: Req("GET", "/api/households"), kind="list",
+                                        found=items(), markers=markers("household")),
+        ("GET", "/api/households/{household_id}"): Row(register, lambda w, c, s: Req(
+            "GET", f"/api/households/{hid(w, s)}"), scopes=("in", "out")),
+        ("GET", "/api/households/{household_id}/history"): Row(register, lambda w, c, s: Req(
+            "GET", f"/api/households/{hid(w, s)}/history"), scopes=("in", "out")),
+        ("POST", "/api/households/{household_id}/move"): Row(register, move, scopes=("in", "out"), kind="write",
+                                                             trail="audit"),
+        ("GET", "/api/households/{household_id}/residents"): Row(resident_data, lambda w, c, s: Req(
+            "GET", f"/api/households/{hid(w, s)}/residents"), scopes=("in", "out")),
+        ("GET", "/api/residents"): Row(resident_data, lambda w, c, s: Req("GET", "/api/residents"), kind="list",
+                                       found=items(), markers=markers("resident")),
+        ("POST", "/api/residents/{resident_id}/tags"): Row(resident_data, lambda w, c, s: Req(
+            "POST", f"/api/residents/{w.ids[('resident', _in_out(s))]}/tags",
+            json={"group_key": "disabled", "start_date": "2025-01-01"}), ok=201, scopes=("in", "out"), kind="write",
+            trail="audit"),
+        ("PATCH", "/api/resident-tags/{tag_id}"): Row(resident_data, tag_edit, scopes=("in", "out"), kind="write",
+                                                      trail="audit"),
+        ("GET", "/api/special-groups"): Row(STAFF, lambda w, c, s: Req("GET", "/api/special-groups")),
+        ("POST", "/api/special-groups"): Row(ADMIN, lambda w, c, s: Req("POST", "/api/special-groups", json={
+            "key": f"group{w.n()}", "name_zh": "新群体", "name_en": "New group"}), ok=201, kind="write", trail="audit"),
+        ("GET", "/api/register/counts"): Row(register, lambda w, c, s: Req(
+            "GET", "/api/register/counts", params={"area": VILLAGE[_in_out(s)]}), scopes=("in", "out")),
+    }
+
+
 def scheme_rows() -> dict:
     """Score sheets (issue 11): town A's sheet is "in", town B's "out"; moving a period on
     uses a fresh sheet with last month in the state the move starts from."""
@@ -627,12 +734,66 @@ def scheme_rows() -> dict:
     }
 
 
+def contact_rows() -> dict:
+    """Contact links, visits, the day list (issue 12): planners and grid workers write, inspectors
+    read too; a household's place is its grid. Fresh households and links where one is used up."""
+    writers = frozenset({"planner", "grid_worker"})
+
+    def hh(w, scope):
+        return w.ids[("contact_household", _in_out(scope))]
+
+    def link_create(w, caller, scope):
+        t = _in_out(scope)
+        return Req("POST", "/api/contacts", json={"person_id": w.ids[("person", t)],
+                                                  "household_id": w.contact_household(t), "kind": "ordinary",
+                                                  "start_date": "2025-01-01"})
+
+    def link_end(w, caller, scope):
+        t = _in_out(scope)
+        link = w.contact_link(t, w.contact_household(t))
+        return Req("PATCH", f"/api/contacts/{link}", json={"end_date": str(TODAY)})
+
+    def visit(w, caller, scope):
+        t = _in_out(scope)
+        return Req("POST", "/api/visits", json={"visited_on": str(TODAY), "person_id": w.ids[("person", t)],
+                                                "household_ids": [hh(w, scope)], "findings": "矩阵走访",
+                                                "photo_urls": ["https://img.example/v.jpg"]})
+
+    return {
+        ("GET", "/api/contacts"): Row(READERS, lambda w, c, s: Req(
+            "GET", "/api/contacts", params={} if s == "in" else {"area": TOWN["B"]}),
+            scopes=("in", "out"), kind="list", found=items(), markers=pair("link")),
+        ("POST", "/api/contacts"): Row(writers, link_create, ok=201, scopes=("in", "out"), kind="write",
+                                       trail="audit"),
+        ("PATCH", "/api/contacts/{link_id}"): Row(writers, link_end, scopes=("in", "out"), kind="write",
+                                                  trail="audit"),
+        ("GET", "/api/contacts/check"): Row(READERS, lambda w, c, s: Req(
+            "GET", "/api/contacts/check", params={"area": VILLAGE[_in_out(s)]}), scopes=("in", "out")),
+        ("GET", "/api/contacts/cards.pdf"): Row(READERS, lambda w, c, s: Req(
+            "GET", "/api/contacts/cards.pdf", params={"area": GRID1[_in_out(s)]}), scopes=("in", "out")),
+        ("POST", "/api/visits"): Row(writers, visit, ok=201, scopes=("in", "out"), kind="write", trail="audit"),
+        ("GET", "/api/visits"): Row(READERS, lambda w, c, s: Req(
+            "GET", "/api/visits", params={} if s == "in" else {"area": TOWN["B"]}),
+            scopes=("in", "out"), kind="list", found=items(), markers=pair("visit")),
+        # The world's visits are 40 days old: its central households are behind.
+        ("GET", "/api/visits/behind"): Row(READERS, lambda w, c, s: Req(
+            "GET", "/api/visits/behind", params={"area": VILLAGE[_in_out(s)]}), scopes=("in", "out")),
+        ("GET", "/api/visits/{visit_id}"): Row(READERS, lambda w, c, s: Req(
+            "GET", f"/api/visits/{w.ids[('visit', _in_out(s))]}"), scopes=("in", "out")),
+        # Anyone's own day list: what is due to the cadre the account belongs to, and the patrols due
+        # in the caller's scope.
+        ("GET", "/api/me/today"): Row(STAFF, lambda w, c, s: Req("GET", "/api/me/today")),
+    }
+
+
 def spec() -> dict:
     rows: dict = {}
+    rows.update(contact_rows())
     rows.update(area_rows("/api/areas", grids=False))
     rows.update(area_rows("/api/grids", grids=True))
     rows.update(editing_rows())
     rows.update(scheme_rows())
+    rows.update(register_rows())
     A, B = "A", "B"
     rows.update({
         ("GET", "/healthz"): Row(PUBLIC, lambda w, c, s: Req("GET", "/healthz")),
@@ -725,6 +886,23 @@ def spec() -> dict:
         ("POST", "/api/incidents/import"): Row(CENTRE, lambda w, c, s: Req(
             "POST", "/api/incidents/import", files=incident_csv(_in_out(s))),
             ok=201, scopes=("in", "out"), kind="write", trail="events"),
+        # ---- requests without a point (issue 12): counties' categories and types, 包案, comments
+        ("POST", "/api/categories"): Row(ADMIN, lambda w, c, s: Req("POST", "/api/categories", json={
+            "key": f"mx_cat_{w.n()}", "name_zh": "县自定义", "name_en": "County's own", "group_key": "governance",
+            "layer_key": "comprehensive", "department": HANDLER_DEPARTMENT,
+            "time_limits": {"accept": [1, "working_hours"], "dispatch": [1, "working_hours"],
+                            "handle": [2, "working_days"], "verify": [1, "working_days"]}}),
+            ok=201, kind="write", trail="audit"),
+        ("GET", "/api/request-types"): Row(PUBLIC, lambda w, c, s: Req("GET", "/api/request-types")),
+        ("POST", "/api/request-types"): Row(ADMIN, lambda w, c, s: Req("POST", "/api/request-types", json={
+            "key": f"mx_type_{w.n()}", "name_zh": "求助", "name_en": "Help"}), ok=201, kind="write", trail="audit"),
+        ("POST", "/api/incidents/{incident_id}/owner"): Row(CENTRE, lambda w, c, s: Req(
+            "POST", f"/api/incidents/{w.incident(_in_out(s))['id']}/owner",
+            json={"person_id": w.ids[("person", "A")], "note": "包案"}),
+            scopes=("in", "out"), kind="write", trail="events"),
+        ("POST", "/api/incidents/{incident_id}/notes"): Row(STAFF, lambda w, c, s: Req(
+            "POST", f"/api/incidents/{w.incident(_in_out(s))['id']}/notes", json={"note": "matrix"}),
+            scopes=("in", "out"), kind="write", handler_in=frozenset({"in"}), trail="events"),
         # ---- assessment indicators: staff with an area role on the area asked for
         ("GET", "/api/stats/definitions"): Row(PUBLIC, lambda w, c, s: Req("GET", "/api/stats/definitions")),
         ("GET", "/api/stats/indicators"): Row(frozenset({"grid_worker", "inspector", "planner"}), lambda w, c, s: Req(
@@ -878,8 +1056,11 @@ def empty(engine) -> None:
         tables = conn.execute(text(
             "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' "
             "AND table_type = 'BASE TABLE' AND table_name <> ALL(:keep)"),
-            {"keep": [*SEEDED, "category", "alembic_version", "spatial_ref_sys"]}).scalars().all()
+            {"keep": [*SEEDED, "category", "request_type", "special_group", "contact_kind", "alembic_version", "spatial_ref_sys"]}).scalars().all()
         conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+        # The categories and request types the matrix's own rows added (reference lists kept above).
+        conn.execute(text(r"DELETE FROM category WHERE key LIKE 'mx\_%'"))
+        conn.execute(text(r"DELETE FROM request_type WHERE key LIKE 'mx\_%'"))
         for table, keys in SEEDED.items():
             conn.execute(text(f"DELETE FROM {table} WHERE key <> ALL(:keys)"), {"keys": keys.split()})
 
