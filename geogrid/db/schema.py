@@ -39,6 +39,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import (
     ARRAY,
+    DATEMULTIRANGE,
     DATERANGE,
     JSONB,
     TSTZRANGE,
@@ -867,7 +868,8 @@ class Household(Base):
         UniqueConstraint('ref', name='household_ref_key'),
         Index('household_geom_gist', 'geom', postgresql_using='gist'),
         Index('ix_household_building_id', 'building_id'),
-        Index('ix_household_grid_id', 'grid_id')
+        Index('ix_household_grid_id', 'grid_id'),
+        Index('ix_household_grid_visit_behind_from', 'grid_id', 'visit_behind_from')
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -892,6 +894,8 @@ class Household(Base):
     phone: Mapped[str | None] = mapped_column(String(32), comment='private')
     notes: Mapped[str | None] = mapped_column(Text, comment='internal, never public')
     retired_at: Mapped[datetime.datetime | None] = mapped_column(DateTime(True), comment='moved away or merged: kept for history')
+    visit_behind_from: Mapped[datetime.date | None] = mapped_column(Date, comment='no day before this one (from the last refresh on) can find it behind on visits; NULL = none can (geogrid.people.visits.refresh_due)')
+    visit_obliged: Mapped[object | None] = mapped_column(DATEMULTIRANGE, comment='the days with a visit obligation from the last refresh on (links, live tags)')
 
 
 class HouseholdGrid(Base):

@@ -38,6 +38,7 @@ from sqlalchemy.orm import Session
 
 from geogrid.core.settings import Settings
 from geogrid.io.demo_data import GIVEN, SURNAMES
+from geogrid.people.due import refresh_due
 
 VILLAGE = "339901100004"
 VILLAGE_NAME = "杨家村"
@@ -391,6 +392,7 @@ def load_households(session: Session, settings: Settings, out_dir: Path, *, now:
     links = _links(households, cadres, workers, rng, start)
     visits = _visits(links, {h["id"]: h for h in households}, rng, start, today - dt.timedelta(days=1))
     _store_links_and_visits(session, links, visits)
+    refresh_due(session, [h["id"] for h in households], settings)
     requests = _requests(session, settings, households, rng, now)
     return {"households": report["households"], "residents": report["residents"], "links": len(links),
             "visits": len(visits), "requests": requests}

@@ -33,6 +33,7 @@ from geogrid.core.errors import GeogridError, Problem, conflict, not_found
 from geogrid.core.settings import Settings
 from geogrid.core.timeutil import local_today
 from geogrid.core.versioning import check_version
+from geogrid.people.due import refresh_due
 from geogrid.people.households import PLACE_SQL, address, household_place, require_household
 from geogrid.people.persons import update_versioned, visibility
 
@@ -64,14 +65,20 @@ SUB_ROWS = ("sub AS (SELECT * FROM unnest(CAST(:sub_ids AS integer[]), CAST(:sub
 # The live households whose place lies in ``sub`` (a CTE ``hh``): id, ref, grid,
 # place and village. Households in a grid are found by their grid (index); only those in
 # none need the point-in-area lookup of their place.
-HOUSEHOLDS_IN_SUB = f"""hh AS MATERIALIZED (
+def households_in_sub(name: str = "hh", where: str = "true") -> str:
+    """:data:`HOUSEHOLDS_IN_SUB` as a CTE called ``name``, keeping only the households
+    for which the SQL condition ``where`` on ``household h`` holds."""
+    return f"""{name} AS MATERIALIZED (
     SELECT h.id, h.ref, h.grid_id, sub.id AS place, sub.village_id
-    FROM household h JOIN sub ON sub.id = h.grid_id WHERE h.retired_at IS NULL
+    FROM household h JOIN sub ON sub.id = h.grid_id WHERE h.retired_at IS NULL AND {where}
     UNION ALL
     SELECT h.id, h.ref, h.grid_id, sub.id, sub.village_id
     FROM (SELECT h.id, h.ref, h.grid_id, {PLACE_SQL} AS place FROM household h
-          WHERE h.grid_id IS NULL AND h.retired_at IS NULL) h
+          WHERE h.grid_id IS NULL AND h.retired_at IS NULL AND {where}) h
     JOIN sub ON sub.id = h.place)"""
+
+
+HOUSEHOLDS_IN_SUB = households_in_sub()
 ADDRESS_COLUMNS = "h.town, h.village, h.street, h.number, h.building_no, h.unit, h.room"
 
 
@@ -240,6 +247,7 @@ def create_link(session: Session, data: dict) -> dict:
         INSERT INTO contact_link (person_id, household_id, kind, central_id, start_date, end_date)
         VALUES (:person_id, :household_id, :kind, :central_id, :start_date, :end_date) RETURNING id
     """), link).scalar_one()
+    refresh_due(session, [household_id])
     out = _link(session, link_id)
     audit.record(session, "create", "contact_link", link_id, None, out)
     return out
@@ -292,6 +300,7 @@ def update_link(session: Session, link_id: int, changes: dict, expected_version:
     if values:
         _no_overlap(session, link, link_id)
         update_versioned(session, "contact_link", link_id, values, "the change clashes with another link")
+        refresh_due(session, [current["household_id"]])
         after = _link(session, link_id)
         audit.record(session, "update", "contact_link", link_id, current, after)
         return after

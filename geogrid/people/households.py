@@ -44,6 +44,7 @@ from geogrid.core.errors import GeogridError, Problem, not_found
 from geogrid.core.settings import Settings
 from geogrid.db.schema import ADMIN_LAYER
 from geogrid.geo.routing import PointRouter
+from geogrid.people.due import refresh_due
 
 COMPREHENSIVE = "comprehensive"  # the net households belong to (综治网格)
 HOUSEHOLD_ROLES = ("planner", "grid_worker")  # who reads and imports the register
@@ -589,6 +590,7 @@ def add_tag(session: Session, resident_id: int, data: dict) -> dict:
     tag_id = session.execute(text("INSERT INTO resident_tag (resident_id, group_key, start_date, end_date, note) "
                                   "VALUES (:r, :group_key, :start_date, :end_date, :note) RETURNING id"),
                              {"r": resident_id, "end_date": None, "note": None, **data}).scalar_one()
+    refresh_due(session, [r.household_id] if r is not None else [])
     out = _tag_out(session, tag_id)
     audit.record(session, "create", "resident_tag", tag_id, None, {**out, "resident_id": resident_id})
     return out
@@ -609,6 +611,7 @@ def update_tag(session: Session, tag_id: int, changes: dict) -> dict:
     if changes:
         sets = ", ".join(f"{k} = :{k}" for k in changes)
         session.execute(text(f"UPDATE resident_tag SET {sets} WHERE id = :id"), {**changes, "id": tag_id})
+        refresh_due(session, [_resident_place(session, row.rid).household_id])
     out = _tag_out(session, tag_id)
     audit.record(session, "update", "resident_tag", tag_id, before, out)
     return out

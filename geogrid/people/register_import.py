@@ -40,6 +40,7 @@ from geogrid.core.errors import GeogridError, Problem
 from geogrid.core.settings import Settings
 from geogrid.geo import coords
 from geogrid.people import households as hh
+from geogrid.people.due import refresh_due
 
 FORMATS = ("csv", "xlsx")
 MAX_UNZIPPED_BYTES = 1 << 30
@@ -700,6 +701,8 @@ def _import_register(session: Session, path: Path, settings: Settings, *, name: 
         _raise(problems, table.label, len(table.rows))
 
     report = _write(session, parsed, located, existing, new_buildings, progress, total)
+    # Residents and tags were replaced: the households' "behind on visits" dates follow.
+    refresh_due(session, [h["id"] for h in located], settings)
     report.rows = len(table.rows)
     if report.residents > 10_000:  # fresh statistics: the next redraw's lookups use the indexes
         session.execute(text("ANALYZE household"))

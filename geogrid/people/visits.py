@@ -35,8 +35,10 @@ still on time (the gap is 31 days, not more); on 2027-01-21 behind on the gap, s
 or the first day on which the pro-rata count due exceeded the number of visits made this
 year up to D (in the example, 2027-05-02).
 
-The lists are computed set-based in SQL (one query for an area: a county of 500,000
-households answers in well under a second, see ``bench/visits_bench.py``).
+The lists are computed set-based in SQL, one query for an area. For today and later days
+only the households whose stored "behind from" date (:mod:`geogrid.people.due`) has come
+are judged; a past day judges them all. Same answers; on a county of 500,000 households
+with one in eight behind, 2.0 s instead of 5.7 s (``bench/visits_bench.py``).
 """
 
 from __future__ import annotations
@@ -62,12 +64,14 @@ from geogrid.people.contacts import (
     WRITERS,
     area_subtree,
     as_date,
+    households_in_sub,
     require_households,
     villages_of,
     visible_person,
     with_address,
     without_jit,
 )
+from geogrid.people.due import refresh_due
 
 MAX_TEXT = 5000
 MAX_PHOTOS = 10
@@ -169,6 +173,7 @@ def record_visit(session: Session, data: dict, settings: Settings, *, lang: str 
     session.execute(text("INSERT INTO visit_household (visit_id, household_id, visited_on) "
                          "SELECT :v, unnest(CAST(:h AS integer[])), :d"),
                     {"v": visit_id, "h": household_ids, "d": visited_on})
+    refresh_due(session, household_ids, settings)
     out = _visit(session, visit_id)
     audit.record(session, "create", "visit", visit_id, None, out)
     return out
@@ -306,42 +311,72 @@ def _as_date(value) -> dt.date | None:
     return dt.date.fromisoformat(value) if isinstance(value, str) else value
 
 
+# Per grid, the households with an obligation on :day (the ``households`` total of the
+# grid list) and those behind, when only the candidates of ``visit_behind_from`` were judged.
+OBLIGATED_CTES = """
+    obligated AS (
+        SELECT a.place AS grid_id, a.village_id, count(*) AS households FROM hh_all a GROUP BY a.place, a.village_id),
+    per_grid AS (
+        SELECT o.grid_id, o.village_id, o.households, count(b.household_id) AS behind
+        FROM obligated o LEFT JOIN behind b ON b.grid_id = o.grid_id AND b.village_id IS NOT DISTINCT FROM o.village_id
+        GROUP BY o.grid_id, o.village_id, o.households)"""
+FULL_PER_GRID = """
+    per_grid AS (
+        SELECT grid_id, village_id, count(*) AS households,
+               count(*) FILTER (WHERE due_on < :day OR this_year < count_due) AS behind
+        FROM counted GROUP BY grid_id, village_id)"""
+
+
 def behind(session: Session, settings: Settings, *, area: str, on: dt.date | None = None, lang: str = "zh",
-           limit: int = 1000, offset: int = 0) -> dict:
+           limit: int = 1000, offset: int = 0, use_cache: bool = True) -> dict:
     """The households of ``area``'s subtree behind their visit quotas on ``on`` (default
     today, see the module docstring), the cadres linked to them, and totals per grid and
     per village. Lists are paged (``limit``/``offset``, longest behind first); counts are
-    complete. Readers with scope on the area."""
+    complete. Readers with scope on the area.
+
+    For today and later days only the households whose stored ``visit_behind_from``
+    (:mod:`geogrid.people.due`) is on or before ``on`` are judged: no other can be behind
+    then. A past day, a yearly floor above a kind's own quota (the stored dates leave it
+    out), or ``use_cache=False`` judge every household of the area (the same answer,
+    slower)."""
     found, params = area_subtree(session, area)
     day = on or local_today(settings)
     params.update(quota_params(session, settings, day), limit=limit, offset=offset)
     without_jit(session)
+    floor_inert = settings.visits_per_year_min <= session.execute(
+        text("SELECT coalesce(min(visits_per_year), 0) FROM contact_kind")).scalar_one()
+    if use_cache and floor_inert and day >= local_today(settings):
+        ctes = (f"{households_in_sub('hh', 'h.visit_behind_from <= :day')}, {QUOTA_CTES}, "
+                f"{households_in_sub('hh_all', 'h.visit_obliged @> CAST(:day AS date)')}, {OBLIGATED_CTES}")
+    else:
+        ctes = f"{HOUSEHOLDS_IN_SUB}, {QUOTA_CTES}, {FULL_PER_GRID}"
     row = session.execute(text(f"""
-        WITH {SUB_ROWS}, {HOUSEHOLDS_IN_SUB}, {QUOTA_CTES}
+        WITH {SUB_ROWS}, {ctes},
+        behind_links AS MATERIALIZED (
+            -- a lookup per household behind (OFFSET 0 keeps it one): not a hash of every link
+            SELECT l.person_id, b.household_id, hh.ref FROM behind b JOIN hh ON hh.id = b.household_id
+            CROSS JOIN LATERAL (SELECT l.person_id FROM contact_link l WHERE l.household_id = b.household_id
+                                  AND l.start_date <= :day AND (l.end_date IS NULL OR l.end_date >= :day)
+                                OFFSET 0) l)
         SELECT
           (SELECT count(*) FROM behind) AS households_count,
           (SELECT coalesce(json_agg(x ORDER BY x.since, x.ref), '[]') FROM (
-              SELECT b.household_id AS id, h.ref, {ADDRESS_COLUMNS}, g.code AS grid, g.name AS grid_name,
+              SELECT b.household_id AS id, b.ref, {ADDRESS_COLUMNS}, g.code AS grid, g.name AS grid_name,
                      b.last_visit, b.since, b.due_on, b.every_days, b.per_year, b.this_year, b.count_due,
                      b.gap_late, b.count_late
-              FROM behind b JOIN household h ON h.id = b.household_id LEFT JOIN area g ON g.id = b.grid_id
-              ORDER BY b.since, h.ref LIMIT :limit OFFSET :offset) x) AS households,
-          (SELECT count(DISTINCT l.person_id) FROM contact_link l JOIN behind b ON b.household_id = l.household_id
-           WHERE l.start_date <= :day AND (l.end_date IS NULL OR l.end_date >= :day)) AS cadres_count,
+              FROM (SELECT b.*, hh.ref FROM behind b JOIN hh ON hh.id = b.household_id
+                    ORDER BY b.since, hh.ref LIMIT :limit OFFSET :offset) b
+              JOIN household h ON h.id = b.household_id LEFT JOIN area g ON g.id = b.grid_id) x) AS households,
+          (SELECT count(DISTINCT person_id) FROM behind_links) AS cadres_count,
           (SELECT coalesce(json_agg(c ORDER BY c.behind DESC, c.person_id), '[]') FROM (
               SELECT l.person_id, p.name, count(DISTINCT l.household_id) AS behind,
-                     (array_agg(DISTINCT h.ref ORDER BY h.ref))[1:50] AS households
-              FROM contact_link l JOIN behind b ON b.household_id = l.household_id
-              JOIN person p ON p.id = l.person_id JOIN household h ON h.id = l.household_id
-              WHERE l.start_date <= :day AND (l.end_date IS NULL OR l.end_date >= :day)
+                     (array_agg(DISTINCT l.ref ORDER BY l.ref))[1:50] AS households
+              FROM behind_links l JOIN person p ON p.id = l.person_id
               GROUP BY l.person_id, p.name ORDER BY count(DISTINCT l.household_id) DESC, l.person_id
               LIMIT :limit OFFSET :offset) c) AS cadres,
           (SELECT coalesce(json_agg(t ORDER BY t.code), '[]') FROM (
               SELECT a.code, a.name, v.code AS village, c.households, c.behind
-              FROM (SELECT grid_id, village_id, count(*) AS households,
-                           count(*) FILTER (WHERE due_on < :day OR this_year < count_due) AS behind
-                    FROM counted GROUP BY grid_id, village_id) c
-              JOIN area a ON a.id = c.grid_id LEFT JOIN area v ON v.id = c.village_id) t) AS grids
+              FROM per_grid c JOIN area a ON a.id = c.grid_id LEFT JOIN area v ON v.id = c.village_id) t) AS grids
     """), params).mappings().one()
     households = []
     for h in with_address(row["households"]):

@@ -7,7 +7,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from conftest import E1, VW, W1, W2
+from conftest import COUNTY, E1, VW, W1, W2
 from sqlalchemy import text
 
 from geogrid.access.scopes import Grant, Principal
@@ -77,7 +77,7 @@ def as_user(session, *grants: tuple[str, str]) -> None:
 
 
 @pytest.fixture
-def history(world, engine):
+def history(world, engine, settings):
     """Households of grids W1, W2 (village VW) and E1 (village VE), hand-built visit histories."""
     h = {}
     with db.transaction(engine) as s:
@@ -102,6 +102,7 @@ def history(world, engine):
         visit(s, p, [h["R"]], D(2027, 2, 1))
         visit(s, p, [h["C"]], D(2027, 1, 25))   # after some of the days asked about: must not count on them
         visit(s, p, [h["L"]], D(2025, 6, 1))
+        visits.refresh_due(s, list(h.values()), settings)  # written directly: refreshed as a writer would
         h["p"], h["q"] = p, q
     return h
 
@@ -191,6 +192,128 @@ def test_day_list(history, engine, settings):
     with db.transaction(engine) as s:
         due = {h["ref"]: h["status"] for h in visits.visits_due(s, settings, history["p"], D(2027, 1, 20))}
     assert due == {"L": "overdue", "C": "due_today"}
+
+
+# --------------------------------------------------------------------------- the stored "behind from" dates
+
+
+def full_and_cached(s, settings, area: str, day: dt.date) -> tuple[dict, dict]:
+    """The answer judged over every household, and through ``visit_behind_from``."""
+    return tuple(visits.behind(s, settings, area=area, on=day, limit=10_000, use_cache=cached)  # type: ignore[return-value]
+                 for cached in (False, True))
+
+
+def test_cached_path_equals_the_full_query(history, engine, settings, monkeypatch):
+    # Refreshed on T (as if today were T), asked about every third day from T for a year and
+    # a half, and about the days around the year boundary: the answers through the stored
+    # dates are the full query's. The history has the hard cases: C behind on the count
+    # through December 2026 and on time again on 1 January (the count restarts), R behind on
+    # the count in May, O linked only from 2027-03-01, E's link ending 2026-12-31, T's tag
+    # starting 2027-01-10, U's tagged resident gone, L long overdue, and visits dated after T.
+    days_checked = 0
+    for today in (D(2026, 11, 24), D(2026, 12, 31), D(2027, 1, 1), D(2027, 1, 22), D(2027, 5, 1)):
+        monkeypatch.setattr(visits, "local_today", lambda _s, t=today: t)
+        edge = [d for d in (D(2026, 12, 31), D(2027, 1, 1), D(2027, 1, 2), D(2027, 1, 20), D(2027, 1, 21),
+                            D(2027, 4, 30), D(2027, 5, 2), D(2027, 12, 31), D(2028, 1, 1)) if d >= today]
+        with db.transaction(engine) as s:
+            visits.refresh_due(s, None, settings, today=today)
+            for day in sorted({today + dt.timedelta(days=n) for n in range(0, 550, 3)} | set(edge)):
+                for area in (COUNTY, W1, E1):
+                    full, cached = full_and_cached(s, settings, area, day)
+                    assert cached == full, (today, day, area)
+                days_checked += 1
+            if today == D(2026, 11, 24):  # the stored dates do skip households (T, U, O: see below)
+                read = s.execute(text("SELECT ref FROM household WHERE visit_behind_from <= :t"),
+                                 {"t": today}).scalars()
+                assert set(read) == {"C", "R", "E", "L"}
+    assert days_checked > 800
+    # The cached path is the one answering from today on: a wrong stored date shows.
+    monkeypatch.setattr(visits, "local_today", lambda _s: D(2027, 1, 15))
+    with db.transaction(engine) as s:
+        s.execute(text("UPDATE household SET visit_behind_from = '2030-01-01' WHERE ref = 'L'"))
+        full, cached = full_and_cached(s, settings, COUNTY, D(2027, 1, 15))
+        assert "L" in refs(full) and "L" not in refs(cached)
+        # ... but not for a day before today.
+        full, cached = full_and_cached(s, settings, COUNTY, D(2027, 1, 14))
+        assert cached == full and "L" in refs(cached)
+        s.rollback()
+
+
+def test_behind_from_dates_by_hand(history, engine, settings):
+    # Refreshed on 2026-11-24 (visits up to then: C and R on 2026-11-20, L on 2025-06-01):
+    # C: gap 11-20 + 31 + 1 = 12-22; count: 2026 from 01-01, 1 visit made, 2 due from day
+    #    ceil(2*365/12) = 61 (03-02): 2026-03-02, the earliest.
+    # R: gap 11-20 + 92 + 1 = 2027-02-21; count: 1 made, day ceil(2*365/6) = 122 (05-02) of
+    #    2026: 2026-05-02.
+    # T: tag from 2027-01-10, never visited: 01-10 + 14 + 1 = 2027-01-25. U: none (moved away).
+    # O: ordinary from 2027-03-01: gap 03-01 + 183 + 1 = 09-01 (2027); count in 2027 from
+    #    03-01, day ceil(365/6) = 61: 2027-04-30.
+    # E: central to 2026-12-31, never visited: gap 2026-01-01 + 32 = 02-02; count from day
+    #    ceil(365/12) = 31: 2026-01-31 (both before its end).
+    # L: its visit of 2025-06-01 lies before the visits read (from 1 January, the longest gap
+    #    being shorter than the year so far), so its link's start counts: 2025-01-01 + 32 =
+    #    2025-02-02 (behind on T either way: 2025-06-01 + 32 = 2025-07-03).
+    with db.transaction(engine) as s:
+        visits.refresh_due(s, None, settings, today=D(2026, 11, 24))
+        got = dict(s.execute(text("SELECT ref, visit_behind_from FROM household")).all())
+    assert got == {"C": D(2026, 3, 2), "R": D(2026, 5, 2), "T": D(2027, 1, 25), "U": None, "O": D(2027, 4, 30),
+                   "E": D(2026, 1, 31), "L": D(2025, 2, 2)}
+    # On 2027-01-22 (after C's gap date and the New Year): C has its visits of 2026-12-20 (and
+    # the 2027 one on 01-25 lies ahead); gap 12-20 + 32 = 2027-01-21; count 2027: 0 made, day
+    # ceil(365/12) = 31: 01-31. E's link has ended: no obligation left.
+    with db.transaction(engine) as s:
+        visits.refresh_due(s, None, settings, today=D(2027, 1, 22))
+        got = dict(s.execute(text("SELECT ref, visit_behind_from FROM household")).all())
+    assert got["C"] == D(2027, 1, 21) and got["E"] is None
+
+
+def stale(engine, settings) -> int:
+    """How many households' stored dates differ from a fresh computation (nothing kept)."""
+    with db.transaction(engine) as s:
+        changed = visits.refresh_due(s, None, settings)
+        s.rollback()
+    return changed
+
+
+def test_writers_keep_the_dates_fresh(structure, engine, settings):
+    h = structure
+    with db.transaction(engine) as s:  # the fixture wrote its links directly
+        visits.refresh_due(s, None, settings)
+    assert stale(engine, settings) == 0
+    with db.transaction(engine) as s:
+        before = s.execute(text("SELECT visit_behind_from FROM household WHERE id = :h"), {"h": h["O1"]}).scalar()
+        visits.record_visit(s, {"visited_on": "2026-11-02", "person_id": h["q"], "household_ids": [h["O1"]]}, settings)
+        after = s.execute(text("SELECT visit_behind_from FROM household WHERE id = :h"), {"h": h["O1"]}).scalar()
+    assert after != before
+    assert stale(engine, settings) == 0
+    with db.transaction(engine) as s:
+        new = contacts.create_link(s, {"person_id": h["q"], "household_id": h["U"], "kind": "hardship",
+                                       "start_date": "2026-01-01"})
+    assert stale(engine, settings) == 0
+    with db.transaction(engine) as s:
+        contacts.update_link(s, new["id"], {"end_date": "2026-02-01"})
+    assert stale(engine, settings) == 0
+    from geogrid.people import households
+
+    with db.transaction(engine) as s:
+        rid = s.execute(text("INSERT INTO resident (household_id, name) VALUES (:h, '王五') RETURNING id"),
+                        {"h": h["U"]}).scalar_one()
+        tag = households.add_tag(s, rid, {"group_key": "living_alone", "start_date": D(2026, 1, 1)})
+    assert stale(engine, settings) == 0
+    with db.transaction(engine) as s:
+        households.update_tag(s, tag["id"], {"end_date": D(2026, 1, 2)})
+    assert stale(engine, settings) == 0
+
+
+def test_the_register_import_keeps_the_dates_fresh(world, engine, settings, tmp_path):
+    from test_register import GOOD, load
+
+    load(engine, settings, tmp_path)
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(visit_behind_from) FROM household")).scalar_one() > 0  # tagged ones
+    assert stale(engine, settings) == 0
+    load(engine, settings, tmp_path, rows=GOOD[:3])  # H1 again: its residents replaced, one tag fewer
+    assert stale(engine, settings) == 0
 
 
 # --------------------------------------------------------------------------- links and the 1+1+n check

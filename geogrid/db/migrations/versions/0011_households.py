@@ -25,7 +25,7 @@ Create Date: 2026-11-24
 import sqlalchemy as sa
 from alembic import op
 from geoalchemy2.types import Geometry
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TSTZRANGE
+from sqlalchemy.dialects.postgresql import ARRAY, DATEMULTIRANGE, JSONB, TSTZRANGE
 
 revision = "0011"
 down_revision = "0010"
@@ -136,12 +136,18 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
         sa.Column("retired_at", sa.DateTime(timezone=True), comment="moved away or merged: kept for history"),
+        sa.Column("visit_behind_from", sa.Date,
+                  comment="no day before this one (from the last refresh on) can find it behind on visits; "
+                          "NULL = none can (geogrid.people.visits.refresh_due)"),
+        sa.Column("visit_obliged", DATEMULTIRANGE,
+                  comment="the days with a visit obligation from the last refresh on (links, live tags)"),
         sa.CheckConstraint("kind IN ('registered', 'floating', 'separated')", name="household_kind"),
         sa.CheckConstraint("located_by IN ('own', 'building')", name="household_located_by"),
         sa.CheckConstraint("located_by = 'own' OR building_id IS NOT NULL", name="household_building_point"),
     )
     op.create_index("ix_household_grid_id", "household", ["grid_id"])
     op.create_index("ix_household_building_id", "household", ["building_id"])
+    op.create_index("ix_household_grid_visit_behind_from", "household", ["grid_id", "visit_behind_from"])
     op.execute("CREATE INDEX household_geom_gist ON household USING gist (geom)")
     op.create_table(
         "household_grid",
