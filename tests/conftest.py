@@ -33,7 +33,11 @@ TEST_DB_PREFIX = "geogrid_test_"
 SEEDED = {"level": "province city county town village grid microgrid",
           "layer": "admin comprehensive environment safety fire enterprise",
           "role": "grid_leader grid_worker_fulltime grid_worker_parttime instructor building_head "
-                  "env_informant env_supervisor police"}
+                  "env_informant env_supervisor police",
+          "special_group": "dibao wubao tekun empty_nest living_alone left_behind_child disabled "
+                           "community_correction petitioner",
+          "contact_kind": "central radiating hardship ordinary",
+          "request_type": "consultation suggestion complaint"}
 
 
 @pytest.fixture(scope="session")
@@ -59,7 +63,7 @@ def clean(engine):
     """An empty jurisdiction with the seeded reference lists, before each test that asks."""
     with engine.begin() as conn:
         conn.execute(text("TRUNCATE login_failure, rate_counter, incident_event, incident, patrol, pollution_source, coverage_run, repair_proposal, "
-                          "exemption, audit, api_token, role_grant, account, assignment, person, boundary, area "
+                          "exemption, audit, api_token, role_grant, account, assignment, person, boundary, area, building "
                           "RESTART IDENTITY CASCADE"))
         for table, keys in SEEDED.items():
             conn.execute(text(f"DELETE FROM {table} WHERE key <> ALL(:keys)"), {"keys": keys.split()})
