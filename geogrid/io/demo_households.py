@@ -237,30 +237,37 @@ def _links(households: list[dict], cadres: dict[str, list[int]], workers: dict[s
 
 
 def _visits(links: list[dict], households: dict[int, dict], rng: random.Random, start: dt.date,
-            today: dt.date) -> list[dict]:
-    """A year of visits: central and hardship households monthly, each central household's
-    radiating ones together every two or three months; a few cadres stop in the last months."""
+            today: dt.date, late: set[int]) -> list[dict]:
+    """A year of visits: central and hardship households every three to four weeks, each
+    central household's radiating ones together at every second visit, households with a
+    tagged resident as often as their group asks; a few cadres (and those in ``late``) stop
+    in the last months."""
     by_cadre: dict[int, list[dict]] = {}
     for link in links:
         by_cadre.setdefault(link["person_id"], []).append(link)
     visits = []
     for cadre, held in by_cadre.items():
-        stops = today - dt.timedelta(days=rng.randrange(50, 120)) if rng.random() < 0.15 else today
+        stops = today - dt.timedelta(days=rng.randrange(50, 120)) if rng.random() < 0.12 else today
+        if cadre in late:
+            stops = today - dt.timedelta(days=26)
         groups: dict[int, list[int]] = {}
         for link in held:
             if link["kind"] == "radiating":
                 groups.setdefault(link["central_id"], []).append(link["household_id"])
         for link in held:
-            if link["kind"] == "radiating":
+            every = households[link["household_id"]]["every"]
+            if link["kind"] == "radiating" and not every:
                 continue
-            day = start + dt.timedelta(days=rng.randrange(0, 20))
+            # Tagged residents set the pace where they ask for more than the link does.
+            gap = (max(5, every * 2 // 3), max(6, every - 1)) if every and every < 31 else (18, 30)
+            day = start + dt.timedelta(days=rng.randrange(0, gap[0]))
             n = 0
             while day <= stops:
                 visits.append({"visited_on": day, "person_id": cadre, "households": [link["household_id"]]})
-                if link["kind"] == "central" and link["household_id"] in groups and n % rng.choice((2, 3)) == 0:
+                if link["kind"] == "central" and link["household_id"] in groups and n % 2 == 0:
                     visits.append({"visited_on": min(day + dt.timedelta(days=1), stops), "person_id": cadre,
                                    "households": groups[link["household_id"]]})
-                day += dt.timedelta(days=rng.randrange(24, 33))
+                day += dt.timedelta(days=rng.randrange(*gap))
                 n += 1
     for v in visits:
         v["grid_id"] = households[v["households"][0]]["grid_id"]
@@ -378,7 +385,9 @@ def load_households(session: Session, settings: Settings, out_dir: Path, *, now:
     households = [dict(r) for r in session.execute(text("""
         SELECT h.id, g.code AS grid, h.grid_id,
                EXISTS (SELECT 1 FROM resident r JOIN resident_tag t ON t.resident_id = r.id
-                       WHERE r.household_id = h.id AND t.group_key IN ('dibao', 'tekun', 'wubao')) AS hardship
+                       WHERE r.household_id = h.id AND t.group_key IN ('dibao', 'tekun', 'wubao')) AS hardship,
+               (SELECT min(sg.visit_every_days) FROM resident r JOIN resident_tag t ON t.resident_id = r.id
+                JOIN special_group sg ON sg.key = t.group_key WHERE r.household_id = h.id) AS every
         FROM household h JOIN area g ON g.id = h.grid_id JOIN area v ON v.id = g.parent_id
         WHERE v.code = :v AND h.retired_at IS NULL ORDER BY h.id
     """), {"v": VILLAGE}).mappings()]
@@ -390,7 +399,9 @@ def load_households(session: Session, settings: Settings, out_dir: Path, *, now:
         ORDER BY a.code, s.person_id
     """), {"v": VILLAGE + "%", "d": today}).all())
     links = _links(households, cadres, workers, rng, start)
-    visits = _visits(links, {h["id"]: h for h in households}, rng, start, today - dt.timedelta(days=1))
+    # The demo grid worker (the first grid's full-time worker) is a little behind: its day list shows it.
+    first_worker = {workers[grids[0]["code"]]} if grids[0]["code"] in workers else set()
+    visits = _visits(links, {h["id"]: h for h in households}, rng, start, today - dt.timedelta(days=1), first_worker)
     _store_links_and_visits(session, links, visits)
     refresh_due(session, [h["id"] for h in households], settings)
     requests = _requests(session, settings, households, rng, now)
