@@ -75,9 +75,11 @@ CDN = {
     # ECharts for the assessment dashboard (maps/dashboard.py): the common build (line, bar, pie).
     "https://cdn.jsdelivr.net/npm/echarts@6.1.0/dist/echarts.common.min.js":
         ("echarts@6.1.0", "dist/echarts.common.min.js"),
-    # Swagger UI for /docs (fastapi's get_swagger_ui_html writes these addresses)
-    "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui-bundle.js": ("swagger-ui-dist@5.35.0", "swagger-ui-bundle.js"),
-    "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui.css": ("swagger-ui-dist@5.35.0", "swagger-ui.css"),
+    # Swagger UI for /docs (fastapi's get_swagger_ui_html writes these addresses). 5.32.15:
+    # from 5.33.0 on (5.35.0 still) it stops after its first two tags once a spec has about
+    # 135 operations (this one has 140), silently; tests/security/test_xss.py counts them.
+    "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui-bundle.js": ("swagger-ui-dist@5.32.15", "swagger-ui-bundle.js"),
+    "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui.css": ("swagger-ui-dist@5.32.15", "swagger-ui.css"),
     "https://cdn.jsdelivr.net/gh/python-visualization/folium/folium/templates/leaflet.awesome.rotate.min.css": None,
     "https://netdna.bootstrapcdn.com/bootstrap/3.0.0/css/bootstrap-glyphicons.css": None,
 }

@@ -410,8 +410,6 @@ def test_headers_on_api_pages_and_docs(world):
 
 
 @pytest.mark.parametrize("viewport", list(VIEWPORTS))
-@pytest.mark.xfail(strict=False, reason="KNOWN REGRESSION (issue 12 session): Swagger UI renders only the first two "
-                   "tags (10 operations) of /docs, no error, no CSP report; not yet diagnosed: see the closing note")
 def test_docs_work_under_the_policy(world, viewport):
     visit = Visit(world, viewport)
     try:
