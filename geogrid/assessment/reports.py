@@ -431,10 +431,19 @@ def indicators_csv(result: dict, lang: str = "zh", header: str = "names") -> byt
     return ("\ufeff" + buf.getvalue()).encode("utf-8")
 
 
-def _file_names(kind: str, lang: str, ext: str, **parts) -> tuple[str, str]:
-    name = _t(lang)[kind].format(**parts)
+def download_name(name: str) -> str:
+    """``name`` fit to be a downloaded file's name on every system (no path or reserved characters).
+
+    >>> download_name('青禾镇/2026:11')
+    '青禾镇_2026_11'
+    """
     for bad in '/\\:*?"<>|\r\n':
         name = name.replace(bad, "_")
+    return name
+
+
+def _file_names(kind: str, lang: str, ext: str, **parts) -> tuple[str, str]:
+    name = download_name(_t(lang)[kind].format(**parts))
     fallback = f"geogrid-{'indicators' if kind == 'indicators_file' else 'monthly'}-{parts['code']}-" + (
         f"{parts['start']}-{parts['end']}" if kind == "indicators_file" else parts["month_key"])
     return f"{name}.{ext}", f"{fallback}.{ext}"

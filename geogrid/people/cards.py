@@ -16,7 +16,7 @@ import html
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from geogrid.assessment.reports import MEDIA_TYPES, Export, font_stack, render_pdf
+from geogrid.assessment.reports import MEDIA_TYPES, Export, download_name, font_stack, render_pdf
 from geogrid.core.errors import GeogridError
 from geogrid.core.settings import Settings
 from geogrid.core.timeutil import local_today
@@ -114,7 +114,5 @@ def contact_cards(session: Session, settings: Settings, *, area: str, on: dt.dat
         raise GeogridError(f"no household of {found['code']} ({found['name']}) has a contact cadre on {day}: "
                            "no card to print", status=404)
     content = render_pdf(cards_html(cards, year=day.year, hotline=settings.supervision_hotline, lang=lang))
-    name = t["file"].format(area=found["name"], year=day.year)
-    for bad in '/\\:*?"<>|\r\n':
-        name = name.replace(bad, "_")
+    name = download_name(t["file"].format(area=found["name"], year=day.year))
     return Export(content, f"{name}.pdf", f"geogrid-contact-cards-{found['code']}-{day.year}.pdf", MEDIA_TYPES["pdf"])
