@@ -34,7 +34,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from machine import describe, loadavg  # noqa: E402
+from machine import describe, loadavg, scratch_database  # noqa: E402
 from sqlalchemy import text
 
 REPO = Path(__file__).resolve().parents[1]
@@ -43,7 +43,6 @@ if str(REPO) not in sys.path:
 
 from geogrid.assessment import indicators as ind  # noqa: E402
 from geogrid.core.settings import Settings  # noqa: E402
-from geogrid.db import cluster  # noqa: E402
 from geogrid.db import engine as db  # noqa: E402
 from geogrid.incidents import steps  # noqa: E402
 
@@ -224,13 +223,9 @@ def main() -> int:
     ap.add_argument("--keep", action="store_true", help="keep the scratch database")
     args = ap.parse_args()
 
-    base = Settings()
-    cluster.up(base)
-    name, url = cluster.process_database(base, DB_PREFIX)
-    settings = Settings(database_url=url, state_dir=base.state_dir)
-    print(describe())
-    try:
-        db.migrate(url)
+    with scratch_database(DB_PREFIX, keep=args.keep) as (base, url):
+        settings = Settings(database_url=url, state_dir=base.state_dir)
+        print(describe())
         engine = db.get_engine(settings)
         t0 = time.perf_counter()
         build(engine, args.towns, args.villages, args.grids, args.cases, args.seed)
@@ -306,10 +301,6 @@ def main() -> int:
         print(f"verdict: {'all targets met' if ok else 'TARGET MISSED'} (grouped < {TARGET_GROUPED_S} s, "
               f"report < {TARGET_REPORT_S} s)")
         return 0 if ok else 1
-    finally:
-        db.get_engine(settings).dispose()
-        if not args.keep:
-            cluster.drop_database(base, name)
 
 
 if __name__ == "__main__":

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
+from collections.abc import Iterator
 from pathlib import Path
+
+from geogrid.core.settings import Settings
+from geogrid.db import cluster
+from geogrid.db import engine as db
 
 
 def loadavg() -> str:
@@ -32,3 +38,22 @@ def describe(**versions: str) -> str:
     listed = "; ".join(f"{name} {version}" for name, version in versions.items())
     return (f"Machine: {os.cpu_count()} CPUs ({usable} usable), {cpu}; {platform.system()} {platform.release()}; "
             f"load average {loadavg()}\nPython {platform.python_version()}; {listed}")
+
+
+@contextlib.contextmanager
+def scratch_database(prefix: str, *, keep: bool = False) -> Iterator[tuple[Settings, str]]:
+    """A migrated database of this process's own on the project's cluster (started when
+    down): yields the base settings and the database's URL; dropped at the end, with its
+    pooled engine, unless ``keep``."""
+    base = Settings()
+    cluster.up(base)
+    name, url = cluster.process_database(base, prefix)
+    try:
+        db.migrate(url)
+        yield base, url
+    finally:
+        if keep:
+            print(f"kept database {name}")
+        else:
+            db.get_engine(Settings(database_url=url)).dispose()
+            cluster.drop_database(base, name)

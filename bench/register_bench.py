@@ -47,12 +47,11 @@ for p in (str(REPO), str(BENCH)):
     if p not in sys.path:
         sys.path.insert(0, p)
 
-from machine import describe, loadavg  # noqa: E402
+from machine import describe, loadavg, scratch_database  # noqa: E402
 from routing_bench import synthetic_layer  # noqa: E402
 
 from geogrid.areas import importing, versions  # noqa: E402
 from geogrid.core.settings import Settings  # noqa: E402
-from geogrid.db import cluster  # noqa: E402
 from geogrid.db import engine as db  # noqa: E402
 from geogrid.people import register_import  # noqa: E402
 
@@ -184,15 +183,11 @@ def main() -> int:
     ap.add_argument("--keep", action="store_true")
     args = ap.parse_args()
 
-    base = Settings()
-    cluster.up(base)
-    name, url = cluster.process_database(base, DB_PREFIX)
-    # A fixed key: the benchmark never touches the service's own ID-hash key file.
-    # The synthetic villages are strips that grids straddle: spill-over is allowed for every write.
-    settings = Settings(database_url=url, state_dir=base.state_dir, id_hash_key="bench-only-key", max_spill_ratio=1.0)
-    print(describe())
-    try:
-        db.migrate(url)
+    with scratch_database(DB_PREFIX, keep=args.keep) as (base, url):
+        # A fixed key: the benchmark never touches the service's own ID-hash key file.
+        # The synthetic villages are strips that grids straddle: spill-over is allowed for every write.
+        settings = Settings(database_url=url, state_dir=base.state_dir, id_hash_key="bench-only-key", max_spill_ratio=1.0)
+        print(describe())
         engine = db.get_engine(settings)
         t0 = time.perf_counter()
         outline, n_grids = build_areas(engine, settings, args.grids, args.seed)
@@ -276,10 +271,6 @@ def main() -> int:
               f"{rbr * per / took:.0f}x faster than row by row, {setb * args.households / n_set / routing:.0f}x faster "
               "assignment than the set-based PostGIS join")
         return 0 if ok else 1
-    finally:
-        if not args.keep:
-            db.get_engine(settings).dispose()
-            cluster.drop_database(base, name)
 
 
 if __name__ == "__main__":

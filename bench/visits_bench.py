@@ -40,7 +40,7 @@ import sys
 import time
 from pathlib import Path
 
-from machine import describe, loadavg  # noqa: E402
+from machine import describe, loadavg, scratch_database  # noqa: E402
 from sqlalchemy import text
 
 REPO = Path(__file__).resolve().parents[1]
@@ -49,7 +49,6 @@ if str(REPO) not in sys.path:
 
 from geogrid.core.settings import Settings  # noqa: E402
 from geogrid.core.timeutil import local_today  # noqa: E402
-from geogrid.db import cluster  # noqa: E402
 from geogrid.db import engine as db  # noqa: E402
 from geogrid.people import contacts, due, visits  # noqa: E402
 
@@ -216,13 +215,9 @@ def main() -> int:
     ap.add_argument("--keep", action="store_true", help="keep the scratch database")
     args = ap.parse_args()
 
-    base = Settings()
-    cluster.up(base)
-    name, url = cluster.process_database(base, DB_PREFIX)
-    settings = Settings(database_url=url, state_dir=base.state_dir)
-    print(describe())
-    try:
-        db.migrate(url)
+    with scratch_database(DB_PREFIX, keep=args.keep) as (base, url):
+        settings = Settings(database_url=url, state_dir=base.state_dir)
+        print(describe())
         engine = db.get_engine(settings)
         t0 = time.perf_counter()
         build(engine, args.towns, args.villages, args.grids, args.households, args.seed)
@@ -309,10 +304,6 @@ def main() -> int:
         print(f"verdict: {'target met' if ok else 'TARGET MISSED'} (county behind < {TARGET_S} s, median; "
               f"the stored dates' answer is the full query's, the loop agrees)")
         return 0 if ok else 1
-    finally:
-        db.get_engine(settings).dispose()
-        if not args.keep:
-            cluster.drop_database(base, name)
 
 
 def _check(engine, settings):
