@@ -1,6 +1,13 @@
 """The public grid map (网格公示): every grid with its board (code, name, the responsible
-persons' published name, post, photo, phone and duties, and the supervision hotline),
-and "find my grid" by clicking, by the browser's location or by typing a code.
+persons' published name, post, photo, phone and duties, and the supervision hotline), and
+"find my grid": by a tap on the map, by the browser's location (point in polygon on the
+page: no request leaves it) or by searching a village, a grid or an address
+(``/api/public/places`` on a served page, the page's own names in a standalone file).
+
+The page is laid out for a phone first: a title bar with the search box at the top, the
+board in a bottom sheet (a side panel on a desktop) that the map's controls never cover,
+village names on the map, and a "locate me" button that needs nothing from the network.
+``grid=CODE`` opens the page on that grid's board (the printed board's QR code links there).
 
 Only published, public fields reach this page: persons' fields flagged public, never
 notes, reporters or internal fields; incidents only of categories marked public, and of
@@ -14,7 +21,6 @@ import datetime as dt
 import branca
 import folium
 import shapely
-from folium import plugins
 from sqlalchemy.orm import Session
 
 from geogrid.areas import lookup
@@ -23,12 +29,11 @@ from geogrid.core.settings import Settings
 from geogrid.db.schema import ADMIN_LAYER
 from geogrid.incidents import records
 from geogrid.people import assignments
-from maps import views
+from maps import public_report, views
 from maps.base import (
     Cluster,
     GeoJson,
     Script,
-    Search,
     feature_collection,
     for_display,
     lean,
@@ -37,17 +42,54 @@ from maps.base import (
     text,
 )
 
+# The page's own texts (board.js and places.js read them as JSON).
+TEXTS = {
+    "zh": {
+        "hint": "点击地图或搜索地址，查看您所在网格的网格员", "search": "搜索村（社区）、网格或地址",
+        "search_none": "未找到匹配的村（社区）、网格或地址", "search_offline": "离线文件只能按村（社区）、网格名称或编码查找",
+        "kinds": {"village": "村（社区）", "grid": "网格", "address": "地址"},
+        "locate": "定位我所在的网格", "locating": "正在获取您的位置……", "outside": "您的位置不在本辖区网格范围内",
+        "denied": "位置权限被拒绝：请在浏览器设置中允许本页面获取位置", "unavailable": "无法获取位置，请稍后再试或搜索地址",
+        "close": "关闭", "dismiss": "关闭提示", "code": "网格编码", "village": "所属村（社区）", "phone": "电话",
+        "call": "拨打", "duties": "职责", "hotline": "监督电话", "no_persons": "暂无公示的网格员",
+        "download": "下载公示牌 (PDF)", "photo": "照片", "no_photo": "暂无照片", "address": "您查找的地址",
+        "grid_missing": "未找到网格 {code}：它可能已调整，请点击地图或搜索地址", "board": "网格公示牌", "colon": "：",
+    },
+    "en": {
+        "hint": "Tap the map or search an address to see your grid's workers", "search": "Village, grid or address",
+        "search_none": "No village, grid or address found", "search_offline": "A saved file finds villages and grids "
+        "by name or code only",
+        "kinds": {"village": "village", "grid": "grid", "address": "address"},
+        "locate": "Find the grid where I am", "locating": "Finding your location…",
+        "outside": "Your location is outside the grids of this jurisdiction",
+        "denied": "Location permission denied: allow this page to use your location in the browser's settings",
+        "unavailable": "Your location is not available: try again later or search an address",
+        "close": "Close", "dismiss": "Dismiss", "code": "Grid code", "village": "Village", "phone": "Phone",
+        "call": "Call", "duties": "Duties", "hotline": "Supervision hotline", "no_persons": "No published grid worker yet",
+        "download": "Download the board (PDF)", "photo": "Photo", "no_photo": "No photo", "address": "The address you searched",
+        "grid_missing": "Grid {code} was not found: it may have been redrawn; tap the map or search an address",
+        "board": "Grid board", "colon": ": ",
+    },
+}
+BOARD_PDF = "/maps/public/board.pdf"  # the printable board (maps/boards.py, served by api/routers/maps.py)
+
 
 def render(session: Session, settings: Settings, *, area: str, layer: str = "comprehensive", lang: str = "zh",
-           inline: bool = True, nonce: str | None = None, incidents_days: int = 30) -> str:
+           inline: bool = True, nonce: str | None = None, incidents_days: int = 30, grid: str | None = None) -> str:
+    """The page of ``area`` (a town, a county) on net ``layer``; ``grid``: the grid whose
+    board it opens on (an unknown code: the page says so and shows the whole area)."""
     t = text(lang)
+    words = TEXTS["en" if lang == "en" else "zh"]
     parent = lookup.get_area(session, area, lang=lang)
-    m = lean(new_map(settings, shapely.geometry.shape(parent["geometry"]).bounds, lang))
+    bounds = shapely.geometry.shape(parent["geometry"]).bounds
+    m = lean(new_map(settings, bounds, lang))
     grids = lookup.frame(session, lookup.AreaFilter(code_prefix=area, layer=layer), with_notes=False, with_ids=True)
     villages = lookup.frame(session, lookup.AreaFilter(code_prefix=area, layer=ADMIN_LAYER), with_notes=False)
     posts = assignments.responsible_persons(session, [int(i) for i in grids["area_id"]] if len(grids) else [],
                                        timeutil.local_today(settings), lang, public_only=True)
     props, strings = views.board_properties(grids.itertuples(), posts)
+    for prop, parent_code in zip(props, grids["parent"] if len(grids) else []):
+        prop["v"] = parent_code or ""  # the village: its name on the board and in search suggestions
     if len(villages):
         GeoJson(
             feature_collection(for_display(villages.geometry.array, settings.map_simplify_m),
@@ -59,14 +101,34 @@ def render(session: Session, settings: Settings, *, area: str, layer: str = "com
         style_function=lambda f: {"color": "#2b83ba", "weight": 1, "fillColor": "#abdda4", "fillOpacity": 0.25},
         highlight_function=lambda f: {"weight": 3, "fillOpacity": 0.45})
     board.add_to(m)
-    Search(board, search_label="code", placeholder=t["search_code"]).add_to(m)
-    plugins.LocateControl(strings={"title": t["find"]}, flyTo=True).add_to(m)
-    m.add_child(Board(m, board, strings, t, hotline=settings.supervision_hotline))
+    title = f"{parent['properties']['name']} · {t['public_title']}"
+    m.get_root().header.add_child(folium.Element(f"<style>{CSS}</style>"))
+    m.add_child(Header(title, words))
+    config = {"area": area, "layer": layer, "lang": lang, "api": not inline, "hotline": settings.supervision_hotline,
+              "bounds": [[bounds[1], bounds[0]], [bounds[3], bounds[2]]], "grid": grid, "pdf": BOARD_PDF,
+              "villages": village_rows(villages, area)}
+    m.add_child(Board(m, board, strings, words, config))
+    m.add_child(Places(m, board))
+    m.add_child(public_report.ReportForm(m, board, session, settings, area=area, lang=lang, served=not inline))
     _public_incidents(session, m, area, t, lang, incidents_days)
-    plugins.Fullscreen(position="topleft").add_to(m)
     folium.LayerControl(collapsed=True).add_to(m)
-    return page(m, settings, inline=inline, title=f"{parent['properties']['name']} · {t['public_title']}",
-                nonce=nonce)
+    return page(m, settings, inline=inline, title=title, nonce=nonce)
+
+
+def village_rows(villages, area: str) -> list[list]:
+    """[code, name, parent's name, label lat, label lon, [minx, miny, maxx, maxy]] of each
+    administrative area below ``area``, largest first (its label wins a crowded spot)."""
+    if not len(villages):
+        return []
+    names = dict(zip(villages["code"], villages["name"]))
+    rows = []
+    for code, name, parent, geom in zip(villages["code"], villages["name"], villages["parent"], villages.geometry):
+        if code == area or geom is None or geom.is_empty:
+            continue
+        spot = max(shapely.get_parts(geom), key=lambda g: g.area).representative_point()
+        rows.append((geom.area, [code, name, names.get(parent, ""), round(spot.y, 6), round(spot.x, 6),
+                                 [round(v, 6) for v in geom.bounds]]))
+    return [row for _, row in sorted(rows, key=lambda r: -r[0])]
 
 
 def _public_incidents(session: Session, m, area: str, t: dict, lang: str, days: int) -> None:
@@ -82,23 +144,128 @@ def _public_incidents(session: Session, m, area: str, t: dict, lang: str, days: 
     group.add_to(m)
 
 
+class Header(branca.element.MacroElement):
+    """The title bar: the town's name and 网格公示, the one-line instruction and the search
+    box (places.js fills its suggestions). Outside the map: no map control lies over it."""
+
+    _template = branca.element.Template("""
+        {% macro html(this, kwargs) %}
+        <div id="geogrid-public-head" class="geogrid-public-head">
+          <div class="geogrid-public-titles">
+            <h1 id="geogrid-public-title">{{ this.title|e }}</h1>
+            <p id="geogrid-public-hint">{{ this.hint|e }}</p>
+          </div>
+          <div id="geogrid-search" class="leaflet-control-search geogrid-search" role="search">
+            <input id="geogrid-search-input" type="search" autocomplete="off" maxlength="50" enterkeyhint="search"
+                   placeholder="{{ this.placeholder|e }}" aria-label="{{ this.placeholder|e }}"
+                   aria-controls="geogrid-search-tips" aria-autocomplete="list">
+            <ul id="geogrid-search-tips" class="search-tooltip" role="listbox" hidden></ul>
+          </div>
+        </div>
+        {% endmacro %}""")
+
+    def __init__(self, title: str, words: dict):
+        super().__init__()
+        self.title, self.hint, self.placeholder = title, words["hint"], words["search"]
+
+
 class Board(Script):
-    """Builds each grid's public board from its compact properties, and finds the grid at
-    the browser's location (point in polygon on the page: no request leaves it):
-    ``geogrid.board``, maps/static/board.js."""
+    """Each grid's board in the page's sheet (a tap on the grid, a search, the location),
+    notices, the locate button and the village labels: ``geogrid.board``, maps/static/board.js."""
 
     files = ("board.js",)
     _template = branca.element.Template("""
         {% macro script(this, kwargs) %}
-        geogrid.board({{ this.map_name }}, {{ this.layer_name }}, {{ this.strings|tojson }}, {{ this.t|tojson }},
-                      {{ this.hotline|tojson }});
+        geogrid.board({{ this.map_name }}, {{ this.layer_name }}, {{ this.strings|tojson }}, {{ this.words|tojson }},
+                      {{ this.config|tojson }});
         {% endmacro %}""")
 
-    def __init__(self, m, layer, strings, t, *, hotline: str):
+    def __init__(self, m, layer, strings, words, config):
         super().__init__()
-        self.m, self.layer, self.strings, self.hotline = m, layer, strings, hotline
-        self.t = {k: t[k] for k in ("code", "phone", "duties", "hotline", "no_persons")}
+        self.m, self.layer, self.strings, self.words, self.config = m, layer, strings, words, config
 
     def render(self, **kwargs):
         self.map_name, self.layer_name = self.m.get_name(), self.layer.get_name()
         super().render(**kwargs)
+
+
+class Places(Script):
+    """The search box's suggestions: ``/api/public/places`` on a served page, the page's own
+    grids and villages in a standalone file (``geogrid.places``, maps/static/places.js)."""
+
+    files = ("places.js",)
+    _template = branca.element.Template("""
+        {% macro script(this, kwargs) %}
+        geogrid.places({{ this.map_name }}, {{ this.layer_name }});
+        {% endmacro %}""")
+
+    def __init__(self, m, layer):
+        super().__init__()
+        self.m, self.layer = m, layer
+
+    def render(self, **kwargs):
+        self.map_name, self.layer_name = self.m.get_name(), self.layer.get_name()
+        super().render(**kwargs)
+
+
+# No user text: the layout of the title bar, the search box, the sheet and the notices.
+CSS = """
+html, body { overscroll-behavior: none; }
+.geogrid-public-head { position: fixed; top: 0; left: 0; right: 0; z-index: 1200; background: #fff;
+  box-shadow: 0 1px 6px rgba(0,0,0,.25); padding: 8px 12px; display: flex; flex-wrap: wrap; gap: 4px 16px;
+  align-items: center; font-family: system-ui, -apple-system, "PingFang SC", "Microsoft YaHei", sans-serif; }
+.geogrid-public-titles { flex: 1 1 260px; min-width: 0; }
+.geogrid-public-head h1 { font-size: 18px; margin: 0; line-height: 1.3; color: #174a7c; }
+.geogrid-public-head p { font-size: 13px; margin: 2px 0 0; color: #444; line-height: 1.35; }
+.geogrid-search { position: relative; flex: 1 1 320px; max-width: 460px; }
+.geogrid-search input { width: 100%; box-sizing: border-box; font-size: 16px; padding: 8px 12px 8px 34px;
+  border: 1px solid #8aa; border-radius: 20px; background: #fff url("data:image/svg+xml,%3Csvg xmlns='http://www.w3.org/2000/svg' width='16' height='16' viewBox='0 0 16 16'%3E%3Ccircle cx='6.5' cy='6.5' r='5' fill='none' stroke='%23567' stroke-width='2'/%3E%3Cpath d='M10.5 10.5l4 4' stroke='%23567' stroke-width='2'/%3E%3C/svg%3E") no-repeat 11px 50%; }
+.geogrid-search .search-tooltip { position: absolute; left: 0; right: 0; top: 100%; margin: 4px 0 0; padding: 0;
+  list-style: none; background: #fff; border-radius: 8px; box-shadow: 0 3px 12px rgba(0,0,0,.3); z-index: 2500;
+  max-height: 50vh; overflow-y: auto; }
+.geogrid-search .search-tooltip[hidden] { display: none; }
+.geogrid-search .search-tip, .geogrid-search-none { padding: 10px 12px; font-size: 15px; border-bottom: 1px solid #eee;
+  cursor: pointer; overflow-wrap: anywhere; }
+.geogrid-search .search-tip { display: flex; gap: 8px; align-items: baseline; }
+.geogrid-tip-text { flex: 1; min-width: 0; }
+.geogrid-search .search-tip[aria-selected="true"], .geogrid-search .search-tip:hover { background: #e8f1fa; }
+.geogrid-search-none { color: #666; cursor: default; }
+.geogrid-kind { flex: none; font-size: 12px; color: #fff; background: #6b8fb3; border-radius: 9px;
+  padding: 1px 7px; }
+.geogrid-sheet { position: fixed; z-index: 1500; background: #fff; box-shadow: 0 -2px 12px rgba(0,0,0,.35);
+  overflow-y: auto; overscroll-behavior: contain; font-family: system-ui, -apple-system, "PingFang SC", "Microsoft YaHei", sans-serif; }
+.geogrid-sheet[hidden] { display: none; }
+.geogrid-sheet.narrow { left: 0; right: 0; bottom: 0; max-height: 50vh; border-radius: 14px 14px 0 0; }
+.geogrid-sheet.wide { right: 10px; width: 360px; max-height: calc(100vh - 120px); border-radius: 8px; }
+.geogrid-sheet .leaflet-popup-content { margin: 0; font-size: 15px; line-height: 1.45; min-height: 0; width: auto !important; }
+.geogrid-sheet-head { position: sticky; top: 0; background: #fff; display: flex; align-items: center; gap: 8px;
+  padding: 10px 8px 8px 16px; border-bottom: 1px solid #e5e5e5; z-index: 1; }
+.geogrid-sheet-head h2 { flex: 1; margin: 0; font-size: 18px; line-height: 1.3; overflow-wrap: anywhere; }
+.geogrid-sheet-close { flex: none; width: 44px; height: 44px; font-size: 28px; line-height: 1; border: 0; background: none;
+  cursor: pointer; color: #333; border-radius: 22px; }
+.geogrid-sheet-close:hover { background: #eee; }
+.geogrid-sheet-body { padding: 8px 16px 16px; }
+.geogrid-board .geogrid-meta { color: #555; font-size: 14px; }
+.geogrid-person { display: flex; gap: 12px; padding: 10px 0; border-top: 1px solid #eee; }
+.geogrid-person:first-of-type { border-top: 0; }
+.geogrid-person img { flex: none; width: 64px; height: 80px; object-fit: cover; border-radius: 4px; background: #e8edf2; }
+.geogrid-person .geogrid-post { font-weight: bold; }
+.geogrid-tel { display: inline-block; margin-top: 4px; padding: 6px 12px; border-radius: 16px; background: #1a7f37;
+  color: #fff !important; text-decoration: none; font-size: 15px; }
+.geogrid-hotline { margin-top: 10px; padding: 10px 12px; background: #fff4e5; border-radius: 6px; }
+.geogrid-hotline .geogrid-tel { background: #c2410c; }
+.geogrid-pdf { display: inline-block; margin-top: 10px; color: #174a7c; }
+.geogrid-pdf[hidden] { display: none; }
+.geogrid-address { margin: 4px 0; padding: 6px 10px; background: #eef5fb; border-radius: 6px; font-size: 14px; }
+.geogrid-notice { position: fixed; top: 8px; left: 50%; transform: translateX(-50%); z-index: 3000; max-width: calc(100vw - 24px);
+  box-sizing: border-box; display: flex; align-items: center; gap: 8px; padding: 10px 8px 10px 14px; border-radius: 8px;
+  box-shadow: 0 2px 10px rgba(0,0,0,.35); font-size: 15px; background: #174a7c; color: #fff; }
+.geogrid-notice.error { background: #b42318; }
+.geogrid-notice[hidden] { display: none; }
+.geogrid-notice button { flex: none; border: 0; background: none; color: #fff; font-size: 22px; width: 36px; height: 36px;
+  cursor: pointer; }
+.geogrid-locate a { display: flex !important; align-items: center; justify-content: center; }
+.geogrid-village-label { position: absolute; transform: translate(-50%, -50%); white-space: nowrap; font-size: 14px;
+  font-weight: bold; color: #222; pointer-events: none; text-shadow: 0 0 3px #fff, 0 0 3px #fff, 0 0 2px #fff; }
+.geogrid-village-icon { pointer-events: none; }
+"""

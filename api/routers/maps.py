@@ -41,9 +41,12 @@ def inspector(session: SessionDep, settings: SettingsDep, area: Annotated[str, Q
 
 @router.get("/public", response_class=HTMLResponse, summary="Public grid map (网格公示): published fields only")
 def public(session: SessionDep, settings: SettingsDep, area: Annotated[str, Query()],
-           layer: str = "comprehensive", lang: Lang = "zh") -> HTMLResponse:
+           layer: str = "comprehensive", lang: Lang = "zh",
+           grid: Annotated[str | None, Query(max_length=32, pattern="^[0-9]+$",
+                                             description="Open on this grid's board (a printed board's QR code)")] = None,
+           ) -> HTMLResponse:
     session.info["principal"] = scopes.ANONYMOUS  # the public page never shows more than the public may see
-    return _map_page("public", session, settings, area=area, layer=layer, lang=lang)
+    return _map_page("public", session, settings, area=area, layer=layer, lang=lang, grid=grid)
 
 
 @router.get("/dashboard", response_class=HTMLResponse, dependencies=[require(*dashboard.READERS)],

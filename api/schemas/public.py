@@ -37,6 +37,26 @@ class PublicReceipt(Out):
     authority: str
 
 
+class Place(Out):
+    """A place search result: what the public map shows of a grid or village, never a
+    household (an address answers with the grid holding it)."""
+
+    kind: Literal["grid", "village", "address"]
+    label: str = Field(description="The text to show, e.g. 新街社区 · 青禾镇")
+    code: str = Field(description="The grid's or village's code (an address: the grid holding it)")
+    name: str = Field(description="The grid's or village's name (an address: the door-plate address)")
+    grid_code: str | None = Field(default=None, description="The grid (grids and addresses)")
+    grid_name: str | None = None
+    bbox: list[float] = Field(description="[minx, miny, maxx, maxy] of the grid or village (WGS84), to zoom to")
+
+
+class Places(Out):
+    q: str
+    area: str
+    layer: str
+    results: list[Place]
+
+
 class Open311Service(Out):
     service_code: str
     service_name: str

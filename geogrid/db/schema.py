@@ -107,7 +107,9 @@ class Area(Base):
         Index("area_code_prefix", "code", postgresql_ops={"code": "text_pattern_ops"}),
         Index("ix_area_layer_key", "layer_key"),
         Index("ix_area_level_key", "level_key"),
-        Index("ix_area_parent_id", "parent_id")
+        Index("ix_area_parent_id", "parent_id"),
+        # pg_trgm (migration 0012): substring search of names (geogrid.areas.places)
+        Index("area_name_trgm", "name", postgresql_using="gin", postgresql_ops={"name": "gin_trgm_ops"})
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -840,7 +842,12 @@ class Building(Base):
     __tablename__ = 'building'
     __table_args__ = (
         PrimaryKeyConstraint('id', name='building_pkey'),
-        UniqueConstraint('ref', name='building_ref_key')
+        UniqueConstraint('ref', name='building_ref_key'),
+        Index('building_geom_gist', 'geom', postgresql_using='gist'),
+        # Migration 0012: the expression geogrid.areas.places.BUILDING_ADDRESS searches (pg_trgm)
+        Index('building_address_trgm',
+              text("(coalesce(village, '') || coalesce(street, '') || coalesce(number, '') || ' ' || coalesce(name, ''))"
+                   " gin_trgm_ops"), postgresql_using='gin')
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -869,7 +876,11 @@ class Household(Base):
         Index('household_geom_gist', 'geom', postgresql_using='gist'),
         Index('ix_household_building_id', 'building_id'),
         Index('ix_household_grid_id', 'grid_id'),
-        Index('ix_household_grid_visit_behind_from', 'grid_id', 'visit_behind_from')
+        Index('ix_household_grid_visit_behind_from', 'grid_id', 'visit_behind_from'),
+        # Migration 0012: geogrid.areas.places.HOUSEHOLD_ADDRESS (door-plate fields only), pg_trgm
+        Index('household_address_trgm',
+              text("(coalesce(village, '') || coalesce(street, '') || coalesce(number, '')) gin_trgm_ops"),
+              postgresql_using='gin', postgresql_where='((building_id IS NULL) AND (retired_at IS NULL))')
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)

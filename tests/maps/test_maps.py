@@ -254,7 +254,7 @@ def check_english(page, kind: str, w) -> None:
         assert page.locator("#geogrid-save-btn").text_content() == "Save"
     elif kind == "public":
         assert "Grids" in controls and "Parent boundaries" in controls and "网格" not in controls
-        assert page.locator(".leaflet-control-search input").get_attribute("placeholder") == "Grid code"
+        assert page.locator(".leaflet-control-search input").get_attribute("placeholder") == "Village, grid or address"
     else:
         assert f"Incidents ({len(w.incidents)})" in controls and "Incident heat map" in controls
         legend = page.locator(".geogrid-legend").inner_text()

@@ -942,6 +942,8 @@ def spec() -> dict:
             ok=201, kind="write", trail="events"),
         ("GET", "/api/public/reports/{receipt}"): Row(PUBLIC, lambda w, c, s: Req(
             "GET", f"/api/public/reports/{w.ids[('reported', A)]['receipt']}")),
+        ("GET", "/api/public/places"): Row(PUBLIC, lambda w, c, s: Req(
+            "GET", "/api/public/places", params={"q": VILLAGE[A], "area": TOWN[A]})),
         ("GET", "/open311/discovery.{fmt}"): Row(PUBLIC, lambda w, c, s: Req("GET", "/open311/discovery.xml")),
         ("GET", "/open311/v2/services.{fmt}"): Row(PUBLIC, lambda w, c, s: Req("GET", "/open311/v2/services.json")),
         ("GET", "/open311/v2/services/{service_code}.{fmt}"): Row(PUBLIC, lambda w, c, s: Req(
