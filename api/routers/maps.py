@@ -10,13 +10,13 @@ from html import escape
 from typing import Annotated, Literal
 from urllib.parse import parse_qs, urlsplit
 
-from fastapi import APIRouter, Form, Query, Request
-from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
+from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 
-from api.deps import MAP_COOKIE, ClientAddress, Lang, SessionDep, SettingsDep, require
+from api.deps import MAP_COOKIE, ClientAddress, Lang, SessionDep, SettingsDep, rate_limit, require
 from geogrid.access import accounts, scopes
 from geogrid.core.errors import GeogridError
-from maps import assets, dashboard, render
+from maps import assets, boards, dashboard, render
 from maps.base import content_security_policy, nonce_source
 
 router = APIRouter(prefix="/maps", tags=["maps"])
@@ -47,6 +47,26 @@ def public(session: SessionDep, settings: SettingsDep, area: Annotated[str, Quer
            ) -> HTMLResponse:
     session.info["principal"] = scopes.ANONYMOUS  # the public page never shows more than the public may see
     return _map_page("public", session, settings, area=area, layer=layer, lang=lang, grid=grid)
+
+
+# A booklet takes seconds of CPU to lay out: a public route limits each client address.
+board_limit = rate_limit("board", lambda settings: settings.board_pdfs_per_minute)
+
+
+@router.get("/public/board.pdf", response_class=Response, dependencies=[Depends(board_limit)],
+            responses={200: {"content": {"application/pdf": {}}, "description": "The poster(s) as PDF (attachment)"}},
+            summary="Printable grid board (网格公示牌): a grid's A4/A3 poster, or a village's booklet of them")
+def public_board(session: SessionDep, settings: SettingsDep,
+                 grid: Annotated[str | None, Query(description="A grid's code: its poster")] = None,
+                 village: Annotated[str | None, Query(description="A village's code: one poster per grid")] = None,
+                 layer: Annotated[str | None, Query(description="Thematic net; default: the grid's own, or "
+                                                    "comprehensive for a village")] = None,
+                 size: Literal["A4", "A3"] = "A4", lang: Lang = "zh") -> Response:
+    session.info["principal"] = scopes.ANONYMOUS  # a poster prints what the public map shows, nothing more
+    export = boards.board_pdf(session, settings, grid=grid, village=village, layer=layer, size=size, lang=lang)
+    # Published fields only, so a shared cache may keep it a little while (a poster costs a second to lay out).
+    return Response(export.content, media_type=export.media_type,
+                    headers={"Content-Disposition": export.content_disposition(), "Cache-Control": "public, max-age=300"})
 
 
 @router.get("/dashboard", response_class=HTMLResponse, dependencies=[require(*dashboard.READERS)],

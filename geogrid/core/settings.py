@@ -128,6 +128,14 @@ class Settings(BaseSettings):
                            "base map. Use WGS84 tiles: GCJ-02 tiles (Amap, Tencent) put grids hundreds of metres off.")
     map_attribution: str = "© OpenStreetMap contributors"
     supervision_hotline: str = Field(default="12345", description="监督电话 shown on the public grid board")
+    public_url: str | None = Field(default=None, description="The service's public address (e.g. "
+                                   "https://grid.example.gov.cn), printed as the QR code of the grid boards; unset: "
+                                   "http://{host}:{port}")
+    board_photo_hosts: list[str] = Field(default_factory=list, description="Hosts (or host:port) whose published "
+                                         "photos the printed grid boards embed (fetched by the service); [] prints "
+                                         "a placeholder for every photo")
+    board_pdfs_per_minute: int = Field(default=30, ge=1, description="Printable grid boards (PDF) a minute per "
+                                       "client address: a village booklet takes seconds to lay out")
     map_simplify_m: float = Field(default=5.0, description="Display simplification of boundaries, metres (edits "
                                   "and lookups always use the stored boundaries)")
     cors_origins: list[str] = Field(default_factory=lambda: ["*"], description="Origins allowed to call the API from "

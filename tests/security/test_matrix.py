@@ -969,6 +969,9 @@ def spec() -> dict:
             "GET", "/maps/dashboard", params={"area": TOWN[_in_out(s)]}), scopes=("in", "out"),
             browser_redirect=True),
         ("GET", "/maps/public"): Row(PUBLIC, lambda w, c, s: Req("GET", "/maps/public", params={"area": TOWN[A]})),
+        # The printable board shows what the public map shows: anyone, any grid.
+        ("GET", "/maps/public/board.pdf"): Row(PUBLIC, lambda w, c, s: Req(
+            "GET", "/maps/public/board.pdf", params={"grid": GRID1[B]})),
         ("GET", "/maps/assets/{path:path}"): Row(PUBLIC, lambda w, c, s: Req("GET", f"/maps/assets/{asset_path()}")),
         ("GET", "/maps/login"): Row(PUBLIC, lambda w, c, s: Req("GET", "/maps/login")),
         ("POST", "/maps/login"): Row(PUBLIC, lambda w, c, s: Req("POST", "/maps/login", data={
