@@ -209,6 +209,8 @@ def _check_register(engine, anon, settings, tmp_path):
         links, visits, tags = (conn.execute(text(f"SELECT count(*) FROM {t}")).scalar_one()
                                for t in ("contact_link", "visit", "resident_tag"))
         kinds = set(conn.execute(text("SELECT DISTINCT handling FROM incident WHERE geom IS NULL")).scalars())
+        # A street of the register: the public place search answers with its grids.
+        street = conn.execute(text("SELECT street FROM household WHERE street IS NOT NULL LIMIT 1")).scalar_one()
     assert len(per_grid) == 11
     assert all(g.registered == g.households and g.residents == max(g.population, g.households) for g in per_grid)
     assert links > 0.9 * sum(g.registered for g in per_grid) and visits > links and tags > 0
@@ -228,7 +230,8 @@ def _check_register(engine, anon, settings, tmp_path):
     assert "/api/households/{household_id}/residents" in paths and "/maps/public" in paths
     leaks = {}
     for path in paths:
-        for params in ({}, {"area": VILLAGE, "limit": 1000}):
+        for params in ({}, {"area": VILLAGE, "limit": 1000},
+                       {"q": street, "area": VILLAGE[:9], "grid": VILLAGE + "001"}):
             r = anon.get(_fill(path, ids), params=params)
             assert r.status_code < 500, (path, r.status_code)
             if found := _leaks(r.text, private):
