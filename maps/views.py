@@ -27,6 +27,9 @@ SOURCE_ICONS = {"enterprise": "industry", "outfall": "water", "chimney": "smog",
                 "construction_site": "person-digging", "catering": "utensils", "mine": "mountain",
                 "hazardous_chemicals": "flask", "other": "circle-exclamation"}
 MAX_POPUP_HISTORY = 5
+# Patrol outlines: never the overdue red, so that a late patrol is not read as an overdue case.
+PATROL_ON_SCHEDULE = {"colour": "#1a9641", "dash": None}
+PATROL_BEHIND = {"colour": "#7b3294", "dash": "8 5"}
 LABEL_DIGITS = 3  # a grid's label: the last digits of its code
 
 
@@ -64,27 +67,68 @@ def label_points(codes: Iterable[str], points: Iterable) -> list[list]:
 # --------------------------------------------------------------------------- inspector
 
 
-def history_lines(events: Sequence[Mapping]) -> list[str]:
-    """The last events of a case, one line each (time, action, new state)."""
-    return [f"{str(e['at'])[:16]} {e['action']} {e['to_state'] or ''}" for e in events[-MAX_POPUP_HISTORY:]]
+# Every action a case's history can hold (``incident_event.action``: written by
+# geogrid.incidents.records.event and the bulk import), named in both languages.
+ACTION_NAMES = {
+    "report": ("上报登记", "Reported"), "import": ("历史导入", "Imported"), "transition": ("状态变更", "State changed"),
+    "escalate": ("上报上级", "Escalated"), "move": ("更正位置", "Location corrected"),
+    "owner": ("指定包案领导", "Owner named"), "note": ("备注", "Note"), "callback": ("回访", "Call-back"),
+}
 
 
-def case_rows(cases: Iterable[Mapping], history: Mapping[int, list[dict]], t: Mapping, lang: str,
-              state_names: Mapping[str, str]) -> list[list]:
-    """The inspector's incidents: [lat, lon, state colour, 1 if overdue else 0, card]; cases
-    without a point (placed by a household or an area) are not drawn."""
+def action_names(lang: str) -> dict[str, str]:
+    """The history's action names in ``lang``."""
+    return {k: v[1 if lang == "en" else 0] for k, v in ACTION_NAMES.items()}
+
+
+def history_events(events: Sequence[Mapping]) -> list[list]:
+    """The last events of a case as [time (ISO 8601), action, new state]: the page names
+    them in its language and writes the time in the service's time zone."""
+    return [[_iso(e["at"]), e["action"], e["to_state"]] for e in events[-MAX_POPUP_HISTORY:]]
+
+
+def _iso(value) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def case_rows(cases: Iterable[Mapping], history: Mapping[int, list[dict]], t: Mapping, lang: str, *,
+              tz=None, person_id: int | None = None, moves: Sequence[str] | None = None,
+              levels: Mapping[str, int] | None = None) -> list[list]:
+    """The inspector's incidents: [lat, lon, state colour, 1 if overdue else 0, card, case];
+    cases without a point (placed by a household or an area) are not drawn.
+
+    The card holds what does not change when the case moves on (category, receipt, place,
+    persons, description); ``case`` what does and what the filters read: id, version, state,
+    overdue (``o``), deadline, history, category key, department, day reported (in ``tz``),
+    whether it is the caller's own (``person_id`` responsible or owner), the key of the
+    caller's moves table (``moves``, one per case; None: no actions) and how many levels
+    it can still be escalated (``levels`` by authority code)."""
     rows = []
-    for c in cases:
+    for i, c in enumerate(cases):
         if c["lat"] is None:
             continue
-        card = [f"{c['category_en' if lang == 'en' else 'category_zh']} · {state_names[c['state']]}",
-                [None, t["overdue"] if c["overdue"] else None, "#d7191c"], [None, c["receipt"]],
-                [t["due"], str(c["due_at"])[:16] if c["due_at"] else "—"],
+        card = [c["category_en" if lang == "en" else "category_zh"], [None, c["receipt"]],
                 [t["grid"], f"{c['grid'] or c['authority']} {c['grid_name'] or c['authority_name']}"],
-                [t["persons"], persons_text(c["responsible"], t["none"])], [None, c["description"][:200]],
-                [t["history"], history_lines(history.get(c["id"], []))]]
-        rows.append([c["lat"], c["lon"], STATE_COLOURS.get(c["state"], "#000"), 1 if c["overdue"] else 0, card])
+                [t["persons"], persons_text(c["responsible"], t["none"])], [None, c["description"][:200]]]
+        reported = c["reported_at"].astimezone(tz) if tz is not None else c["reported_at"]
+        mine = person_id is not None and (c.get("owner_person_id") == person_id or any(
+            p.get("person_id") == person_id for p in c["responsible"] or ()))
+        case = {"id": c["id"], "v": c["version"], "s": c["state"], "o": 1 if c["overdue"] else 0,
+                "due": _iso(c["due_at"]), "h": history_events(history.get(c["id"], [])), "c": c["category"],
+                "d": c["department"] or "", "r": f"{reported:%Y-%m-%d}", "m": 1 if mine else 0,
+                "k": moves[i] if moves is not None else None,
+                "up": (levels or {}).get(c["authority"], 0), "e": c["escalation_level"]}
+        rows.append([c["lat"], c["lon"], STATE_COLOURS.get(c["state"], "#000"), case["o"], card, case])
     return rows
+
+
+def unplaced_rows(cases: Iterable[Mapping], lang: str, state_names: Mapping[str, str]) -> list[list[str]]:
+    """Cases without a point (requests placed by a household or an area): [receipt, text]
+    for the page's list, by grid or area name."""
+    return [[c["receipt"], f"{c['grid_name'] or c['authority_name']} · {c['category_en' if lang == 'en' else 'category_zh']}"
+             f" · {state_names[c['state']]}"]
+            for c in sorted((c for c in cases if c["lat"] is None),
+                            key=lambda c: (c["grid_name"] or c["authority_name"] or "", c["receipt"]))]
 
 
 def incident_counts(codes: Iterable[str], cases: Iterable[Mapping]) -> list[int]:
@@ -96,11 +140,15 @@ def incident_counts(codes: Iterable[str], cases: Iterable[Mapping]) -> list[int]
     return [counts.get(code, 0) for code in codes]
 
 
-def source_rows(found: Iterable[Mapping], t: Mapping, kind_names: Mapping[str, str]) -> list[list]:
+RISK_NAMES = {"low": ("低", "low"), "medium": ("中", "medium"), "high": ("高", "high")}
+
+
+def source_rows(found: Iterable[Mapping], t: Mapping, kind_names: Mapping[str, str], lang: str = "zh") -> list[list]:
     """Pollution sources as markers: [lat, lon, marker colour, icon, card]."""
     rows = []
     for s in found:
-        card = [s["name"], [None, kind_names.get(s["kind"], "")], [t["risk"], s["risk_level"]],
+        risk = RISK_NAMES.get(s["risk_level"], (s["risk_level"], s["risk_level"]))[1 if lang == "en" else 0]
+        card = [s["name"], [None, kind_names.get(s["kind"], "")], [t["risk"], risk],
                 [None, t["key_source"] if s["key_supervision"] else None, "#d7191c"],
                 [None, ", ".join(s["pollutants"])], [t["grid"], s["grid"] or "—"]]
         rows.append([s["lat"], s["lon"], "red" if s["key_supervision"] else "darkblue",
@@ -114,7 +162,7 @@ def patrol_properties(codes: Iterable[str], names: Iterable[str], behind: Mappin
     return [{"code": code, "name": name,
              "status": t["behind"] if code in behind else t["on_schedule"],
              "last": str(behind[code]["last_patrol"] or "—")[:16] if code in behind else "",
-             "colour": "#d7191c" if code in behind else "#1a9641"}
+             **(PATROL_BEHIND if code in behind else PATROL_ON_SCHEDULE)}
             for code, name in zip(codes, names)]
 
 

@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from geogrid.access import scopes
 from geogrid.core.errors import GeogridError, Problem, conflict
 from geogrid.core.jsonenc import dumps_or_none
 from geogrid.core.settings import Settings
@@ -18,6 +19,7 @@ from geogrid.incidents.intake import checked_owner, route, route_summary, valida
 from geogrid.incidents.records import (
     event,
     get_incident,
+    in_reach,
     require_case_scope,
     require_reader,
 )
@@ -31,6 +33,76 @@ from geogrid.incidents.states import (
     TRANSITIONS,
     calendar,
 )
+
+# --------------------------------------------------------------------------- who may move a case
+
+# The roles that take part in the workflow: the ones MAY_ENTER names.
+WORKFLOW_ROLES = tuple(dict.fromkeys(CENTRE + HANDLERS))
+
+
+def moves_from(state: str, roles) -> list[str]:
+    """The moves out of ``state`` that an account holding ``roles`` (in reach of the case)
+    may make: the legal transitions (TRANSITIONS) whose target state one of the roles may
+    enter (MAY_ENTER). Pure: the map looks moves up by state after a move of its own.
+
+    >>> moves_from("reported", {"grid_worker"}), moves_from("dispatched", {"grid_worker"})
+    ([], ['in_progress'])
+    >>> moves_from("reported", {"inspector"})
+    ['accepted', 'void']
+    """
+    roles = set(roles)
+    return [to for to in TRANSITIONS[state] if roles & set(MAY_ENTER[to])]
+
+
+def reach_roles(session: Session, cases: list[dict]) -> list[frozenset[str]]:
+    """For each of ``cases`` (which the caller may read), the caller's workflow roles that
+    reach it (:func:`geogrid.incidents.records.in_reach`, role by role; department handlers
+    by their department only, as when MAY_ENTER's roles are checked together). The local
+    operator and admins: every role. Cases that share grid, authority and department share
+    the answer, so a map of thousands of cases asks once per place."""
+    p = scopes.principal_of(session)
+    if p is None or p.is_admin:
+        return [frozenset(WORKFLOW_ROLES) for _ in cases]
+    held = [r for r in WORKFLOW_ROLES if any(g.role == r for g in p.grants)]
+    memo: dict[tuple, frozenset[str]] = {}
+    out = []
+    for case in cases:
+        key = (case["grid"], case["authority"], case["department"])
+        if key not in memo:
+            memo[key] = frozenset(
+                r for r in held
+                if (any(g.role == r and g.department and g.department == case["department"] for g in p.grants)
+                    if r == "department_handler" else in_reach(session, case, (r,))))
+        out.append(memo[key])
+    return out
+
+
+def allowed_moves(session: Session, case: dict) -> list[str]:
+    """The moves the caller may make on ``case`` now: the one rule :func:`transition`
+    enforces and the inspector's map offers."""
+    return moves_from(case["state"], reach_roles(session, [case])[0])
+
+
+def escalation_levels(session: Session, codes: list[str]) -> dict[str, int]:
+    """How many levels lie above each area of ``codes``: how often a case whose authority
+    it is can still be escalated (0: the top level, :func:`escalate` refuses)."""
+    rows = session.execute(text("""
+        WITH RECURSIVE up(code, id, n) AS (
+            SELECT a.code, a.parent_id, 0 FROM area a WHERE a.code = ANY(:codes)
+            UNION ALL SELECT up.code, a.parent_id, up.n + 1 FROM area a JOIN up ON a.id = up.id WHERE up.n < 64)
+        SELECT code, max(n) FROM up GROUP BY code
+    """), {"codes": list(set(codes))}).all()
+    return {code: int(n) for code, n in rows}
+
+
+def caller_person(session: Session) -> int | None:
+    """The person the caller's account belongs to (``account.person_id``), or None: "my
+    cases" are the ones that name this person responsible or as owner."""
+    p = scopes.principal_of(session)
+    if p is None or p.account_id is None:
+        return None
+    return session.execute(text("SELECT person_id FROM account WHERE id = :id"), {"id": p.account_id}).scalar()
+
 
 # --------------------------------------------------------------------------- workflow
 
@@ -58,7 +130,13 @@ def transition(session: Session, incident_id: int, to: str, settings: Settings, 
     if to not in allowed:
         raise GeogridError(f"incident {case['receipt']} is {case['state']}: it cannot go to {to}", status=409,
                            extra={"state": case["state"], "allowed": list(allowed)})
-    require_case_scope(session, case, roles or MAY_ENTER[to], f"move to {to}")
+    if roles is not None:  # 即办: the roles given replace MAY_ENTER
+        require_case_scope(session, case, roles, f"move to {to}")
+    elif to not in allowed_moves(session, case):
+        # The reason, as precise as before: no such role at all, or not in reach with it.
+        p = scopes.require_role(session, *MAY_ENTER[to])
+        raise GeogridError(f"{p.username} may not move to {to} incident {case['receipt']}: outside their scope",
+                           status=403)
     if satisfaction is not None and to != "closed":
         raise GeogridError("satisfaction is given when a case is closed")
     now = at or dt.datetime.now(dt.UTC)
