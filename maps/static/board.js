@@ -34,20 +34,6 @@
         if (value != null) el.textContent = String(value);
         return el;
     }
-    function inRing(x, y, ring) {
-        var inside = false;
-        for (var i = 0, j = ring.length - 1; i < ring.length; j = i++) {
-            var xi = ring[i][0], yi = ring[i][1], xj = ring[j][0], yj = ring[j][1];
-            if (((yi > y) !== (yj > y)) && (x < (xj - xi) * (y - yi) / (yj - yi) + xi)) inside = !inside;
-        }
-        return inside;
-    }
-    function covers(geom, x, y) {
-        var polys = geom.type === 'Polygon' ? [geom.coordinates] : geom.coordinates;
-        return polys.some(function(rings) {
-            return inRing(x, y, rings[0]) && !rings.slice(1).some(function(h) { return inRing(x, y, h); });
-        });
-    }
     function narrow() { return window.innerWidth < NARROW; }
     function head() { return document.getElementById('geogrid-public-head'); }
     function headHeight() { var h = head(); return h ? h.offsetHeight : 0; }
@@ -296,7 +282,7 @@
         });
         function gridAt(lat, lng) {
             var found = null;
-            grids.eachLayer(function(l) { if (!found && covers(l.feature.geometry, lng, lat)) found = l; });
+            grids.eachLayer(function(l) { if (!found && g.covers(l.feature.geometry, lng, lat)) found = l; });
             return found;
         }
         window.geogridFindGrid = function(lat, lng) {

@@ -1,5 +1,6 @@
 /* geogrid.js: the page's one way of showing user text, loaded first on every map.
- * geogrid.card builds popups and tooltips as DOM nodes with textContent; geogrid.esc
+ * geogrid.card builds popups and tooltips as DOM nodes with textContent; geogrid.covers is
+ * point in (Multi)Polygon on the page (find my grid, the report form); geogrid.esc
  * escapes what must be an HTML string (the public board); geogrid.describe gives a GeoJSON
  * layer's features their cards; geogrid.search is leaflet-search with text suggestions.
  * User data reaches the page only as JSON written by the Python side (maps/base.py). */
@@ -83,7 +84,24 @@
         map.zoomControl._zoomInButton.title = titles[0];
         map.zoomControl._zoomOutButton.title = titles[1];
     }
-    g.control = control; g.zoomTitles = zoomTitles;
+    // Whether a GeoJSON (Multi)Polygon covers lon/lat x, y: the even-odd rule on each
+    // ring, holes excluded; what "find my grid" and the report form ask, with no request.
+    function inRing(x, y, ring) {
+        var inside = false;
+        for (var i = 0, j = ring.length - 1; i < ring.length; j = i++) {
+            var xi = ring[i][0], yi = ring[i][1], xj = ring[j][0], yj = ring[j][1];
+            if (((yi > y) !== (yj > y)) && (x < (xj - xi) * (y - yi) / (yj - yi) + xi)) inside = !inside;
+        }
+        return inside;
+    }
+    function covers(geom, x, y) {
+        if (!geom || (geom.type !== 'Polygon' && geom.type !== 'MultiPolygon')) return false;
+        var polys = geom.type === 'Polygon' ? [geom.coordinates] : geom.coordinates;
+        return polys.some(function(rings) {
+            return inRing(x, y, rings[0]) && !rings.slice(1).some(function(h) { return inRing(x, y, h); });
+        });
+    }
+    g.control = control; g.zoomTitles = zoomTitles; g.covers = covers;
     g.esc = esc; g.card = card; g.describe = describe; g.searchTip = searchTip; g.search = search;
     g.popup = function(spec) { return function() { return card(spec); }; };
 })(window.geogrid = window.geogrid || {});

@@ -35,22 +35,6 @@
         return document.scrollingElement || document.documentElement;
     }
     function round6(v) { return Math.round(v * 1e6) / 1e6; }
-    // Point in polygon as board.js does it (the even-odd rule, holes excluded).
-    function inRing(x, y, ring) {
-        var inside = false;
-        for (var i = 0, j = ring.length - 1; i < ring.length; j = i++) {
-            var xi = ring[i][0], yi = ring[i][1], xj = ring[j][0], yj = ring[j][1];
-            if (((yi > y) !== (yj > y)) && (x < (xj - xi) * (y - yi) / (yj - yi) + xi)) inside = !inside;
-        }
-        return inside;
-    }
-    function covers(geom, x, y) {
-        if (!geom || (geom.type !== 'Polygon' && geom.type !== 'MultiPolygon')) return false;
-        var polys = geom.type === 'Polygon' ? [geom.coordinates] : geom.coordinates;
-        return polys.some(function(rings) {
-            return inRing(x, y, rings[0]) && !rings.slice(1).some(function(h) { return inRing(x, y, h); });
-        });
-    }
     // An idempotency key: random, made once per form.
     function newKey() {
         if (window.crypto && crypto.randomUUID) return crypto.randomUUID();
@@ -172,7 +156,7 @@
         function gridAt(lat, lng) {
             var found = null;
             grids.eachLayer(function(l) {
-                if (!found && l.feature && covers(l.feature.geometry, lng, lat)) found = l.feature.properties;
+                if (!found && l.feature && g.covers(l.feature.geometry, lng, lat)) found = l.feature.properties;
             });
             return found;
         }
@@ -180,7 +164,7 @@
         function pin(latlng) {
             var lat = round6(latlng.lat), lng = round6(latlng.lng);
             var grid = gridAt(lat, lng);
-            var inside = !!grid || covers(C.boundary, lng, lat);
+            var inside = !!grid || g.covers(C.boundary, lng, lat);
             state.point = {lat: lat, lng: lng, grid: grid, inside: inside};
             if (marker) marker.setLatLng([lat, lng]); else if (state.picking) addMarker([lat, lng]);
             report.where(state.point);
