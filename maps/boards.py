@@ -31,7 +31,7 @@ from shapely.geometry import shape
 from sqlalchemy.orm import Session
 
 from geogrid.areas import lookup
-from geogrid.assessment.reports import MEDIA_TYPES, Export, download_name, font_stack
+from geogrid.assessment.reports import MEDIA_TYPES, Export, download_name, font_stack, render_pdf
 from geogrid.core.errors import GeogridError, not_found
 from geogrid.core.settings import Settings
 from geogrid.core.timeutil import local_today
@@ -528,22 +528,6 @@ def board_html(items: list[Poster], *, size: str, lang: str, day_text: str, hotl
         pages.append("".join(parts))
     return (f"<!DOCTYPE html><html lang='{'en' if lang == 'en' else 'zh-CN'}'><head><meta charset='utf-8'>"
             f"<title>{e(t['title'])}</title><style>{_css(size)}</style></head><body>{''.join(pages)}</body></html>")
-
-
-def render_pdf(page: str) -> bytes:
-    """``page`` rendered by WeasyPrint with a fetcher that loads ``data:`` URIs only: an
-    address in the page (a photo URL, a stylesheet) is never requested."""
-    import weasyprint
-
-    fetcher_class = getattr(weasyprint.urls, "URLFetcher", None)
-    if fetcher_class is not None:  # WeasyPrint 67 and later
-        fetcher = fetcher_class(allowed_protocols={"data"}, allow_redirects=False, timeout=1)
-    else:
-        def fetcher(url: str):
-            if not url.startswith("data:"):
-                raise ValueError(f"not loaded: {url[:60]} (posters embed everything as data: URIs)")
-            return weasyprint.default_url_fetcher(url)
-    return weasyprint.HTML(string=page, base_url=None, url_fetcher=fetcher).write_pdf()
 
 
 def board_pdf(session: Session, settings: Settings, *, grid: str | None = None, village: str | None = None,

@@ -693,11 +693,20 @@ def font_stack() -> str:
 
 
 def render_pdf(page: str) -> bytes:
-    """An HTML page rendered to PDF by WeasyPrint. No base URL: the page holds everything
-    (images as data: URIs) and fetches nothing."""
+    """An HTML page rendered to PDF by WeasyPrint, with a fetcher that loads ``data:`` URIs
+    only: the page holds everything (images as data: URIs), and an address in it (a photo
+    URL, a stylesheet, an image a user's text might name) is never requested."""
     import weasyprint
 
-    return weasyprint.HTML(string=page, base_url=None).write_pdf()
+    fetcher_class = getattr(weasyprint.urls, "URLFetcher", None)
+    if fetcher_class is not None:  # WeasyPrint 67 and later
+        fetcher = fetcher_class(allowed_protocols={"data"}, allow_redirects=False, timeout=1)
+    else:
+        def fetcher(url: str):
+            if not url.startswith("data:"):
+                raise ValueError(f"not loaded: {url[:60]} (the PDFs embed everything as data: URIs)")
+            return weasyprint.default_url_fetcher(url)
+    return weasyprint.HTML(string=page, base_url=None, url_fetcher=fetcher).write_pdf()
 
 
 def _img(svg: str) -> str:

@@ -34,6 +34,7 @@ from test_maps import (  # noqa: F401  (world: test_maps' fixture, used through 
 )
 
 from geogrid.areas import lookup, versions
+from geogrid.assessment.reports import render_pdf
 from geogrid.core import timeutil
 from geogrid.db import engine as db
 from maps import boards
@@ -297,7 +298,7 @@ def test_the_pdf_renderer_requests_no_address(local_server):
             f"body {{ background: url({base}/bg.png) }}</style></head><body><p>公示</p>"
             f"<img src='{base}/photo.png'><img src='file:///etc/passwd'>"
             f"<svg><image href='{base}/in-svg.png' width='10' height='10'/></svg></body></html>")
-    content = boards.render_pdf(page)
+    content = render_pdf(page)  # every PDF of the service: posters, monthly reports, contact cards
     assert content.startswith(b"%PDF-")
     assert _Counting.hits == []
 
