@@ -8,10 +8,6 @@ import platform
 from collections.abc import Iterator
 from pathlib import Path
 
-from geogrid.core.settings import Settings
-from geogrid.db import cluster
-from geogrid.db import engine as db
-
 
 def loadavg() -> str:
     """1-minute load average: other work on the machine skews every figure."""
@@ -41,10 +37,15 @@ def describe(**versions: str) -> str:
 
 
 @contextlib.contextmanager
-def scratch_database(prefix: str, *, keep: bool = False) -> Iterator[tuple[Settings, str]]:
+def scratch_database(prefix: str, *, keep: bool = False) -> Iterator[tuple[object, str]]:
     """A migrated database of this process's own on the project's cluster (started when
     down): yields the base settings and the database's URL; dropped at the end, with its
     pooled engine, unless ``keep``."""
+    # Here, not at the top: the benches that only describe() the machine need no geogrid.
+    from geogrid.core.settings import Settings
+    from geogrid.db import cluster
+    from geogrid.db import engine as db
+
     base = Settings()
     cluster.up(base)
     name, url = cluster.process_database(base, prefix)

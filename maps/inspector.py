@@ -18,6 +18,7 @@ import shapely
 from folium import plugins
 from sqlalchemy.orm import Session
 
+from geogrid.access import scopes
 from geogrid.areas import lookup, reference
 from geogrid.core.settings import Settings
 from geogrid.environment import patrols, sources
@@ -105,7 +106,7 @@ def render(session: Session, settings: Settings, *, area: str, lang: str = "zh",
         keys = [",".join(sorted(r)) for r in reach]
         tables = {k: {s: workflow.moves_from(s, r) for s in states.STATES} for k, r in zip(keys, reach)}
         moves = keys
-    person = workflow.caller_person(session) if actions else None
+    person = scopes.caller_person(session) if actions else None
     levels = workflow.escalation_levels(session, [c["authority"] for c in cases]) if actions and cases else {}
     rows = views.case_rows(cases, history, t, lang, tz=ZoneInfo(settings.timezone), person_id=person, moves=moves,
                            levels=levels)

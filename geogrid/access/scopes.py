@@ -95,6 +95,15 @@ def principal_of(session: Session) -> Principal | None:
     return session.info.get("principal")
 
 
+def caller_person(session: Session) -> int | None:
+    """The person the caller's account belongs to (``account.person_id``), or None (the
+    local operator, an account without a person): whose day list, whose cases are "mine"."""
+    p = principal_of(session)
+    if p is None or p.account_id is None:
+        return None
+    return session.execute(text("SELECT person_id FROM account WHERE id = :id"), {"id": p.account_id}).scalar()
+
+
 def actor(session: Session) -> str:
     """Who the audit log names for this session: a service task's actor, the account's username,
     or ``cli:<unix user>`` for the local operator."""

@@ -101,8 +101,8 @@ def search(session: Session, q: str, *, area: str, layer: str = "comprehensive",
     check_area(session, area, layer)
     digits = q.isascii() and q.isdigit()
     found = _areas(session, q, area, layer, limit, digits) + _addresses(session, q, area, layer, limit)
-    found.sort(key=lambda r: (r.pop("_rank"), KINDS.index(r["kind"]), len(r["label"]), r["code"]))
-    return found[:limit]
+    found.sort(key=lambda r: (r["_rank"], KINDS.index(r["kind"]), len(r["label"]), r["code"]))
+    return [{k: v for k, v in r.items() if k != "_rank"} for r in found[:limit]]
 
 
 def _areas(session: Session, q: str, area: str, layer: str, limit: int, digits: bool) -> list[dict]:

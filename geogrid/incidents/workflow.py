@@ -56,8 +56,9 @@ def moves_from(state: str, roles) -> list[str]:
 
 def reach_roles(session: Session, cases: list[dict]) -> list[frozenset[str]]:
     """For each of ``cases`` (which the caller may read), the caller's workflow roles that
-    reach it (:func:`geogrid.incidents.records.in_reach`, role by role; department handlers
-    by their department only, as when MAY_ENTER's roles are checked together). The local
+    reach it (:func:`geogrid.incidents.records.in_reach`, role by role: with
+    :func:`moves_from`, the moves :func:`transition` would allow; department handlers by
+    their department only, as when MAY_ENTER's roles are checked together). The local
     operator and admins: every role. Cases that share grid, authority and department share
     the answer, so a map of thousands of cases asks once per place."""
     p = scopes.principal_of(session)
@@ -77,12 +78,6 @@ def reach_roles(session: Session, cases: list[dict]) -> list[frozenset[str]]:
     return out
 
 
-def allowed_moves(session: Session, case: dict) -> list[str]:
-    """The moves the caller may make on ``case`` now: the one rule :func:`transition`
-    enforces and the inspector's map offers."""
-    return moves_from(case["state"], reach_roles(session, [case])[0])
-
-
 def escalation_levels(session: Session, codes: list[str]) -> dict[str, int]:
     """How many levels lie above each area of ``codes``: how often a case whose authority
     it is can still be escalated (0: the top level, :func:`escalate` refuses)."""
@@ -93,15 +88,6 @@ def escalation_levels(session: Session, codes: list[str]) -> dict[str, int]:
         SELECT code, max(n) FROM up GROUP BY code
     """), {"codes": list(set(codes))}).all()
     return {code: int(n) for code, n in rows}
-
-
-def caller_person(session: Session) -> int | None:
-    """The person the caller's account belongs to (``account.person_id``), or None: "my
-    cases" are the ones that name this person responsible or as owner."""
-    p = scopes.principal_of(session)
-    if p is None or p.account_id is None:
-        return None
-    return session.execute(text("SELECT person_id FROM account WHERE id = :id"), {"id": p.account_id}).scalar()
 
 
 # --------------------------------------------------------------------------- workflow
@@ -130,13 +116,9 @@ def transition(session: Session, incident_id: int, to: str, settings: Settings, 
     if to not in allowed:
         raise GeogridError(f"incident {case['receipt']} is {case['state']}: it cannot go to {to}", status=409,
                            extra={"state": case["state"], "allowed": list(allowed)})
-    if roles is not None:  # 即办: the roles given replace MAY_ENTER
-        require_case_scope(session, case, roles, f"move to {to}")
-    elif to not in allowed_moves(session, case):
-        # The reason, as precise as before: no such role at all, or not in reach with it.
-        p = scopes.require_role(session, *MAY_ENTER[to])
-        raise GeogridError(f"{p.username} may not move to {to} incident {case['receipt']}: outside their scope",
-                           status=403)
+    # The rule moves_from() states for the map: a role that may enter ``to`` (即办: the roles
+    # given), in reach of the case.
+    require_case_scope(session, case, roles or MAY_ENTER[to], f"move to {to}")
     if satisfaction is not None and to != "closed":
         raise GeogridError("satisfaction is given when a case is closed")
     now = at or dt.datetime.now(dt.UTC)

@@ -393,13 +393,6 @@ def behind(session: Session, settings: Settings, *, area: str, on: dt.date | Non
 # --------------------------------------------------------------------------- the day list
 
 
-def _person_of_account(session: Session) -> int | None:
-    p = scopes.principal_of(session)
-    if p is None or p.account_id is None:
-        return None
-    return session.execute(text("SELECT person_id FROM account WHERE id = :id"), {"id": p.account_id}).scalar()
-
-
 def visits_due(session: Session, settings: Settings, person_id: int, day: dt.date) -> list[dict]:
     """The households of ``person_id``'s links active on ``day`` that are behind on ``day``
     (``overdue``) or would be on the next day unless visited (``due_today``). No scope
@@ -431,7 +424,7 @@ def day_list(session: Session, settings: Settings, *, lang: str = "zh", day: dt.
     environment grids of their scope behind their patrols."""
     scopes.require_role(session, *scopes.STAFF)
     day = day or local_today(settings)
-    person_id = _person_of_account(session)
+    person_id = scopes.caller_person(session)
     visits = visits_due(session, settings, person_id, day) if person_id is not None else []
     patrols = patrols_behind(session, settings)
     grids = [{"code": g["code"], "name": g["name"], "last_patrol": g["last_patrol"], "due": g["due"]}
