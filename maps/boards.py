@@ -18,7 +18,6 @@ placeholder silhouette. The database has no street geometries, so the inset has 
 from __future__ import annotations
 
 import base64
-import html
 import math
 import urllib.error
 import urllib.parse
@@ -37,6 +36,7 @@ from geogrid.core.settings import Settings
 from geogrid.core.timeutil import local_today
 from geogrid.db.schema import ADMIN_LAYER
 from geogrid.people import assignments
+from maps.base import esc
 
 SIZES = {"A4": (210.0, 297.0), "A3": (297.0, 420.0)}  # portrait, millimetres
 PHOTO_TYPES = {"image/png", "image/jpeg", "image/gif", "image/webp"}  # never SVG: it could reference addresses
@@ -276,7 +276,7 @@ def inset_svg(grid: shapely.Geometry, neighbours: list[tuple[str, shapely.Geomet
     boundary (dashed), the grid (highlighted, all its parts and holes), a scale bar and north.
     Drawn in millimetres of an A4 poster; ``scale`` enlarges it for bigger paper."""
     proj = _Projection(box, width_mm, height_mm)
-    e = html.escape
+    e = esc
     view = shapely.box(*box)
     fonts = e(font_stack())
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" class="inset" width="{width_mm * scale:.2f}mm" '
@@ -488,7 +488,7 @@ def board_html(items: list[Poster], *, size: str, lang: str, day_text: str, hotl
                photos: dict[str, str | None]) -> str:
     """The posters as one HTML document for WeasyPrint, one page each."""
     t = words(lang)
-    e = html.escape
+    e = esc
     pages = []
     for p in items:
         plan = layout(p.persons, t)

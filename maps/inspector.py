@@ -104,7 +104,7 @@ def render(session: Session, settings: Settings, *, area: str, lang: str = "zh",
         # The caller's moves, by the workflow's own rule: one table per set of roles in reach.
         reach = workflow.reach_roles(session, cases)
         keys = [",".join(sorted(r)) for r in reach]
-        tables = {k: {s: workflow.moves_from(s, r) for s in states.STATES} for k, r in zip(keys, reach)}
+        tables = {k: {s: workflow.moves_from(s, r) for s in states.STATES} for k, r in dict(zip(keys, reach)).items()}
         moves = keys
     person = scopes.caller_person(session) if actions else None
     levels = workflow.escalation_levels(session, [c["authority"] for c in cases]) if actions and cases else {}
@@ -126,7 +126,7 @@ def render(session: Session, settings: Settings, *, area: str, lang: str = "zh",
     categories = sorted({(c["category"], c["category_en" if lang == "en" else "category_zh"]) for c in cases
                          if c["lat"] is not None}, key=lambda x: x[1])
     options = {
-        "t": words, "lang": lang, "tz": settings.timezone, "actions": actions, "moves": tables or {},
+        "t": words, "tz": settings.timezone, "actions": actions, "moves": tables or {},
         "states": state_names, "colours": views.STATE_COLOURS, "actionNames": views.action_names(lang),
         "terminal": list(states.TERMINAL), "noteRequired": list(NOTE_REQUIRED), "card": {
             "due": t["due"], "history": t["history"], "overdue": t["overdue"]},
@@ -135,8 +135,7 @@ def render(session: Session, settings: Settings, *, area: str, lang: str = "zh",
         "mine": person is not None, "groupName": group.layer_name, "incidentsLabel": t["incidents"],
         "legendStates": ["reported", "accepted", "filed", "dispatched", "in_progress", "handled", "verified",
                          "closed", "parked", "void"],
-        "sourceColours": {"key": "red", "other": "darkblue"}, "patrol": {"ok": views.PATROL_ON_SCHEDULE,
-                                                                          "behind": views.PATROL_BEHIND},
+        "patrol": {"ok": views.PATROL_ON_SCHEDULE, "behind": views.PATROL_BEHIND},
         "heatGradient": HEAT_GRADIENT, "choropleth": CHOROPLETH,
         "nets": [{"key": k, "name": name, "max": vmax} for k, name, vmax, _ in nets],
         "unplaced": views.unplaced_rows(cases, lang, state_names),

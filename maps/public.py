@@ -109,7 +109,8 @@ def render(session: Session, settings: Settings, *, area: str, layer: str = "com
               "villages": village_rows(villages, area)}
     m.add_child(Board(m, board, strings, words, config))
     m.add_child(Places(m, board))
-    m.add_child(public_report.ReportForm(m, board, session, settings, area=area, lang=lang, served=not inline))
+    m.add_child(public_report.ReportForm(m, board, session, settings, boundary=parent["geometry"], lang=lang,
+                                          served=not inline))
     _public_incidents(session, m, area, t, lang, incidents_days)
     folium.LayerControl(collapsed=True).add_to(m)
     return page(m, settings, inline=inline, title=title, nonce=nonce)

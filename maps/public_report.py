@@ -15,7 +15,6 @@ import branca
 import folium
 from sqlalchemy.orm import Session
 
-from geogrid.areas import lookup
 from geogrid.core.settings import Settings
 from geogrid.incidents import categories, intake
 from maps.base import Script
@@ -97,8 +96,8 @@ class ReportForm(Script):
         geogrid.reportForm({{ this.map_name }}, {{ this.layer_name }}, {{ this.config|tojson }});
         {% endmacro %}""")
 
-    def __init__(self, m: folium.Map, grids, session: Session, settings: Settings, *, area: str, lang: str = "zh",
-                 served: bool = True):
+    def __init__(self, m: folium.Map, grids, session: Session, settings: Settings, *, boundary: dict,
+                 lang: str = "zh", served: bool = True):
         super().__init__()
         self.m, self.grids = m, grids
         lang = "en" if lang == "en" else "zh"
@@ -107,7 +106,7 @@ class ReportForm(Script):
             "maxDescription": intake.MAX_DESCRIPTION, "maxUrl": MAX_URL, "maxName": MAX_NAME,
             "timezone": settings.timezone,
             # The jurisdiction: a point outside it is refused on the page, before any request.
-            "boundary": lookup.get_area(session, area, lang=lang)["geometry"],
+            "boundary": boundary,
         }
 
     def render(self, **kwargs):
