@@ -62,7 +62,7 @@ def engine(settings):
 def clean(engine):
     """An empty jurisdiction with the seeded reference lists, before each test that asks."""
     with engine.begin() as conn:
-        conn.execute(text("TRUNCATE login_failure, rate_counter, incident_event, incident, patrol, pollution_source, coverage_run, repair_proposal, "
+        conn.execute(text("TRUNCATE login_failure, rate_counter, tile_cache, incident_event, incident, patrol, pollution_source, coverage_run, repair_proposal, "
                           "exemption, audit, api_token, role_grant, account, assignment, person, boundary, area, building "
                           "RESTART IDENTITY CASCADE"))
         for table, keys in SEEDED.items():

@@ -31,7 +31,9 @@ from sqlalchemy import (
     ForeignKeyConstraint,
     Index,
     Integer,
+    LargeBinary,
     PrimaryKeyConstraint,
+    SmallInteger,
     String,
     Text,
     UniqueConstraint,
@@ -720,6 +722,8 @@ class PollutionSource(Base):
     address: Mapped[str | None] = mapped_column(String(300))
     notes: Mapped[str | None] = mapped_column(Text, comment="internal")
     grid_id: Mapped[int | None] = mapped_column(Integer, comment="its environment grid")
+    public: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("false"),
+                                         comment="listed publicly (name, kind, pollutants, permit, address)")
 
 
 class Patrol(Base):
@@ -1042,3 +1046,95 @@ class VisitHousehold(Base):
     visit_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     household_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     visited_on: Mapped[datetime.date] = mapped_column(Date, nullable=False, comment="the visit's day, for quota queries")
+
+
+# --------------------------------------------------------------------------- publication (migration 0013)
+
+# Zooms whose tiles read a coverage-simplified copy of the published boundaries
+# (``published_area.geom_zN``); deeper zooms read the boundary itself.
+TILE_BANDS = (8, 10, 12, 14)
+
+
+class Publication(Base):
+    """A planner's publication (公示发布) of a layer within an area's subtree, or of one grid."""
+
+    __tablename__ = "publication"
+    __table_args__ = (
+        ForeignKeyConstraint(["layer_key"], ["layer.key"], name="publication_layer_key_fkey"),
+        ForeignKeyConstraint(["root_id"], ["area.id"], name="publication_root_id_fkey"),
+        PrimaryKeyConstraint("id", name="publication_pkey"),
+        Index("ix_publication_layer_key", "layer_key"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    layer_key: Mapped[str] = mapped_column(String(32), nullable=False)
+    published_at: Mapped[datetime.datetime] = mapped_column(DateTime(True), nullable=False, server_default=text("now()"))
+    published_by: Mapped[str] = mapped_column(String(200), nullable=False)
+    added: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("0"))
+    changed: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("0"))
+    withdrawn: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("0"))
+    unchanged: Mapped[int] = mapped_column(Integer, nullable=False, server_default=text("0"))
+    root_id: Mapped[int | None] = mapped_column(Integer, comment="the subtree published; NULL: the whole layer")
+    note: Mapped[str | None] = mapped_column(Text)
+
+
+class PublishedArea(Base):
+    """The published copy of an area, valid from its publication to the next one that
+    replaced or withdrew it: public attributes only. The views ``public_area``,
+    ``public_post``, ``public_case`` and ``public_source`` (migration 0013) are the one
+    definition of what is public."""
+
+    __tablename__ = "published_area"
+    __table_args__ = (
+        ExcludeConstraint(("area_id", "="), ("valid", "&&"), name="published_area_no_overlapping_generations",
+                          using="gist"),
+        ForeignKeyConstraint(["area_id"], ["area.id"], ondelete="CASCADE", name="published_area_area_id_fkey"),
+        ForeignKeyConstraint(["boundary_id"], ["boundary.id"], ondelete="SET NULL",
+                             name="published_area_boundary_id_fkey"),
+        ForeignKeyConstraint(["publication_id"], ["publication.id"], name="published_area_publication_id_fkey"),
+        PrimaryKeyConstraint("id", name="published_area_pkey"),
+        Index("published_area_one_current", "area_id", unique=True, postgresql_where="upper_inf(valid)"),
+        Index("published_area_current_geom_gist", "geom", postgresql_using="gist", postgresql_where="upper_inf(valid)"),
+        Index("published_area_geom_gist", "geom", postgresql_using="gist"),
+        Index("published_area_current_code", "layer_key", "code", postgresql_where="upper_inf(valid)"),
+        Index("ix_published_area_publication_id", "publication_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    publication_id: Mapped[int] = mapped_column(Integer, nullable=False)
+    area_id: Mapped[int] = mapped_column(Integer, nullable=False)
+    version: Mapped[int] = mapped_column(Integer, nullable=False, comment="the boundary version published")
+    code: Mapped[str] = mapped_column(String(32), nullable=False)
+    name: Mapped[str] = mapped_column(String(200), nullable=False)
+    level_key: Mapped[str] = mapped_column(String(32), nullable=False)
+    layer_key: Mapped[str] = mapped_column(String(32), nullable=False)
+    geom: Mapped[object] = mapped_column(Geometry("MULTIPOLYGON", srid=SRID, spatial_index=False), nullable=False)
+    valid: Mapped[object] = mapped_column(TSTZRANGE, nullable=False)
+    boundary_id: Mapped[int | None] = mapped_column(Integer)
+    parent_code: Mapped[str | None] = mapped_column(String(32))
+    area_m2: Mapped[float | None] = mapped_column(Double(53))
+    geom_z8: Mapped[object | None] = mapped_column(Geometry("GEOMETRY", srid=SRID, spatial_index=False))
+    geom_z10: Mapped[object | None] = mapped_column(Geometry("GEOMETRY", srid=SRID, spatial_index=False))
+    geom_z12: Mapped[object | None] = mapped_column(Geometry("GEOMETRY", srid=SRID, spatial_index=False))
+    geom_z14: Mapped[object | None] = mapped_column(Geometry("GEOMETRY", srid=SRID, spatial_index=False))
+
+
+class TileCache(Base):
+    """Vector tiles of published layers, shared by every API process; a publication deletes
+    the tiles that touch what it changed."""
+
+    __tablename__ = "tile_cache"
+    __table_args__ = (
+        PrimaryKeyConstraint("layer_key", "z", "x", "y", name="tile_cache_pkey"),
+        Index("tile_cache_env_gist", "env", postgresql_using="gist"),
+    )
+
+    layer_key: Mapped[str] = mapped_column(String(32), primary_key=True)
+    z: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    x: Mapped[int] = mapped_column(Integer, primary_key=True)
+    y: Mapped[int] = mapped_column(Integer, primary_key=True)
+    env: Mapped[object] = mapped_column(Geometry("POLYGON", srid=SRID, spatial_index=False), nullable=False,
+                                        comment="the tile's extent with its buffer, for invalidation")
+    mvt: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    etag: Mapped[str] = mapped_column(String(64), nullable=False)
+    created_at: Mapped[datetime.datetime] = mapped_column(DateTime(True), nullable=False, server_default=text("now()"))

@@ -17,6 +17,7 @@ from geogrid.core.settings import Settings
 from geogrid.db import engine as db
 from geogrid.io import files
 from geogrid.people import assignments, persons
+from geogrid.publication import generations
 
 COUNTY = "339901"
 TOWN = "339901100"
@@ -69,6 +70,9 @@ def load(engine: Engine, settings: Settings, out_dir: Path, *, reset: bool = Fal
                 if "area_name" in post:
                     post["area"] = named[post.pop("area_name")]
             assignments.create_assignments(session, posts)
+            # The public sees what a planner published: the demo starts with every layer published.
+            for layer in sorted(counts_by_layer(session)):
+                generations.publish(session, COUNTY, layer=layer, note="演示数据首次公示")
             if cases:
                 demo_cases.load_cases(session, settings, now=now or dt.datetime.now(dt.UTC))
                 demo_households.load_households(session, settings, out_dir / "register",
@@ -83,9 +87,7 @@ def load(engine: Engine, settings: Settings, out_dir: Path, *, reset: bool = Fal
             WHERE username = 'demo-gridworker' AND person_id IS NULL
         """))
         register = demo_households.summary(session)
-        counts = dict(session.execute(text(
-            "SELECT layer_key, count(*) FROM area WHERE code LIKE :p AND retired_at IS NULL GROUP BY layer_key"),
-            {"p": COUNTY + "%"}).all())
+        counts = counts_by_layer(session)
         assigned = session.execute(text("SELECT count(*) FROM assignment s JOIN area a ON a.id = s.area_id "
                                         "WHERE a.code LIKE :p"), {"p": COUNTY + "%"}).scalar_one()
         assessed = demo_cases.summary(session, settings)
@@ -149,6 +151,13 @@ def _accounts(session, settings: Settings) -> dict[str, str]:
     return known
 
 
+def counts_by_layer(session) -> dict[str, int]:
+    """The demo's current areas per layer."""
+    return dict(session.execute(text(
+        "SELECT layer_key, count(*) FROM area WHERE code LIKE :p AND retired_at IS NULL GROUP BY layer_key"),
+        {"p": COUNTY + "%"}).all())
+
+
 def wipe(session, person_refs: list[str]) -> None:
     """Remove the demo jurisdiction: the areas under the demo county, their cases, monthly
     sums, patrols and score sheets, and the demo persons and accounts."""
@@ -173,4 +182,6 @@ def wipe(session, person_refs: list[str]) -> None:
     session.execute(text("DELETE FROM assignment WHERE area_id IN (SELECT id FROM area WHERE code LIKE :p)"), params)
     session.execute(text("DELETE FROM person WHERE ref = ANY(:refs)"), {"refs": person_refs})
     session.execute(text("DELETE FROM account WHERE username = ANY(:u)"), {"u": [a[0] for a in ACCOUNTS]})
+    session.execute(text(f"DELETE FROM published_area WHERE area_id IN ({demo_ids})"), params)
+    session.execute(text(f"DELETE FROM publication WHERE root_id IN ({demo_ids})"), params)
     session.execute(text("DELETE FROM area WHERE code LIKE :p"), params)

@@ -45,5 +45,5 @@ def test_constraints_beyond_the_comparison_exist(engine):
     with engine.connect() as conn:
         exclusions = set(conn.execute(text("SELECT conname FROM pg_constraint WHERE contype = 'x'")).scalars())
         unique = set(conn.execute(text("SELECT indexname FROM pg_indexes WHERE indexname = 'role_grant_unique'")).scalars())
-    assert exclusions == {"boundary_no_overlapping_versions", "assignment_no_overlap"}
+    assert exclusions == {"boundary_no_overlapping_versions", "assignment_no_overlap", "published_area_no_overlapping_generations"}
     assert exclusions | unique <= declared
