@@ -27,13 +27,16 @@ from api.routers import (
     incidents,
     locate,
     maps,
+    ogc,
     open311,
     people,
     public,
+    publications,
     reference,
     reports,
     scores,
     stats,
+    tiles,
 )
 from api.schemas.common import Health
 from geogrid.core.settings import Settings, get_settings
@@ -139,8 +142,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     for router in (accounts.router, coverage.router, categories.router, incidents.router, environment.router, public.router, open311.router, maps.router, areas.areas_router, areas.grids_router, locate.router, files.router,
                    people.router, contacts.router, reference.router, stats.router, scores.router,
-                   reports.router, households.router):
+                   reports.router, households.router, publications.router):
         app.include_router(router)
+    app.include_router(tiles.router)  # vector tiles, and OGC API - Tiles under /ogc/collections
+    app.include_router(ogc.router)  # OGC API - Features under /ogc (published data only)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     if settings.trusted_proxies:
         # The client's address (for limits) and scheme (for Secure cookies) as the reverse

@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session
 
 from geogrid.areas import lookup
 from geogrid.assessment.reports import MEDIA_TYPES, Export, download_name, font_stack, render_pdf
-from geogrid.core.errors import GeogridError, not_found
+from geogrid.core.errors import GeogridError
 from geogrid.core.settings import Settings
 from geogrid.core.timeutil import local_today
 from geogrid.db.schema import ADMIN_LAYER
@@ -106,17 +106,15 @@ class Poster:
 
 
 def _feature(session: Session, code: str, lang: str) -> dict:
-    found = lookup.get_area(session, code, lang=lang)
-    if found["properties"].get("retired_at"):
-        raise not_found(f"area {code} (retired)")
-    return found
+    # A retired area is withdrawn by the next publication: then it is not found.
+    return lookup.get_area(session, code, lang=lang, published=True)
 
 
 def _ancestors(session: Session, props: dict, lang: str) -> list[dict]:
     """The area's parents, nearest first (a few lookups: a hierarchy is 3 to 5 deep)."""
     out, parent = [], props.get("parent")
     while parent and len(out) < 8:
-        found = lookup.get_area(session, parent, lang=lang)
+        found = lookup.get_area(session, parent, lang=lang, published=True)
         out.append(found)
         parent = found["properties"].get("parent")
     return out
@@ -153,11 +151,11 @@ def _grids(session: Session, settings: Settings, *, grid: str | None, village: s
     if props["layer"] != ADMIN_LAYER:
         raise GeogridError(f"{village} ({props['name']}) is a grid, not a village: print it with grid={village}")
     layer = layer or "comprehensive"
-    frame = lookup.frame(session, lookup.AreaFilter(parent=village, layer=layer), with_notes=False)
+    frame = lookup.frame(session, lookup.AreaFilter(parent=village, layer=layer, published=True), with_notes=False)
     if not len(frame):
         raise GeogridError(f"village {village} ({props['name']}) has no current grid of the {layer} net", status=404)
     codes = sorted(frame["code"])
-    grids = [lookup.get_area(session, c, lang=lang) for c in codes]
+    grids = [lookup.get_area(session, c, lang=lang, published=True) for c in codes]
     chain = [found, *_ancestors(session, props, lang)]
     return found, grids, *_place(chain)
 
@@ -171,7 +169,7 @@ def posters(session: Session, settings: Settings, *, grid: str | None = None, vi
             raise GeogridError(f"layer {layer} holds administrative areas, not grids: choose a grid net")
     found, grids, vil, town = _grids(session, settings, grid=grid, village=village, layer=layer, lang=lang)
     net = grids[0]["properties"]["layer"]
-    ids = lookup.frame(session, lookup.AreaFilter(layer=net, code_prefix=_common_prefix([g["id"] for g in grids])),
+    ids = lookup.frame(session, lookup.AreaFilter(layer=net, code_prefix=_common_prefix([g["id"] for g in grids]), published=True),
                        with_notes=False, with_ids=True)
     id_of = dict(zip(ids["code"], (int(i) for i in ids["area_id"])))
     day = local_today(settings)
@@ -183,7 +181,7 @@ def posters(session: Session, settings: Settings, *, grid: str | None = None, vi
     boxes = {c: view_box(g, INSET_WIDTH / heights[c]) for c, g in geoms.items()}
     x0, y0 = min(b[0] for b in boxes.values()), min(b[1] for b in boxes.values())
     x1, y1 = max(b[2] for b in boxes.values()), max(b[3] for b in boxes.values())
-    around = lookup.frame(session, lookup.AreaFilter(layer=net, bbox=(x0, y0, x1, y1)), with_notes=False)
+    around = lookup.frame(session, lookup.AreaFilter(layer=net, bbox=(x0, y0, x1, y1), published=True), with_notes=False)
     neighbours = list(zip(around["code"], around["name"], around.geometry))
     village_geom = shape(vil["geometry"]) if vil else None
     out = []

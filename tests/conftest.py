@@ -62,7 +62,7 @@ def engine(settings):
 def clean(engine):
     """An empty jurisdiction with the seeded reference lists, before each test that asks."""
     with engine.begin() as conn:
-        conn.execute(text("TRUNCATE login_failure, rate_counter, tile_cache, incident_event, incident, patrol, pollution_source, coverage_run, repair_proposal, "
+        conn.execute(text("TRUNCATE login_failure, rate_counter, tile_cache, published_layer, incident_event, incident, patrol, pollution_source, coverage_run, repair_proposal, "
                           "exemption, audit, api_token, role_grant, account, assignment, person, boundary, area, building "
                           "RESTART IDENTITY CASCADE"))
         for table, keys in SEEDED.items():
@@ -240,6 +240,19 @@ def world(client, engine, settings):
     with db.transaction(engine) as session:
         importing.import_areas(session, records, [AREAS[c][4] for c in codes], settings, valid_from=SINCE)
     return client
+
+
+def publish(engine, root: str = "339901", layers=None) -> None:
+    """Publish ``layers`` (default: every layer with areas) under ``root`` as a planner
+    would: the public endpoints show what is published."""
+    from geogrid.publication import generations
+
+    with db.transaction(engine) as session:
+        if layers is None:
+            layers = session.execute(text("SELECT DISTINCT layer_key FROM area WHERE code LIKE :p ORDER BY 1"),
+                                     {"p": root + "%"}).scalars().all()
+        for layer in layers:
+            generations.publish(session, root, layer=layer)
 
 
 # --------------------------------------------------------------------------- partitions with injected defects

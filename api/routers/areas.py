@@ -37,6 +37,7 @@ from api.schemas.areas import (
     VerticesResult,
 )
 from api.schemas.common import GeoJSONResponse, paged
+from geogrid.access import scopes
 from geogrid.areas import importing, lookup, versions
 from geogrid.core import jsonenc
 from geogrid.core.errors import GeogridError, Problem
@@ -78,6 +79,7 @@ def make_router(prefix: str, *, grids_only: bool) -> APIRouter:
                 summary=f"List {kind}s (GeoJSON FeatureCollection, paginated)")
     def list_(request: Request, session: SessionDep, f: FilterDep, page: PageDep, lang: Lang = "zh") -> Response:
         f.grids_only = grids_only
+        f.published = not scopes.is_staff(session)  # the public reads what was published
         features, matched = lookup.list_areas(session, f, limit=page.limit, offset=page.offset, lang=lang)
         body = {"type": "FeatureCollection", **paged(request, page, features, matched, member="features")}
         return Response(jsonenc.dumps(body), media_type=GEOJSON)
@@ -106,7 +108,7 @@ def make_router(prefix: str, *, grids_only: bool) -> APIRouter:
 
     @router.get("/{code}", response_model=AreaFeature, response_class=GeoJSONResponse, summary=f"One {kind} (GeoJSON Feature); ?at= for a past boundary")
     def read(session: SessionDep, code: str, at: AtDep, lang: Lang = "zh") -> Response:
-        feature = lookup.get_area(session, code, at=at, lang=lang)
+        feature = lookup.get_area(session, code, at=at, lang=lang, published=not scopes.is_staff(session))
         if grids_only and feature["properties"]["layer"] == "admin":
             raise GeogridError(f"{code} is an administrative area, not a grid: see /api/areas/{code}", status=404)
         return Response(jsonenc.dumps(feature), media_type=GEOJSON,
@@ -176,9 +178,10 @@ def make_router(prefix: str, *, grids_only: bool) -> APIRouter:
         session.commit()
         return Response(status_code=status.HTTP_204_NO_CONTENT)
 
-    @router.get("/{code}/history", response_model=BoundaryHistory, response_class=GeoJSONResponse, summary="Every boundary version, newest first")
+    @router.get("/{code}/history", response_model=BoundaryHistory, response_class=GeoJSONResponse, summary="Every boundary version, newest first (the public: every published one)")
     def history(session: SessionDep, code: str) -> Response:
-        return Response(jsonenc.dumps(lookup.feature_collection(lookup.boundary_history(session, code))), media_type=GEOJSON)
+        history = lookup.boundary_history(session, code, published=not scopes.is_staff(session))
+        return Response(jsonenc.dumps(lookup.feature_collection(history)), media_type=GEOJSON)
 
     return router
 

@@ -12,6 +12,7 @@ from fastapi.responses import FileResponse
 
 from api.deps import PLANNER, FilterDep, SessionDep, SettingsDep
 from api.schemas.areas import FileImportReport
+from geogrid.access import scopes
 from geogrid.areas import importing, lookup
 from geogrid.core.timeutil import as_instant
 from geogrid.io import files
@@ -58,6 +59,7 @@ def import_file(
             response_class=FileResponse)
 def export_file(session: SessionDep, f: FilterDep, background: BackgroundTasks,
                 format: Annotated[Literal["geojson", "gpkg", "shp"], Query()] = "geojson") -> FileResponse:
+    f.published = not scopes.is_staff(session)  # the public exports what was published
     frame = lookup.frame(session, f, with_notes=False)
     out = Path(tempfile.mkdtemp()) / f"geogrid{files.FORMATS[format]}"
     files.write_features(frame, format, out)

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query
 
 from api.deps import AtDep, Lang, SessionDep, SettingsDep
 from api.schemas.locate import Located
+from geogrid.access import scopes
 from geogrid.areas import lookup
 from geogrid.core.errors import GeogridError
 
@@ -29,11 +30,13 @@ def locate(
     """A point on a boundary shared by several grids is in all of them (``on_boundary``);
     per layer and level exactly one is ``primary``: the one whose interior holds the point,
     else the lowest code. Persons are those holding a post on the day of ``at``, public
-    fields only."""
+    fields only. Anyone without a staff role sees the published generation (what the
+    public saw at ``at``); staff see the current boundaries, drafts included."""
     x0, y0, x1, y1 = settings.extent
     if not (x0 <= lon <= x1 and y0 <= lat <= y1):
         hint = " (lat and lon look swapped)" if x0 <= lat <= x1 and y0 <= lon <= y1 else ""
         raise GeogridError(f"point {lon}, {lat} is outside the service extent {settings.extent}{hint}")
     day = (at or dt.datetime.now(ZoneInfo(settings.timezone))).astimezone(ZoneInfo(settings.timezone)).date()
-    results = lookup.locate(session, lon, lat, at=at, day=day, lang=lang)
+    published = not scopes.is_staff(session)
+    results = lookup.locate(session, lon, lat, at=at, day=day, lang=lang, published=published)
     return {"lon": lon, "lat": lat, "at": at, "day": day, "results": results}

@@ -25,6 +25,8 @@ class SourceIn(In):
     risk_level: Risk = "low"
     address: str | None = Field(default=None, max_length=300)
     notes: str | None = Field(default=None, max_length=5000)
+    public: bool = Field(default=False, description="listed publicly (OGC collection `sources`): name, kind, "
+                                                   "pollutants, permit, address; never notes or risk level")
 
 
 class SourcePatch(In):
@@ -38,6 +40,7 @@ class SourcePatch(In):
     risk_level: Risk | None = None
     address: str | None = Field(default=None, max_length=300)
     notes: str | None = Field(default=None, max_length=5000)
+    public: bool | None = None
 
 
 class PatrolIn(In):
@@ -58,6 +61,7 @@ class Source(Out):
     key_supervision: bool
     risk_level: str
     address: str | None
+    public: bool
     notes: str | None
     lon: float
     lat: float

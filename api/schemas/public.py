@@ -33,8 +33,8 @@ class PublicReceipt(Out):
     state_name: str
     reported_at: dt.datetime
     closed_at: dt.datetime | None
-    grid: str | None
-    authority: str
+    grid: str | None = Field(description="The grid handling it, as published (None: not published or none)")
+    authority: str | None = Field(description="The area whose office answers for it, as published")
 
 
 class Place(Out):

@@ -120,6 +120,13 @@ def _unix_user() -> str:
         return "unknown"
 
 
+def is_staff(session: Session) -> bool:
+    """Whether the caller holds a staff role (or is the local operator): staff read current
+    areas, drafts included; everyone else reads what was published."""
+    p = principal_of(session)
+    return p is None or p.has_role(*STAFF)
+
+
 def require_role(session: Session, *roles: str) -> Principal | None:
     """401 for anonymous callers, 403 for accounts without any of ``roles``."""
     p = principal_of(session)

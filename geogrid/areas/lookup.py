@@ -44,10 +44,12 @@ class AreaFilter:
     grids_only: bool = False
     include_retired: bool = False
     at: dt.datetime | None = None
+    published: bool = False  # what the public sees: the published generation (at ``at``)
 
 
 def _where(f: AreaFilter) -> tuple[str, dict]:
-    clauses = [valid_clause(f.at)] if not (f.include_retired and f.at is None) else [
+    # A published generation holds no retired areas: publication withdraws them.
+    clauses = [valid_clause(f.at)] if f.published or not (f.include_retired and f.at is None) else [
         "b.id = (SELECT max(id) FROM boundary WHERE area_id = a.id)"]
     params: dict = {"at": f.at}
     if f.layer:
@@ -82,6 +84,23 @@ _AREA_FROM = """
     JOIN layer ly ON ly.key = a.layer_key
     LEFT JOIN area p ON p.id = a.parent_id
 """
+# The same names over a published generation (``b`` = published_area): the area ``a`` and
+# its parent ``p`` as published, with nothing the publication does not copy (notes, counts).
+_PUBLISHED_FROM = """
+    FROM published_area b
+    JOIN LATERAL (SELECT b.area_id AS id, b.code, b.name, b.level_key, b.layer_key, CAST(NULL AS integer) AS households,
+                         CAST(NULL AS integer) AS population, CAST(NULL AS text) AS land_use, b.version,
+                         CAST(NULL AS timestamptz) AS retired_at, CAST(NULL AS text) AS notes) a ON true
+    JOIN level lv ON lv.key = a.level_key
+    JOIN layer ly ON ly.key = a.layer_key
+    LEFT JOIN LATERAL (SELECT b.parent_code AS code) p ON true
+"""
+
+
+def area_from(published: bool) -> str:
+    """FROM clause naming the area ``a``, its boundary ``b``, level ``lv``, layer ``ly`` and
+    parent ``p``: current areas for staff, or the published generation for the public."""
+    return _PUBLISHED_FROM if published else _AREA_FROM
 
 
 def _feature_sql(lang: str, with_notes: bool) -> str:
@@ -116,22 +135,23 @@ def list_areas(session: Session, f: AreaFilter, *, limit: int, offset: int, lang
     """One page of areas as GeoJSON features (built by PostGIS) and the total matched."""
     check_filter(session, f)
     where, params = _where(f)
-    total = session.execute(text(f"SELECT count(*) {_AREA_FROM} WHERE {where}"), params).scalar_one()
+    total = session.execute(text(f"SELECT count(*) {area_from(f.published)} WHERE {where}"), params).scalar_one()
     features = session.execute(
-        text(f"SELECT {_feature_sql(lang, False)} {_AREA_FROM} WHERE {where} "
+        text(f"SELECT {_feature_sql(lang, False)} {area_from(f.published)} WHERE {where} "
              "ORDER BY lv.rank, a.code LIMIT :limit OFFSET :offset"),
         {**params, "limit": limit, "offset": offset},
     ).scalars().all()
     return features, total
 
 
-def get_area(session: Session, code: str, *, at: dt.datetime | None = None, lang: str = "zh") -> dict:
-    """One area as a GeoJSON feature, current or at ``at`` (retired areas included); 404 when
-    there is no such area or it had no boundary then."""
-    f = AreaFilter(at=at, include_retired=True)
+def get_area(session: Session, code: str, *, at: dt.datetime | None = None, lang: str = "zh",
+             published: bool = False) -> dict:
+    """One area as a GeoJSON feature, current or at ``at`` (retired areas included; or as
+    ``published``); 404 when there is no such area or it had no boundary then."""
+    f = AreaFilter(at=at, include_retired=True, published=published)
     where, params = _where(f)
     feature = session.execute(
-        text(f"SELECT {_feature_sql(lang, False)} {_AREA_FROM} WHERE {where} AND a.code = :code"),
+        text(f"SELECT {_feature_sql(lang, False)} {area_from(published)} WHERE {where} AND a.code = :code"),
         {**params, "code": code},
     ).scalar_one_or_none()
     if feature is None:
@@ -139,8 +159,22 @@ def get_area(session: Session, code: str, *, at: dt.datetime | None = None, lang
     return feature
 
 
-def boundary_history(session: Session, code: str) -> list[dict]:
-    """Every boundary version of an area, newest first, as GeoJSON features."""
+def boundary_history(session: Session, code: str, *, published: bool = False) -> list[dict]:
+    """Every boundary version of an area, newest first, as GeoJSON features; ``published``:
+    every generation the public saw instead (404 when it was never published)."""
+    if published:
+        rows = session.execute(text("""
+            SELECT json_build_object(
+                'type', 'Feature', 'id', b.code || '@' || b.version,
+                'geometry', ST_AsGeoJSON(ST_ForcePolygonCCW(b.geom), 7)::json,
+                'properties', json_build_object('code', b.code, 'boundary_version', b.version,
+                    'valid_from', lower(b.valid), 'valid_to', upper(b.valid),
+                    'area_m2', round(b.area_m2::numeric, 1), 'note', NULL))
+            FROM published_area b WHERE b.code = :code AND NOT isempty(b.valid) ORDER BY lower(b.valid) DESC
+        """), {"code": code}).scalars().all()
+        if not rows:
+            raise not_found(f"area {code}")
+        return rows
     get_area_row(session, code)
     return session.execute(text("""
         SELECT json_build_object(
@@ -165,7 +199,7 @@ def frame(session: Session, f: AreaFilter, *, with_notes: bool = True, with_ids:
                a.households, a.population, a.land_use, {"a.notes," if with_notes else ""}
                round(b.area_m2::numeric, 1)::float AS area_m2, b.version AS bversion,
                ST_AsBinary(b.geom) AS wkb
-        {_AREA_FROM} WHERE {where} ORDER BY lv.rank, a.code
+        {area_from(f.published)} WHERE {where} ORDER BY lv.rank, a.code
     """), params).mappings().all()
     df = pd.DataFrame([{k: v for k, v in r.items() if k != "wkb"} for r in rows])
     geoms = shapely.from_wkb([bytes(r["wkb"]) for r in rows]) if rows else []
@@ -176,7 +210,7 @@ def frame(session: Session, f: AreaFilter, *, with_notes: bool = True, with_ids:
 
 
 def locate(session: Session, lon: float, lat: float, *, at: dt.datetime | None, day: dt.date, lang: str = "zh",
-           internal: bool = False) -> list[dict]:
+           internal: bool = False, published: bool = False) -> list[dict]:
     """Every area (all layers, all levels) whose boundary covers the point at ``at``.
 
     A point on a shared boundary is covered by every area that shares it: all are
@@ -184,7 +218,8 @@ def locate(session: Session, lon: float, lat: float, *, at: dt.datetime | None, 
     ``primary``: an area whose interior holds the point if there is one, else the one
     with the lowest code (codes run west to east, north to south, so ties go to the
     north-western grid). Routing uses the primary. ``internal`` adds the areas' ids and
-    the persons' unpublished fields, for routing; never for a public answer.
+    the persons' unpublished fields, for routing; never for a public answer, which is
+    ``published``: the generation the public saw at ``at``.
     """
     label = _label(lang)
     rows = session.execute(text(f"""
@@ -192,11 +227,7 @@ def locate(session: Session, lon: float, lat: float, *, at: dt.datetime | None, 
         SELECT a.id, a.code, a.name, a.level_key, lv.{label} AS level_name, lv.rank,
                a.layer_key, ly.{label} AS layer_name, p.code AS parent, b.version AS boundary_version,
                NOT ST_Contains(b.geom, pt.g) AS on_boundary
-        FROM pt, boundary b
-        JOIN area a ON a.id = b.area_id
-        JOIN level lv ON lv.key = a.level_key
-        JOIN layer ly ON ly.key = a.layer_key
-        LEFT JOIN area p ON p.id = a.parent_id
+        {area_from(published)} CROSS JOIN pt
         WHERE {valid_clause(at)} AND ST_Covers(b.geom, pt.g)
         ORDER BY a.layer_key = '{ADMIN_LAYER}' DESC, a.layer_key, lv.rank, on_boundary, a.code
     """), {"lon": lon, "lat": lat, "at": at}).mappings().all()

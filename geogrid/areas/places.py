@@ -2,8 +2,8 @@
 community name (新街 → 新街社区), a grid's name, the first digits of a code, or an address,
 and gets the grids and villages to zoom to.
 
-What an answer may reveal is what the public map shows: the current areas' codes, names,
-parents and extents. Addresses come from the household register (``building`` and the
+What an answer may reveal is what the public map shows: the published areas' codes,
+names, parents and extents (the view ``public_area``: the current published generation). Addresses come from the household register (``building`` and the
 households with a point of their own) and only at door-plate level: village, street,
 number and a building's name. Never a unit or room, a household's head, phone, kind or
 point: an address answers with the grid that holds it and that grid's extent.
@@ -75,10 +75,7 @@ def check_area(session: Session, area: str, layer: str) -> None:
     if layer == ADMIN_LAYER:
         raise GeogridError(f"layer {layer!r} holds administrative areas, not grids: give a net of grids",
                            problems=[Problem("not a net of grids", field="query.layer")])
-    row = session.execute(text("""
-        SELECT a.layer_key FROM area a JOIN boundary b ON b.area_id = a.id AND upper_inf(b.valid)
-        WHERE a.code = :area AND a.retired_at IS NULL
-    """), {"area": area}).first()
+    row = session.execute(text("SELECT layer_key FROM public_area WHERE code = :area"), {"area": area}).first()
     if row is None:
         raise not_found(f"area {area}")
     if row.layer_key != ADMIN_LAYER:
@@ -110,11 +107,10 @@ def _areas(session: Session, q: str, area: str, layer: str, limit: int, digits: 
         SELECT a.code, a.name, a.layer_key = '{ADMIN_LAYER}' AS admin, p.name AS parent_name,
                CASE WHEN a.code = :q OR lower(a.name) = lower(:q) THEN 0
                     WHEN a.code LIKE :prefix OR a.name ILIKE :prefix THEN 1 ELSE 2 END AS rank,
-               ST_XMin(b.geom) AS x0, ST_YMin(b.geom) AS y0, ST_XMax(b.geom) AS x1, ST_YMax(b.geom) AS y1
-        FROM area a
-        JOIN boundary b ON b.area_id = a.id AND upper_inf(b.valid)
-        LEFT JOIN area p ON p.id = a.parent_id
-        WHERE a.code LIKE :within AND a.code <> :area AND a.retired_at IS NULL
+               ST_XMin(a.geom) AS x0, ST_YMin(a.geom) AS y0, ST_XMax(a.geom) AS x1, ST_YMax(a.geom) AS y1
+        FROM public_area a
+        LEFT JOIN public_area p ON p.code = a.parent_code
+        WHERE a.code LIKE :within AND a.code <> :area
           AND a.layer_key IN (:layer, '{ADMIN_LAYER}')
           AND (a.name ILIKE :contains {"OR a.code LIKE :prefix" if digits else ""})
         ORDER BY rank, a.layer_key <> '{ADMIN_LAYER}', length(a.name), a.code
@@ -141,7 +137,7 @@ def _addresses(session: Session, q: str, area: str, layer: str, limit: int) -> l
     contains, prefix = "%" + _like(q) + "%", _like(q) + "%"
     rows = session.execute(text(f"""
         WITH scope AS MATERIALIZED (  -- once, not joined with every address by the planner
-            SELECT b.geom FROM area a JOIN boundary b ON b.area_id = a.id AND upper_inf(b.valid) WHERE a.code = :area
+            SELECT geom FROM public_area WHERE code = :area
         ), matched AS (
             -- A broad query ("村") matches most of a county: ranking reads the first :scan
             -- matches only, so that it costs no more than a narrow one.
@@ -167,11 +163,10 @@ def _addresses(session: Session, q: str, area: str, layer: str, limit: int) -> l
         JOIN LATERAL (
             -- The grid holding the point, as /api/locate's primary: the finest level, the
             -- one whose interior holds it, else the lowest code.
-            SELECT a.code, a.name, b.geom
-            FROM boundary b JOIN area a ON a.id = b.area_id JOIN level lv ON lv.key = a.level_key
-            WHERE upper_inf(b.valid) AND a.layer_key = :layer AND a.retired_at IS NULL AND a.code LIKE :within
-              AND ST_Covers(b.geom, f.geom)
-            ORDER BY lv.rank DESC, NOT ST_Contains(b.geom, f.geom), a.code
+            SELECT a.code, a.name, a.geom
+            FROM public_area a JOIN level lv ON lv.key = a.level_key
+            WHERE a.layer_key = :layer AND a.code LIKE :within AND ST_Covers(a.geom, f.geom)
+            ORDER BY lv.rank DESC, NOT ST_Contains(a.geom, f.geom), a.code
             LIMIT 1
         ) g ON true
         ORDER BY f.rank

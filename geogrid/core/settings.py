@@ -138,6 +138,12 @@ class Settings(BaseSettings):
                                        "client address: a village booklet takes seconds to lay out")
     map_simplify_m: float = Field(default=5.0, description="Display simplification of boundaries, metres (edits "
                                   "and lookups always use the stored boundaries)")
+    tiles_above: int = Field(default=2000, ge=0, description="The served public map draws a layer from vector tiles "
+                             "(/tiles) instead of carrying its boundaries when the area has more published grids "
+                             "of it than this (a standalone file always carries them)")
+    tile_max_age_s: int = Field(default=300, ge=0, description="Cache-Control max-age of vector tiles and their "
+                                "TileJSON, seconds: short, since a publication changes tiles (clients revalidate "
+                                "with the ETag)")
     cors_origins: list[str] = Field(default_factory=lambda: ["*"], description="Origins allowed to call the API from "
                                     "a browser (exported planner maps open from disk); [] turns CORS off")
     language: str = Field(default="zh", description="Default language of user-facing labels: zh or en.")

@@ -1098,6 +1098,10 @@ class PublishedArea(Base):
         Index("published_area_geom_gist", "geom", postgresql_using="gist"),
         Index("published_area_current_code", "layer_key", "code", postgresql_where="upper_inf(valid)"),
         Index("ix_published_area_publication_id", "publication_id"),
+        Index("published_area_name_trgm", "name", postgresql_using="gin", postgresql_ops={"name": "gin_trgm_ops"},
+              postgresql_where="upper_inf(valid)"),
+        Index("published_area_code_prefix", "code", postgresql_ops={"code": "text_pattern_ops"},
+              postgresql_where="upper_inf(valid)"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
@@ -1117,6 +1121,26 @@ class PublishedArea(Base):
     geom_z10: Mapped[object | None] = mapped_column(Geometry("GEOMETRY", srid=SRID, spatial_index=False))
     geom_z12: Mapped[object | None] = mapped_column(Geometry("GEOMETRY", srid=SRID, spatial_index=False))
     geom_z14: Mapped[object | None] = mapped_column(Geometry("GEOMETRY", srid=SRID, spatial_index=False))
+
+
+class PublishedLayer(Base):
+    """A layer with a current published generation: its size and extent, refreshed by each
+    publication (tiles, TileJSON and OGC collections read it on every request)."""
+
+    __tablename__ = "published_layer"
+    __table_args__ = (
+        ForeignKeyConstraint(["layer_key"], ["layer.key"], ondelete="CASCADE", name="published_layer_layer_key_fkey"),
+        PrimaryKeyConstraint("layer_key", name="published_layer_pkey"),
+    )
+
+    layer_key: Mapped[str] = mapped_column(String(32), primary_key=True)
+    areas: Mapped[int] = mapped_column(Integer, nullable=False)
+    x0: Mapped[float] = mapped_column(Double(53), nullable=False)
+    y0: Mapped[float] = mapped_column(Double(53), nullable=False)
+    x1: Mapped[float] = mapped_column(Double(53), nullable=False)
+    y1: Mapped[float] = mapped_column(Double(53), nullable=False)
+    published_at: Mapped[datetime.datetime] = mapped_column(DateTime(True), nullable=False)
+    first_published_at: Mapped[datetime.datetime] = mapped_column(DateTime(True), nullable=False)
 
 
 class TileCache(Base):

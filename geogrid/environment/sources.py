@@ -31,7 +31,7 @@ KINDS = {
 }
 RISK = ("low", "medium", "high")
 ENVIRONMENT = "environment"
-FIELDS = ("name", "kind", "pollutants", "permit_no", "key_supervision", "risk_level", "address", "notes")
+FIELDS = ("name", "kind", "pollutants", "permit_no", "key_supervision", "risk_level", "address", "notes", "public")
 
 # A source's place, for scope: its environment grid, else the finest administrative area
 # holding it (a source outside every environment grid still belongs to a town).
@@ -40,7 +40,7 @@ PLACE = """coalesce(s.grid_id, (
     WHERE a.layer_key = 'admin' AND a.retired_at IS NULL AND ST_Covers(b.geom, s.geom)
     ORDER BY lv.rank DESC, a.code LIMIT 1))"""
 SELECT = f"""
-    SELECT s.id, s.name, s.kind, s.pollutants, s.permit_no, s.key_supervision, s.risk_level, s.address, s.notes,
+    SELECT s.id, s.name, s.kind, s.pollutants, s.permit_no, s.key_supervision, s.risk_level, s.address, s.notes, s.public,
            ST_X(s.geom) AS lon, ST_Y(s.geom) AS lat, g.code AS grid, g.name AS grid_name, s.version, s.created_at,
            (SELECT max(p.at) FROM patrol p WHERE p.sources @> to_jsonb(s.id)) AS last_visit, {PLACE} AS place_id
     FROM pollution_source s LEFT JOIN area g ON g.id = s.grid_id
@@ -122,11 +122,12 @@ def create_source(session: Session, data: dict, settings: Settings) -> dict:
     values["pollutants"] = dumps(values["pollutants"] or [])
     values["key_supervision"] = bool(values["key_supervision"])
     values["risk_level"] = values["risk_level"] or "low"
+    values["public"] = bool(values["public"])
     source_id = session.execute(text("""
         INSERT INTO pollution_source (name, kind, pollutants, permit_no, key_supervision, risk_level, address, notes,
-                                      geom, grid_id)
+                                      public, geom, grid_id)
         VALUES (:name, :kind, CAST(:pollutants AS jsonb), :permit_no, :key_supervision, :risk_level, :address, :notes,
-                ST_SetSRID(ST_MakePoint(:lon, :lat), 4326), :grid) RETURNING id
+                :public, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326), :grid) RETURNING id
     """), {**values, "lon": data["lon"], "lat": data["lat"], "grid": grid_id}).scalar_one()
     out = get_source(session, source_id)
     audit.record(session, "create", "pollution_source", source_id, after=out)

@@ -63,7 +63,11 @@ _SELECT = """
            CASE WHEN h.id IS NOT NULL THEN json_build_object(
                'id', h.id, 'ref', h.ref,
                'address', concat_ws(' ', h.town, h.village, h.street, h.number, h.building_no, h.unit, h.room))
-           END AS household
+           END AS household,
+           -- What the public may see of where a case went: the grid and authority as published.
+           (SELECT pa.code FROM published_area pa WHERE pa.area_id = i.grid_id AND upper_inf(pa.valid)) AS public_grid,
+           (SELECT pa.code FROM published_area pa WHERE pa.area_id = i.authority_id AND upper_inf(pa.valid))
+               AS public_authority
     FROM incident i JOIN category c ON c.key = i.category_key
     LEFT JOIN area g ON g.id = i.grid_id JOIN area au ON au.id = i.authority_id
     LEFT JOIN request_type rt ON rt.key = i.request_type LEFT JOIN person op ON op.id = i.owner_person_id
@@ -196,12 +200,13 @@ def list_incidents(session: Session, *, state=None, category=None, area=None, ov
 
 
 def public_view(incident: dict, lang: str = "zh") -> dict:
-    """What anyone may see of an incident: never the reporter, notes or persons' details."""
+    """What anyone may see of an incident: never the reporter, notes or persons' details, and
+    its grid and authority only as published (the view ``public_case`` says the same)."""
     return {"receipt": incident["receipt"], "category": incident["category"],
             "category_name": incident["category_en" if lang == "en" else "category_zh"],
             "state": incident["state"], "state_name": STATES[incident["state"]][1 if lang == "en" else 0],
             "reported_at": incident["reported_at"], "closed_at": incident["closed_at"],
-            "grid": incident["grid"], "authority": incident["authority"]}
+            "grid": incident["public_grid"], "authority": incident["public_authority"]}
 
 
 def by_receipt(session: Session, receipt: str) -> dict:

@@ -20,7 +20,6 @@ from geogrid.core.errors import GeogridError, Problem, conflict
 from geogrid.core.versioning import check_version
 from geogrid.people.persons import (
     EDITORS,
-    public_fields,
     update_versioned,
     visibility,
 )
@@ -193,22 +192,24 @@ def delete_assignment(session: Session, assignment_id: int, expected_version: in
 
 def responsible_persons(session: Session, area_ids: Sequence[int], day: dt.date, lang: str = "zh",
                         *, public_only: bool = True) -> dict[int, list[dict]]:
-    """The persons holding a post in each area on ``day``, by area id: public fields only
-    (公示), or everything for staff views (``public_only=False``)."""
+    """The persons holding a post in each area on ``day``, by area id: for the public, the
+    view ``public_post`` (published areas, published fields only: 公示), or everything for
+    staff views and routing (``public_only=False``)."""
     if not area_ids:
         return {}
     label = "name_en" if lang == "en" else "name_zh"
+    source = "public_post s" if public_only else (
+        "(SELECT a.*, p.name, p.phone, p.photo_url FROM assignment a JOIN person p ON p.id = a.person_id) s")
     rows = session.execute(text(f"""
         SELECT s.area_id, s.role_key, r.{label} AS role_name, r.rank, r.responsible, s.duties, s.start_date,
-               s.end_date, p.id AS person_id, p.name, p.phone, p.photo_url, p.name_public, p.phone_public,
-               p.photo_public
-        FROM assignment s JOIN person p ON p.id = s.person_id JOIN role r ON r.key = s.role_key
+               s.person_id, s.name, s.phone, s.photo_url
+        FROM {source} JOIN role r ON r.key = s.role_key
         WHERE s.area_id = ANY(:ids) AND s.period @> CAST(:day AS date)
-        ORDER BY s.area_id, r.rank, p.id
+        ORDER BY s.area_id, r.rank, s.person_id
     """), {"ids": list(area_ids), "day": day}).mappings()
     out: dict[int, list[dict]] = defaultdict(list)
     for r in rows:
-        shown = public_fields(r) if public_only else {
+        shown = {k: r[k] for k in ("name", "phone", "photo_url") if r[k]} if public_only else {
             "person_id": r["person_id"], "name": r["name"], "phone": r["phone"], "photo_url": r["photo_url"],
             "responsible": r["responsible"]}
         out[r["area_id"]].append({"role": r["role_key"], "role_name": r["role_name"], "duties": r["duties"],

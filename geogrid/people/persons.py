@@ -25,18 +25,6 @@ PERSON_FIELDS = ("ref", "name", "phone", "photo_url", "name_public", "phone_publ
 _PERSON_COLUMNS = "id, ref, name, phone, photo_url, name_public, phone_public, photo_public, notes, version, created_at"
 
 
-def public_fields(person: dict) -> dict:
-    """Only what a person allowed to be published (公示); never notes."""
-    out = {}
-    if person.get("name_public"):
-        out["name"] = person["name"]
-    if person.get("phone_public") and person.get("phone"):
-        out["phone"] = person["phone"]
-    if person.get("photo_public") and person.get("photo_url"):
-        out["photo_url"] = person["photo_url"]
-    return out
-
-
 def create_persons(session: Session, records: Sequence[dict]) -> list[dict]:
     """Insert persons, all or nothing; a duplicate ``ref`` is a 409."""
     scopes.require_role(session, "planner")

@@ -72,10 +72,8 @@ _CURRENT = """
     )"""
 
 
-def publish(session: Session, area: str, *, layer: str | None = None, note: str | None = None) -> dict:
-    """Publish ``layer``'s current areas within ``area``'s subtree (``area`` itself when it
-    is in the layer): a grid's code alone publishes that grid. Planners of the area only;
-    publications of a layer run one at a time (a transaction-scoped advisory lock)."""
+def _target(session: Session, area: str, layer: str | None):
+    """The root area and the layer of a publication, once the caller may publish there."""
     root = get_area_row(session, area)
     layer = layer or (root.layer_key if root.layer_key != ADMIN_LAYER else None)
     if layer is None:
@@ -87,21 +85,46 @@ def publish(session: Session, area: str, *, layer: str | None = None, note: str 
         raise GeogridError(f"{area} is a grid of layer {root.layer_key}, not {layer}",
                            problems=[Problem("not in this layer", field="layer")])
     scopes.require_scope(session, PUBLISHERS, [root.id], strict=False, action="publish")
-    session.execute(text("SELECT pg_advisory_xact_lock(hashtext('geogrid.publish:' || :layer))"), {"layer": layer})
-    pub_id, now = session.execute(text(
-        "INSERT INTO publication (layer_key, root_id, published_by, note) VALUES (:layer, :root, :by, :note) "
-        "RETURNING id, published_at"), {"layer": layer, "root": root.id, "by": scopes.actor(session), "note": note}).one()
-    params = {"root": root.id, "layer": layer, "now": now, "pub": pub_id}
-    diff = session.execute(text(f"""{_SUBTREE}, {_CURRENT},
+    return root, layer
+
+
+def _diff(session: Session, root_id: int, layer: str) -> list:
+    """Per area of the subtree, current or published: added, changed, withdrawn or unchanged."""
+    return session.execute(text(f"""{_SUBTREE}, {_CURRENT},
         old AS (SELECT pa.id, pa.area_id, pa.boundary_id, pa.code, pa.name, pa.level_key, pa.parent_code
                 FROM published_area pa WHERE upper_inf(pa.valid) AND pa.layer_key = :layer
                   AND pa.area_id IN (SELECT id FROM sub))
         SELECT CASE WHEN o.id IS NULL THEN 'added' WHEN c.area_id IS NULL THEN 'withdrawn'
                     WHEN (o.boundary_id, o.code, o.name, o.level_key, o.parent_code)
                          IS DISTINCT FROM (c.boundary_id, c.code, c.name, c.level_key, c.parent_code) THEN 'changed'
-                    ELSE 'unchanged' END AS kind, o.id AS old_id, coalesce(c.area_id, o.area_id) AS area_id
-        FROM cur c FULL JOIN old o ON o.area_id = c.area_id
-    """), params).all()
+                    ELSE 'unchanged' END AS kind, o.id AS old_id, coalesce(c.area_id, o.area_id) AS area_id,
+               coalesce(c.code, o.code) AS code
+        FROM cur c FULL JOIN old o ON o.area_id = c.area_id ORDER BY 4
+    """), {"root": root_id, "layer": layer}).all()
+
+
+def pending(session: Session, area: str, *, layer: str | None = None) -> dict:
+    """What :func:`publish` would change now: codes added, changed and withdrawn (planners)."""
+    root, layer = _target(session, area, layer)
+    diff = _diff(session, root.id, layer)
+    return {"area": area, "layer": layer, **{k: [r.code for r in diff if r.kind == k]
+                                            for k in ("added", "changed", "withdrawn")},
+            "unchanged": sum(r.kind == "unchanged" for r in diff)}
+
+
+def publish(session: Session, area: str, *, layer: str | None = None, note: str | None = None) -> dict:
+    """Publish ``layer``'s current areas within ``area``'s subtree (``area`` itself when it
+    is in the layer): a grid's code alone publishes that grid. Planners of the area only;
+    publications of a layer run one at a time (a transaction-scoped advisory lock)."""
+    root, layer = _target(session, area, layer)
+    session.execute(text("SELECT pg_advisory_xact_lock(hashtext('geogrid.publish:' || :layer))"), {"layer": layer})
+    # The clock after the lock, not the transaction's start (now()): a publication that
+    # waited for another one must not start its generation before that one's.
+    pub_id, now = session.execute(text(
+        "INSERT INTO publication (layer_key, root_id, published_by, note, published_at) "
+        "VALUES (:layer, :root, :by, :note, clock_timestamp()) RETURNING id, published_at"), {"layer": layer, "root": root.id, "by": scopes.actor(session), "note": note}).one()
+    params = {"root": root.id, "layer": layer, "now": now, "pub": pub_id}
+    diff = _diff(session, root.id, layer)
     counts = {k: 0 for k in ("added", "changed", "withdrawn", "unchanged")}
     for r in diff:
         counts[r.kind] += 1
@@ -129,6 +152,7 @@ def publish(session: Session, area: str, *, layer: str | None = None, note: str 
             DELETE FROM tile_cache t WHERE t.layer_key = :layer AND EXISTS (
                 SELECT 1 FROM published_area pa WHERE (pa.id = ANY(:closed) OR pa.publication_id = :pub)
                   AND pa.geom && t.env)"""), {"layer": layer, "closed": closed, "pub": pub_id})
+    _summarise(session, layer)
     out = get_publication(session, pub_id)
     audit.record(session, "publish", "publication", pub_id, None, out)
     return out
@@ -145,11 +169,16 @@ def simplify_for_tiles(session: Session, layer: str, level: str) -> int:
     if not rows:
         return 0
     geoms = shapely.from_wkb([bytes(r.g) for r in rows])
+    if not shapely.coverage_is_valid(geoms):
+        # Neighbours whose shared edges do not have the same vertices (a T-junction, a
+        # digitising slip) would be simplified apart: node them first (the copies are for
+        # display; the published boundaries stay as they are).
+        geoms = shapely.coverage_clean(geoms)
     new, dirty = {}, np.zeros(len(rows), dtype=bool)
     for b in TILE_BANDS:
         try:
             simple = shapely.coverage_simplify(geoms, tolerance(b))
-        except shapely.errors.GEOSException:  # not a coverage (overlaps): each on its own
+        except shapely.errors.GEOSException:  # cleaning failed to make a coverage: each on its own
             simple = shapely.simplify(geoms, tolerance(b), preserve_topology=True)
         simple = np.where(shapely.is_empty(simple) | ~shapely.is_valid(simple), shapely.make_valid(simple), simple)
         stored = shapely.from_wkb([None if getattr(r, f"z{b}") is None else bytes(getattr(r, f"z{b}")) for r in rows])
@@ -198,15 +227,25 @@ def list_publications(session: Session, *, layer: str | None = None, area: str |
     return [dict(r) for r in rows], total
 
 
+def _summarise(session: Session, layer: str) -> None:
+    """Refresh ``published_layer``'s row of ``layer`` (gone when nothing is published)."""
+    session.execute(text("DELETE FROM published_layer WHERE layer_key = :layer"), {"layer": layer})
+    session.execute(text("""
+        INSERT INTO published_layer (layer_key, areas, x0, y0, x1, y1, published_at, first_published_at)
+        SELECT CAST(:layer AS varchar), count(*), ST_XMin(ST_Extent(pa.geom)), ST_YMin(ST_Extent(pa.geom)),
+               ST_XMax(ST_Extent(pa.geom)), ST_YMax(ST_Extent(pa.geom)),
+               (SELECT max(published_at) FROM publication WHERE layer_key = :layer),
+               (SELECT min(published_at) FROM publication WHERE layer_key = :layer)
+        FROM published_area pa WHERE upper_inf(pa.valid) AND pa.layer_key = :layer
+        HAVING count(*) > 0"""), {"layer": layer})
+
+
 def published_layers(session: Session) -> list[dict]:
     """The layers with a current published generation, with their extent and size: the
-    collections of OGC API and the tile layers."""
+    collections of OGC API and the tile layers (one small table, refreshed by publish)."""
     rows = session.execute(text("""
-        SELECT pa.layer_key AS key, ly.name_zh, ly.name_en, count(*) AS areas,
-               ST_XMin(ST_Extent(pa.geom)) AS x0, ST_YMin(ST_Extent(pa.geom)) AS y0,
-               ST_XMax(ST_Extent(pa.geom)) AS x1, ST_YMax(ST_Extent(pa.geom)) AS y1,
-               max(lower(pa.valid)) AS published_at, min(lower(pa.valid)) AS first_published_at
-        FROM published_area pa JOIN layer ly ON ly.key = pa.layer_key
-        WHERE upper_inf(pa.valid) GROUP BY pa.layer_key, ly.name_zh, ly.name_en ORDER BY pa.layer_key = 'admin' DESC,
-              pa.layer_key""")).mappings().all()
+        SELECT pl.layer_key AS key, ly.name_zh, ly.name_en, pl.areas, pl.x0, pl.y0, pl.x1, pl.y1,
+               pl.published_at, pl.first_published_at
+        FROM published_layer pl JOIN layer ly ON ly.key = pl.layer_key
+        ORDER BY pl.layer_key = 'admin' DESC, pl.layer_key""")).mappings().all()
     return [dict(r) for r in rows]

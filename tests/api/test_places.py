@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import COUNTY, E1, E2, MTOWN, MVILLAGE, TOWN, VE, VW, W1, W2, micro_code
+from conftest import COUNTY, E1, E2, MTOWN, MVILLAGE, TOWN, VE, VW, W1, W2, micro_code, publish
 from sqlalchemy import text
 
 from geogrid.areas import places
@@ -48,6 +48,7 @@ def register(world, engine):
         household("H-2", OWN_E1, PRIVATE[1], "东村", "东村5组", "18号", phone=PRIVATE[7])
         household("H-3", OWN_GAP, PRIVATE[2], "东村", "东村5组", "19号")
         household("H-4", OWN_E1, PRIVATE[3], "东村", "东村6组", "20号", retired=True)
+    publish(engine)
     return world
 
 
@@ -127,7 +128,7 @@ def test_answers_never_carry_a_household(register, anon, engine):
         assert search(anon, q, area=COUNTY) == []
 
 
-def test_within_the_area_and_current_only(register, anon, client):
+def test_within_the_area_and_current_only(register, anon, client, engine):
     assert search(anon, "微格村") == []  # another town
     assert [r["code"] for r in search(anon, "微格村", area=COUNTY)] == [MVILLAGE]
     assert [r["code"] for r in search(anon, "微格0-0", area=MTOWN)] == [micro_code(0, 0)]
@@ -138,9 +139,11 @@ def test_within_the_area_and_current_only(register, anon, client):
     # Another net's grids are not shown on this one's map.
     assert search(anon, "环境网格") == []
     assert [r["code"] for r in search(anon, "环境网格", layer="environment")] == ["339901100101", "339901100102"]
-    # A retired grid is gone.
+    # A retired grid is shown until the next publication, then it is gone.
     retired = micro_code(9, 9)
     assert client.delete(f"/api/areas/{retired}").status_code == 204
+    assert [r["code"] for r in search(anon, "微格9-9", area=MTOWN)] == [retired]
+    publish(engine, MTOWN, ["comprehensive"])
     assert search(anon, "微格9-9", area=MTOWN) == []
     assert search(anon, retired, area=MTOWN) == []
 
@@ -164,7 +167,8 @@ def test_like_wildcards_are_literal(register, anon):
     ({"area": TOWN}, 422, "q"),
     ({"q": "村"}, 422, "area"),
 ])
-def test_bad_input_is_a_clear_4xx(world, anon, params, status, words):
+def test_bad_input_is_a_clear_4xx(world, anon, engine, params, status, words):
+    publish(engine)
     r = anon.get("/api/public/places", params=params)
     assert r.status_code == status, r.text
     assert words in r.text

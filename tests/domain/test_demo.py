@@ -13,10 +13,12 @@ from zoneinfo import ZoneInfo
 import shapely
 from sqlalchemy import text
 
+from geogrid.areas import importing, versions
 from geogrid.assessment import indicators as ind
 from geogrid.assessment import scoring
 from geogrid.db import engine as db
 from geogrid.io import demo
+from geogrid.publication import tiles
 
 TOWN = "339901100"
 # What a load writes, counted per table (reset must give the same figures again).
@@ -190,6 +192,28 @@ def _leaks(body: str, private: dict[str, set[str]]) -> list[str]:
     return [f"{kind}: {value[:30]}" for kind, values in private.items() for value in values if value in body]
 
 
+def _login(anon, tmp_path, user: str) -> dict:
+    passwords = json.loads((tmp_path / "state" / "demo-accounts.json").read_text())
+    token = anon.post("/api/token", data={"username": user, "password": passwords[user]}).json()["access_token"]
+    return {"Authorization": f"Bearer {token}"}
+
+
+def _drafts(engine, settings) -> set[str]:
+    """A new grid in VILLAGE and a new name of one of its grids, not published: the public
+    must see neither (the names are returned)."""
+    new, renamed = "未公示草稿网格", "草稿改名网格"
+    with db.transaction(engine) as session:
+        first = session.execute(text("SELECT min(code) FROM area WHERE code LIKE :v AND layer_key = 'comprehensive' "
+                                     "AND retired_at IS NULL"), {"v": VILLAGE + "%"}).scalar_one()
+        versions.update_area(session, first, settings, changes={"name": renamed})
+        hole = session.execute(text("""
+            SELECT ST_AsBinary(ST_Buffer(ST_PointOnSurface(b.geom)::geography, 15)::geometry) FROM boundary b
+            JOIN area a ON a.id = b.area_id AND upper_inf(b.valid) WHERE a.code = :c"""), {"c": first}).scalar_one()
+        importing.import_areas(session, [{"name": new, "level": "microgrid", "layer": "comprehensive",
+                                          "parent": first}], [shapely.from_wkb(bytes(hole))], settings)
+    return {new, renamed}
+
+
 def _check_register(engine, anon, settings, tmp_path):
     """The village's register agrees with the grids' typed numbers it replaces, its contact
     structure and visits are there, and no private value of it (or of the cases) reaches a
@@ -217,33 +241,49 @@ def _check_register(engine, anon, settings, tmp_path):
     assert {"immediate", "promised", "joint", "standard"} <= kinds
 
     private = _private_values(engine, tmp_path)
+    # Drafts a planner has not published: a new grid and a renamed one.
+    private["unpublished"] = _drafts(engine, settings)
     assert all(private[k] for k in ("id_number", "resident_phone", "resident_name", "household_ref", "request")), \
         {k: len(v) for k, v in private.items()}
+    with engine.connect() as conn:
+        lon, lat = conn.execute(text("SELECT ST_X(p), ST_Y(p) FROM (SELECT ST_PointOnSurface(geom) AS p "
+                                     "FROM public_area WHERE code = :c) s"), {"c": VILLAGE + "001"}).one()
+    x, y = tiles.tile_at(lon, lat, 14)
     ids = {"code": VILLAGE + "001", "receipt": receipt, "household_id": household_id, "incident_id": 1,
            "person_id": person_id or 1, "fmt": "json", "service_code": "dispute", "path": "leaflet.js",
-           "area": VILLAGE}
+           "area": VILLAGE, "collection_id": "comprehensive", "feature_id": VILLAGE + "001", "layer": "comprehensive",
+           "z": 14, "x": x, "y": y, "tile_matrix_set_id": "WebMercatorQuad", "tile_matrix": 14, "tile_row": y,
+           "tile_col": x, "publication_id": 1}
     from fastapi.routing import iter_route_contexts
 
     from api.app import create_app
 
     paths = sorted({c.path for c in iter_route_contexts(create_app(settings).routes) if "GET" in (c.methods or ())})
     assert "/api/households/{household_id}/residents" in paths and "/maps/public" in paths
-    leaks = {}
+    leaks, answered = {}, set()
     for path in paths:
-        for params in ({}, {"area": VILLAGE, "limit": 1000},
+        for params in ({}, {"area": VILLAGE, "limit": 1000}, {"limit": 10000}, {"lon": lon, "lat": lat},
                        {"q": street, "area": VILLAGE[:9], "grid": VILLAGE + "001"}):
             r = anon.get(_fill(path, ids), params=params)
             assert r.status_code < 500, (path, r.status_code)
-            if found := _leaks(r.text, private):
+            answered |= {path} if r.status_code == 200 else set()
+            # Tiles are protobuf: their strings are UTF-8 bytes among others.
+            body = r.content.decode("utf-8", "replace")
+            if found := _leaks(body, private):
                 leaks[path] = found[:3]
     assert leaks == {}
+    # The walk reached the published data: items, tiles, boards, locate, the public map.
+    assert {"/ogc/collections/{collection_id}/items", "/tiles/{layer}/{z}/{x}/{y}.mvt", "/api/locate",
+            "/maps/public", "/api/public/places", "/open311/v2/requests.{fmt}"} - answered == set()
+    # ... and the drafts are there for staff.
+    staff = anon.get("/api/grids", params={"parent": VILLAGE, "limit": 1000, "layer": "comprehensive"},
+                     headers=_login(anon, tmp_path, "demo-planner")).text
+    assert all(name in staff for name in private["unpublished"])
 
     # Staff without resident_data see cases and their places, never residents or ID numbers.
-    passwords = json.loads((tmp_path / "state" / "demo-accounts.json").read_text())
     sensitive = {k: private[k] for k in ("id_number", "resident_phone", "resident_name", "household_phone")}
     for user in ("demo-inspector", "demo-planner"):
-        token = anon.post("/api/token", data={"username": user, "password": passwords[user]}).json()["access_token"]
-        auth = {"Authorization": f"Bearer {token}"}
+        auth = _login(anon, tmp_path, user)
         for path, params in (("/api/incidents", {"limit": 1000}), ("/maps/inspector", {"area": VILLAGE}),
                              (f"/api/households/{household_id}", {}), ("/api/households", {"area": VILLAGE}),
                              ("/api/stats/export", {"area": VILLAGE, "period": f"{dt.date.today():%Y}",

@@ -37,6 +37,7 @@ from geogrid.areas import lookup, versions
 from geogrid.assessment.reports import render_pdf
 from geogrid.core import timeutil
 from geogrid.db import engine as db
+from geogrid.publication import generations
 from maps import boards
 
 pytestmark = pytest.mark.skipif(shutil.which("pdftotext") is None or shutil.which("pdfinfo") is None,
@@ -83,6 +84,9 @@ def w(world):  # noqa: F811
             "SELECT max(a.code) FROM area a JOIN area v ON v.id = a.parent_id WHERE v.code = :v "
             "AND a.layer_key = 'comprehensive' AND a.retired_at IS NULL"), {"v": RETIRED_VILLAGE}).scalar_one()
         versions.retire_area(session, world.retired_grid)
+        # The public sees these changes once a planner publishes them.
+        generations.publish(session, world.cut_grid)
+        generations.publish(session, RETIRED_VILLAGE, layer="comprehensive")
     return world
 
 
@@ -226,7 +230,7 @@ def test_bad_requests_are_clear_4xx(w):
         ({}, 422, "exactly one"),
         ({"grid": w.board_grid, "village": VILLAGE}, 422, "exactly one"),
         ({"grid": TOWN + "999999"}, 404, "not found"),
-        ({"grid": w.retired_grid}, 404, "retired"),
+        ({"grid": w.retired_grid}, 404, "not found"),  # withdrawn by the last publication
         ({"village": TOWN + "999"}, 404, "not found"),
         ({"grid": env_grid, "layer": "comprehensive"}, 422, "environment"),
         ({"grid": VILLAGE}, 422, "not a grid"),

@@ -113,10 +113,10 @@ def test_planner_scope_is_the_subtree_of_the_grant(anon, make_user, two_towns):
     for r in attempts:
         assert r.status_code == 403, r.text
         assert "planner-a may not change" in r.json()["detail"]
-    b_grids = anon.get("/api/grids", params={"parent": "339901101001"}).json()
+    b_grids = anon.get("/api/grids", headers=a, params={"parent": "339901101001"}).json()
     assert b_grids["numberMatched"] == 1 and b_grids["features"][0]["properties"]["households"] is None
-    assert anon.get("/api/areas/339901100").json()["properties"]["name"] == "甲镇"
-    assert anon.get("/api/grids", params={"parent": "339901100001"}).json()["numberMatched"] == 2
+    assert anon.get("/api/areas/339901100", headers=a).json()["properties"]["name"] == "甲镇"
+    assert anon.get("/api/grids", headers=a, params={"parent": "339901100001"}).json()["numberMatched"] == 2
 
 
 def test_audit_records_who_what_before_after(client, anon, make_user, two_towns):

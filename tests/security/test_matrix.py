@@ -219,6 +219,10 @@ class World:
         self.overdue()
         self.contacts()
         self.register()
+        # The public endpoints show what was published: every layer, once.
+        for layer in ("admin", "comprehensive", "environment"):
+            self.ids[("publication", layer)] = self.call("post", "/api/publications", 201,
+                                                         json={"area": COUNTY, "layer": layer})["id"]
 
     # -- helpers
 
@@ -609,6 +613,18 @@ def map_logout(w, caller, scope):
     return Req("POST", "/maps/logout", headers={"Cookie": f"geogrid_token={token}"} if token else {})
 
 
+def tiled(w, path: str = "") -> str:
+    """A tile URL (or the collection's tiles ``path``) of the comprehensive layer over GRID1
+    of town A, the layer published once (tiles show published layers only)."""
+    from geogrid.publication import generations, tiles
+
+    if ("published", "comprehensive") not in w.ids:
+        with db.transaction(w.engine) as session:
+            w.ids[("published", "comprehensive")] = generations.publish(session, COUNTY, layer="comprehensive")
+    x, y = tiles.tile_at(X["A"] + 0.01, 30.02, 14)
+    return path.format(layer="comprehensive", z=14, x=x, y=y)
+
+
 def asset_path() -> str:
     from geogrid.core.settings import Settings
     from maps import assets
@@ -955,6 +971,39 @@ def spec() -> dict:
         ("GET", "/open311/v2/requests.{fmt}"): Row(PUBLIC, lambda w, c, s: Req("GET", "/open311/v2/requests.xml")),
         ("GET", "/open311/v2/requests/{receipt}.{fmt}"): Row(PUBLIC, lambda w, c, s: Req(
             "GET", f"/open311/v2/requests/{w.ids[('reported', A)]['receipt']}.json")),
+        # ---- publications (公示发布): planners publish in their scope; anyone reads the list
+        ("POST", "/api/publications"): Row(PLANNER, lambda w, c, s: Req(
+            "POST", "/api/publications", json={"area": VILLAGE[_in_out(s)], "layer": "comprehensive"}),
+            ok=201, scopes=("in", "out"), kind="write", trail="audit"),
+        ("GET", "/api/publications"): Row(PUBLIC, lambda w, c, s: Req("GET", "/api/publications")),
+        ("GET", "/api/publications/pending"): Row(PLANNER, lambda w, c, s: Req(
+            "GET", "/api/publications/pending", params={"area": VILLAGE[_in_out(s)], "layer": "comprehensive"}),
+            scopes=("in", "out")),
+        ("GET", "/api/publications/{publication_id}"): Row(PUBLIC, lambda w, c, s: Req(
+            "GET", f"/api/publications/{w.ids[('publication', 'admin')]}")),
+        # ---- OGC API - Features: the published data only, open to anyone (the world's town A
+        # sanitation case is of a public category, so the cases collection has a feature)
+        ("GET", "/ogc"): Row(PUBLIC, lambda w, c, s: Req("GET", "/ogc")),
+        ("GET", "/ogc/conformance"): Row(PUBLIC, lambda w, c, s: Req("GET", "/ogc/conformance")),
+        ("GET", "/ogc/collections"): Row(PUBLIC, lambda w, c, s: Req("GET", "/ogc/collections")),
+        ("GET", "/ogc/collections/{collection_id}"): Row(PUBLIC, lambda w, c, s: Req(
+            "GET", "/ogc/collections/cases")),
+        ("GET", "/ogc/collections/{collection_id}/queryables"): Row(PUBLIC, lambda w, c, s: Req(
+            "GET", "/ogc/collections/cases/queryables")),
+        ("GET", "/ogc/collections/{collection_id}/items"): Row(PUBLIC, lambda w, c, s: Req(
+            "GET", "/ogc/collections/cases/items", params={"limit": 100})),
+        ("GET", "/ogc/collections/{collection_id}/items/{feature_id}"): Row(PUBLIC, lambda w, c, s: Req(
+            "GET", f"/ogc/collections/cases/items/{w.ids[('reported', A)]['receipt']}")),
+        # ---- vector tiles of the published layers (XYZ, TileJSON, OGC API - Tiles): anyone
+        ("GET", "/tiles/{layer}.json"): Row(PUBLIC, lambda w, c, s: Req("GET", tiled(w, "/tiles/{layer}.json"))),
+        ("GET", "/tiles/{layer}/{z}/{x}/{y}.mvt"): Row(PUBLIC, lambda w, c, s: Req(
+            "GET", tiled(w, "/tiles/{layer}/{z}/{x}/{y}.mvt"))),
+        ("GET", "/ogc/collections/{collection_id}/tiles"): Row(PUBLIC, lambda w, c, s: Req(
+            "GET", tiled(w, "/ogc/collections/{layer}/tiles"))),
+        ("GET", "/ogc/collections/{collection_id}/tiles/{tile_matrix_set_id}"): Row(PUBLIC, lambda w, c, s: Req(
+            "GET", tiled(w, "/ogc/collections/{layer}/tiles/WebMercatorQuad"))),
+        ("GET", "/ogc/collections/{collection_id}/tiles/{tile_matrix_set_id}/{tile_matrix}/{tile_row}/{tile_col}"):
+            Row(PUBLIC, lambda w, c, s: Req("GET", tiled(w, "/ogc/collections/{layer}/tiles/WebMercatorQuad/{z}/{y}/{x}"))),
         # ---- maps
         ("GET", "/maps/planner"): Row(CENTRE, lambda w, c, s: Req(
             "GET", "/maps/planner", params={"area": TOWN[_in_out(s)]}), scopes=("in", "out"),

@@ -10,6 +10,8 @@ generation at a time (MapIt's generations), and one definition of what is public
   ``geom_z8`` ... ``geom_z14``: the boundary simplified for tiles at those zooms, as one
   coverage per layer and level (shared edges simplified once: no gaps between
   neighbours at any zoom).
+- ``published_layer``: per layer with a current generation, its size and extent (what
+  every tile, TileJSON and OGC collection request asks), refreshed by each publication.
 - ``tile_cache``: vector tiles of the published layers, shared by every API process;
   rows whose tile touches a republished area are deleted by the publication.
 - ``pollution_source.public``: a source listed publicly (重点排污单位名录 and the like).
@@ -51,12 +53,13 @@ VIEWS = {
         SELECT i.receipt, i.category_key, c.name_zh AS category_zh, c.name_en AS category_en, i.state,
                i.reported_at, i.closed_at, g.code AS grid, au.code AS authority, i.geom
         FROM incident i JOIN category c ON c.key = i.category_key
-        LEFT JOIN area g ON g.id = i.grid_id LEFT JOIN area au ON au.id = i.authority_id
+        LEFT JOIN published_area g ON g.area_id = i.grid_id AND upper_inf(g.valid)
+        LEFT JOIN published_area au ON au.area_id = i.authority_id AND upper_inf(au.valid)
         WHERE c.public AND i.state <> 'void'""",
     "public_source": """
         SELECT s.id, s.name, s.kind, s.pollutants, s.permit_no, s.key_supervision, s.address,
                g.code AS grid, s.geom
-        FROM pollution_source s LEFT JOIN area g ON g.id = s.grid_id
+        FROM pollution_source s LEFT JOIN published_area g ON g.area_id = s.grid_id AND upper_inf(g.valid)
         WHERE s.public""",
 }
 
@@ -107,6 +110,24 @@ def upgrade() -> None:
     op.create_index("published_area_current_code", "published_area", ["layer_key", "code"],
                     postgresql_where=sa.text("upper_inf(valid)"))
     op.create_index("ix_published_area_publication_id", "published_area", ["publication_id"])
+    # Place search over what is published (geogrid.areas.places): names by substring
+    # (pg_trgm, migration 0012) and codes by prefix.
+    op.execute("CREATE INDEX published_area_name_trgm ON published_area USING gin (name gin_trgm_ops) "
+               "WHERE upper_inf(valid)")
+    op.execute("CREATE INDEX published_area_code_prefix ON published_area (code text_pattern_ops) "
+               "WHERE upper_inf(valid)")
+    op.create_table(
+        "published_layer",
+        sa.Column("layer_key", sa.String(32), sa.ForeignKey("layer.key", ondelete="CASCADE",
+                                                            name="published_layer_layer_key_fkey"), primary_key=True),
+        sa.Column("areas", sa.Integer, nullable=False),
+        sa.Column("x0", sa.Double, nullable=False),
+        sa.Column("y0", sa.Double, nullable=False),
+        sa.Column("x1", sa.Double, nullable=False),
+        sa.Column("y1", sa.Double, nullable=False),
+        sa.Column("published_at", sa.DateTime(True), nullable=False),
+        sa.Column("first_published_at", sa.DateTime(True), nullable=False),
+    )
     op.create_table(
         "tile_cache",
         sa.Column("layer_key", sa.String(32), nullable=False),
@@ -132,5 +153,6 @@ def downgrade() -> None:
         op.execute(f"DROP VIEW IF EXISTS {name}")
     op.drop_column("pollution_source", "public")
     op.drop_table("tile_cache")
+    op.drop_table("published_layer")
     op.drop_table("published_area")
     op.drop_table("publication")
