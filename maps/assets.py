@@ -53,6 +53,9 @@ CDN = {
         ("@geoman-io/leaflet-geoman-free@2.20.2", "dist/leaflet-geoman.min.js"),
     "https://unpkg.com/@geoman-io/leaflet-geoman-free@latest/dist/leaflet-geoman.css":
         ("@geoman-io/leaflet-geoman-free@2.20.2", "dist/leaflet-geoman.css"),
+    # folium's VectorGridProtobuf points at @latest too: the public map's vector tiles (maps/public.py).
+    "https://unpkg.com/leaflet.vectorgrid@latest/dist/Leaflet.VectorGrid.bundled.js":
+        ("leaflet.vectorgrid@1.3.0", "dist/Leaflet.VectorGrid.bundled.js"),
     "https://cdn.jsdelivr.net/npm/leaflet.fullscreen@3.0.0/Control.FullScreen.min.js":
         ("leaflet.fullscreen@3.0.0", "Control.FullScreen.js"),
     "https://cdn.jsdelivr.net/npm/leaflet.fullscreen@3.0.0/Control.FullScreen.css":

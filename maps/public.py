@@ -9,6 +9,12 @@ board in a bottom sheet (a side panel on a desktop) that the map's controls neve
 village names on the map, and a "locate me" button that needs nothing from the network.
 ``grid=CODE`` opens the page on that grid's board (the printed board's QR code links there).
 
+An area with more published grids than ``settings.tiles_above`` (a county, a province) is
+served without them: the grids (and, when they are as many, the villages) are drawn from the
+service's vector tiles (:class:`TiledLayer`, maps/static/tiles.js) and a board is asked of
+/api/locate when its grid is tapped, so the page is as small as a town's. A standalone file
+has no service: it always carries its grids.
+
 Only published, public fields reach this page: persons' fields flagged public, never
 notes, reporters or internal fields; incidents only of categories marked public, and of
 those only category, state and date.
@@ -29,7 +35,8 @@ from geogrid.core.settings import Settings
 from geogrid.db.schema import ADMIN_LAYER
 from geogrid.incidents import records
 from geogrid.people import assignments
-from maps import public_report, views
+from geogrid.publication import tiles
+from maps import assets, public_report, views
 from maps.base import (
     Cluster,
     GeoJson,
@@ -54,6 +61,8 @@ TEXTS = {
         "call": "拨打", "duties": "职责", "hotline": "监督电话", "no_persons": "暂无公示的网格员",
         "download": "下载公示牌 (PDF)", "photo": "照片", "no_photo": "暂无照片", "address": "您查找的地址",
         "grid_missing": "未找到网格 {code}：它可能已调整，请点击地图或搜索地址", "board": "网格公示牌", "colon": "：",
+        "zoom_for_grids": "放大地图以查看网格", "board_failed": "暂时无法获取网格公示信息，请稍后再试",
+        "loading": "正在查询……",
     },
     "en": {
         "hint": "Tap the map or search an address to see your grid's workers", "search": "Village, grid or address",
@@ -69,8 +78,12 @@ TEXTS = {
         "download": "Download the board (PDF)", "photo": "Photo", "no_photo": "No photo", "address": "The address you searched",
         "grid_missing": "Grid {code} was not found: it may have been redrawn; tap the map or search an address",
         "board": "Grid board", "colon": ": ",
+        "zoom_for_grids": "Zoom in to see the grids", "board_failed": "The grid's board cannot be loaded now: try again later",
+        "loading": "Loading…",
     },
 }
+# folium.plugins.VectorGridProtobuf's address of Leaflet.VectorGrid: maps/assets.py pins it.
+VECTORGRID = "https://unpkg.com/leaflet.vectorgrid@latest/dist/Leaflet.VectorGrid.bundled.js"
 BOARD_PDF = "/maps/public/board.pdf"  # the printable board (maps/boards.py, served by api/routers/maps.py)
 
 
@@ -80,40 +93,71 @@ def render(session: Session, settings: Settings, *, area: str, layer: str = "com
     board it opens on (an unknown code: the page says so and shows the whole area)."""
     t = text(lang)
     words = TEXTS["en" if lang == "en" else "zh"]
-    parent = lookup.get_area(session, area, lang=lang)
+    # The public sees what was published (geogrid.publication), never the planners' drafts.
+    parent = lookup.get_area(session, area, lang=lang, published=True)
     bounds = shapely.geometry.shape(parent["geometry"]).bounds
     m = lean(new_map(settings, bounds, lang))
-    grids = lookup.frame(session, lookup.AreaFilter(code_prefix=area, layer=layer), with_notes=False, with_ids=True)
-    villages = lookup.frame(session, lookup.AreaFilter(code_prefix=area, layer=ADMIN_LAYER), with_notes=False)
-    posts = assignments.responsible_persons(session, [int(i) for i in grids["area_id"]] if len(grids) else [],
-                                       timeutil.local_today(settings), lang, public_only=True)
-    props, strings = views.board_properties(grids.itertuples(), posts)
-    for prop, parent_code in zip(props, grids["parent"] if len(grids) else []):
-        prop["v"] = parent_code or ""  # the village: its name on the board and in search suggestions
-    if len(villages):
+    # A large area's grids come from the vector tiles (/tiles) instead of the page: a served
+    # page only (a standalone file has no service to ask).
+    tiled = not inline and published_count(session, area, layer) > settings.tiles_above
+    tiled_villages = tiled and published_count(session, area, ADMIN_LAYER) > settings.tiles_above
+    if tiled_villages:
+        villages = None
+        TiledLayer(ADMIN_LAYER, area, name=t["parents"], lang=lang,
+                   minzoom=tiles.min_zoom(session, ADMIN_LAYER)).add_to(m)
+    else:
+        villages = lookup.frame(session, lookup.AreaFilter(code_prefix=area, layer=ADMIN_LAYER, published=True),
+                                with_notes=False)
+    if villages is not None and len(villages):
         GeoJson(
             feature_collection(for_display(villages.geometry.array, settings.map_simplify_m),
                                [{"name": n} for n in villages["name"]]),
             name=t["parents"], style_function=lambda f: {"fill": False, "color": "#333", "weight": 2.5},
             interactive=False).add_to(m)
-    board = GeoJson(
-        feature_collection(for_display(grids.geometry.array, settings.map_simplify_m), props), name=t["grids"],
-        style_function=lambda f: {"color": "#2b83ba", "weight": 1, "fillColor": "#abdda4", "fillOpacity": 0.25},
-        highlight_function=lambda f: {"weight": 3, "fillOpacity": 0.45})
-    board.add_to(m)
+    board: folium.map.Layer
+    if tiled:
+        # The boards come from /api/locate when a grid is tapped (maps/static/tiles.js).
+        strings: list = []
+        board = TiledLayer(layer, area, name=t["grids"], lang=lang, minzoom=tiles.min_zoom(session, layer),
+                           hint=str(words["zoom_for_grids"]))
+        board.add_to(m)
+    else:
+        grids = lookup.frame(session, lookup.AreaFilter(code_prefix=area, layer=layer, published=True),
+                             with_notes=False, with_ids=True)
+        posts = assignments.responsible_persons(session, [int(i) for i in grids["area_id"]] if len(grids) else [],
+                                                timeutil.local_today(settings), lang, public_only=True)
+        props, strings = views.board_properties(grids.itertuples(), posts)
+        for prop, parent_code in zip(props, grids["parent"] if len(grids) else []):
+            prop["v"] = parent_code or ""  # the village: its name on the board and in search suggestions
+        board = GeoJson(
+            feature_collection(for_display(grids.geometry.array, settings.map_simplify_m), props), name=t["grids"],
+            style_function=lambda f: {"color": "#2b83ba", "weight": 1, "fillColor": "#abdda4", "fillOpacity": 0.25},
+            highlight_function=lambda f: {"weight": 3, "fillOpacity": 0.45})
+        board.add_to(m)
     title = f"{parent['properties']['name']} · {t['public_title']}"
     m.get_root().header.add_child(folium.Element(f"<style>{CSS}</style>"))
     m.add_child(Header(title, words))
     config = {"area": area, "layer": layer, "lang": lang, "api": not inline, "hotline": settings.supervision_hotline,
               "bounds": [[bounds[1], bounds[0]], [bounds[3], bounds[2]]], "grid": grid, "pdf": BOARD_PDF,
-              "villages": village_rows(villages, area)}
+              "villages": village_rows(villages, area) if villages is not None else [],
+              "tiles": tiled, "tiles_above": settings.tiles_above}
     m.add_child(Board(m, board, strings, words, config))
     m.add_child(Places(m, board))
-    m.add_child(public_report.ReportForm(m, board, session, settings, boundary=parent["geometry"], lang=lang,
+    # Tiled: a province's outline simplified for the page (the form only refuses a point far
+    # outside before asking; the service checks the point itself).
+    boundary = (shapely.geometry.mapping(for_display([shapely.geometry.shape(parent["geometry"])],
+                                                     max(settings.map_simplify_m, 50))[0]) if tiled else parent["geometry"])
+    m.add_child(public_report.ReportForm(m, board, session, settings, boundary=boundary, lang=lang,
                                           served=not inline))
     _public_incidents(session, m, area, t, lang, incidents_days)
     folium.LayerControl(collapsed=True).add_to(m)
     return page(m, settings, inline=inline, title=title, nonce=nonce)
+
+
+def published_count(session: Session, area: str, layer: str) -> int:
+    """How many published areas of ``layer`` lie in ``area`` (its code prefix): a count, no boundary read."""
+    return lookup.list_areas(session, lookup.AreaFilter(code_prefix=area, layer=layer, published=True),
+                             limit=0, offset=0)[1]
 
 
 def village_rows(villages, area: str) -> list[list]:
@@ -187,6 +231,27 @@ class Board(Script):
 
     def render(self, **kwargs):
         self.map_name, self.layer_name = self.m.get_name(), self.layer.get_name()
+        super().render(**kwargs)
+
+
+class TiledLayer(folium.elements.JSCSSMixin, folium.map.Layer):
+    """A published layer drawn from the service's vector tiles (``/tiles/{layer}/{z}/{x}/{y}.mvt``,
+    Leaflet.VectorGrid on canvas) instead of GeoJSON in the page: grids (interactive, their
+    boards asked from /api/locate) or administrative outlines. Only the areas below ``area``
+    are drawn, as on a page that carries them (``geogrid.tiledLayer``, maps/static/tiles.js)."""
+
+    _template = branca.element.Template("""
+        {% macro script(this, kwargs) %}
+        var {{ this.get_name() }} = geogrid.tiledLayer({{ this.options|tojson }});
+        {% endmacro %}""")
+
+    def __init__(self, layer: str, area: str, *, name: str, lang: str, minzoom: int, hint: str = ""):
+        super().__init__(name=name, overlay=True, control=True, show=True)
+        self.options = {"url": f"/tiles/{layer}/{{z}}/{{x}}/{{y}}.mvt", "layer": layer, "area": area,
+                        "admin": layer == ADMIN_LAYER, "minzoom": minzoom, "lang": lang, "hint": hint}
+
+    def render(self, **kwargs):
+        self.default_js = [("vectorgrid", VECTORGRID), ("geogrid-tiles.js", assets.static_url("tiles.js"))]
         super().render(**kwargs)
 
 
@@ -269,4 +334,8 @@ html, body { overscroll-behavior: none; }
 .geogrid-village-label { position: absolute; transform: translate(-50%, -50%); white-space: nowrap; font-size: 14px;
   font-weight: bold; color: #222; pointer-events: none; text-shadow: 0 0 3px #fff, 0 0 3px #fff, 0 0 2px #fff; }
 .geogrid-village-icon { pointer-events: none; }
+.geogrid-zoom-hint { position: absolute; left: 50%; top: 12px; transform: translateX(-50%); z-index: 1000;
+  max-width: calc(100% - 140px); box-sizing: border-box; padding: 8px 14px; border-radius: 18px; background: rgba(23,74,124,.9);
+  color: #fff; font-size: 15px; pointer-events: none; font-family: system-ui, -apple-system, "PingFang SC", "Microsoft YaHei", sans-serif; }
+.geogrid-zoom-hint[hidden] { display: none; }
 """

@@ -1139,6 +1139,8 @@ class PublishedLayer(Base):
     y0: Mapped[float] = mapped_column(Double(53), nullable=False)
     x1: Mapped[float] = mapped_column(Double(53), nullable=False)
     y1: Mapped[float] = mapped_column(Double(53), nullable=False)
+    min_zoom: Mapped[int] = mapped_column(SmallInteger, nullable=False,
+                                          comment="the first zoom whose tiles hold its areas (fewer than a few hundred a tile)")
     published_at: Mapped[datetime.datetime] = mapped_column(DateTime(True), nullable=False)
     first_published_at: Mapped[datetime.datetime] = mapped_column(DateTime(True), nullable=False)
 

@@ -32,6 +32,9 @@ from geogrid.core.errors import GeogridError, Problem, not_found
 from geogrid.db.schema import ADMIN_LAYER, TILE_BANDS
 
 PUBLISHERS = ("planner",)
+GRID_MIN_ZOOM = 8  # grids are a few pixels further out: grid layers start here at the earliest
+AREAS_PER_TILE = 500  # a tile holding more is too heavy to cut on demand and to draw
+SEED_MAX_ZOOM = 10  # a publication cuts the tiles up to here it changed (few, but the slowest)
 
 
 def tolerance(zoom: int) -> float:
@@ -153,6 +156,8 @@ def publish(session: Session, area: str, *, layer: str | None = None, note: str 
                 SELECT 1 FROM published_area pa WHERE (pa.id = ANY(:closed) OR pa.publication_id = :pub)
                   AND pa.geom && t.env)"""), {"layer": layer, "closed": closed, "pub": pub_id})
     _summarise(session, layer)
+    if closed or fresh:
+        _seed(session, layer, closed, pub_id)
     out = get_publication(session, pub_id)
     audit.record(session, "publish", "publication", pub_id, None, out)
     return out
@@ -227,24 +232,62 @@ def list_publications(session: Session, *, layer: str | None = None, area: str |
     return [dict(r) for r in rows], total
 
 
+def _seed(session: Session, layer: str, closed: list[int], pub_id: int) -> None:
+    """Cut the low-zoom tiles around what changed now, so that no visitor waits for them:
+    they hold the most areas each, and a publication just deleted them."""
+    from geogrid.publication import tiles  # tiles reads generations: imported here, not at the top
+
+    box = session.execute(text(
+        "SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM (SELECT ST_Extent(geom) AS e FROM published_area "
+        "WHERE id = ANY(:closed) OR publication_id = :pub) s"), {"closed": closed, "pub": pub_id}).one()
+    if box[0] is not None:
+        tiles.seed(session, layer, (box[0], box[1], box[2], box[3]), max_zoom=SEED_MAX_ZOOM)
+
+
+def min_zoom(layer: str, areas: int, extent: tuple[float, float, float, float]) -> int:
+    """The first zoom whose tiles hold a layer's areas: administrative areas from 0; a net
+    of grids from :data:`GRID_MIN_ZOOM`, or deeper for a big one, from where a tile holds
+    :data:`AREAS_PER_TILE` grids or fewer on average (below, a grid is a few pixels: a
+    province's 50,000 grids at zoom 8 would be thousands a tile, megabytes a screen).
+
+    >>> min_zoom("comprehensive", 330, (120.27, 30.17, 120.33, 30.23))
+    8
+    >>> min_zoom("comprehensive", 50_000, (118.5, 27.3, 122.7, 31.0))
+    10
+    """
+    if layer == ADMIN_LAYER:
+        return 0
+    x0, y0, x1, y1 = extent
+    for z in range(GRID_MIN_ZOOM, 15):
+        side = 360.0 / 2 ** z  # a tile's width in degrees; its height is about the same here
+        tiles = (int((x1 - x0) / side) + 1) * (int((y1 - y0) / side) + 1)
+        if areas / tiles <= AREAS_PER_TILE:
+            return z
+    return 15
+
+
 def _summarise(session: Session, layer: str) -> None:
     """Refresh ``published_layer``'s row of ``layer`` (gone when nothing is published)."""
     session.execute(text("DELETE FROM published_layer WHERE layer_key = :layer"), {"layer": layer})
+    row = session.execute(text("""
+        SELECT count(*) AS areas, ST_XMin(ST_Extent(pa.geom)) AS x0, ST_YMin(ST_Extent(pa.geom)) AS y0,
+               ST_XMax(ST_Extent(pa.geom)) AS x1, ST_YMax(ST_Extent(pa.geom)) AS y1
+        FROM published_area pa WHERE upper_inf(pa.valid) AND pa.layer_key = :layer"""), {"layer": layer}).one()
+    if not row.areas:
+        return
     session.execute(text("""
-        INSERT INTO published_layer (layer_key, areas, x0, y0, x1, y1, published_at, first_published_at)
-        SELECT CAST(:layer AS varchar), count(*), ST_XMin(ST_Extent(pa.geom)), ST_YMin(ST_Extent(pa.geom)),
-               ST_XMax(ST_Extent(pa.geom)), ST_YMax(ST_Extent(pa.geom)),
-               (SELECT max(published_at) FROM publication WHERE layer_key = :layer),
-               (SELECT min(published_at) FROM publication WHERE layer_key = :layer)
-        FROM published_area pa WHERE upper_inf(pa.valid) AND pa.layer_key = :layer
-        HAVING count(*) > 0"""), {"layer": layer})
+        INSERT INTO published_layer (layer_key, areas, x0, y0, x1, y1, min_zoom, published_at, first_published_at)
+        VALUES (CAST(:layer AS varchar), :areas, :x0, :y0, :x1, :y1, :z,
+                (SELECT max(published_at) FROM publication WHERE layer_key = :layer),
+                (SELECT min(published_at) FROM publication WHERE layer_key = :layer))"""),
+        {"layer": layer, **row._asdict(), "z": min_zoom(layer, row.areas, (row.x0, row.y0, row.x1, row.y1))})
 
 
 def published_layers(session: Session) -> list[dict]:
     """The layers with a current published generation, with their extent and size: the
     collections of OGC API and the tile layers (one small table, refreshed by publish)."""
     rows = session.execute(text("""
-        SELECT pl.layer_key AS key, ly.name_zh, ly.name_en, pl.areas, pl.x0, pl.y0, pl.x1, pl.y1,
+        SELECT pl.layer_key AS key, ly.name_zh, ly.name_en, pl.areas, pl.x0, pl.y0, pl.x1, pl.y1, pl.min_zoom,
                pl.published_at, pl.first_published_at
         FROM published_layer pl JOIN layer ly ON ly.key = pl.layer_key
         ORDER BY pl.layer_key = 'admin' DESC, pl.layer_key""")).mappings().all()

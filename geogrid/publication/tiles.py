@@ -28,14 +28,12 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from geogrid.core.errors import GeogridError, Problem
-from geogrid.db.schema import ADMIN_LAYER
 from geogrid.publication import generations
 
 MAX_ZOOM = 22
 EXTENT = 4096  # tile coordinates per side
 BUFFER = 64  # tile coordinates drawn beyond each side, so strokes do not stop at the edge
 MARGIN = BUFFER / EXTENT  # the buffer as a share of the tile (ST_TileEnvelope's margin)
-GRID_MIN_ZOOM = 8  # below, a grid is a few pixels: grid layers start here, admin areas at 0
 MEDIA_TYPE = "application/vnd.mapbox-vector-tile"
 TILE_MATRIX_SET = "WebMercatorQuad"
 TILE_MATRIX_SET_URI = "http://www.opengis.net/def/tilematrixset/OGC/1.0/WebMercatorQuad"
@@ -59,10 +57,14 @@ FIELDS = {
 }
 
 
-def min_zoom(layer: str) -> int:
-    """The first zoom with features: administrative areas from 0, grid layers from
-    :data:`GRID_MIN_ZOOM` (a lower tile of grids is empty: 204)."""
-    return 0 if layer == ADMIN_LAYER else GRID_MIN_ZOOM
+
+
+def min_zoom(session: Session, layer: str) -> int:
+    """The layer's first zoom with features (``published_layer.min_zoom``, set by each
+    publication: :func:`geogrid.publication.generations.min_zoom`); lower tiles are empty."""
+    z = session.execute(text("SELECT min_zoom FROM published_layer WHERE layer_key = :layer"),
+                        {"layer": layer}).scalar_one_or_none()
+    return generations.GRID_MIN_ZOOM if z is None else int(z)
 
 
 def check_tile(z: int, x: int, y: int, names: tuple[str, str, str] = ("z", "x", "y")) -> None:
@@ -156,25 +158,29 @@ def get_tile(session: Session, layer: str, z: int, x: int, y: int) -> Tile:
     # One round trip for a cached tile: is the layer published, the cached row, and (when
     # there is none) the lock under which a fresh tile may be cached.
     row = session.execute(text("""
-        SELECT EXISTS (SELECT 1 FROM published_area WHERE upper_inf(valid) AND layer_key = :layer) AS published,
-               c.mvt, c.etag,
-               CASE WHEN c.mvt IS NULL AND :deep
+        SELECT pl.min_zoom, c.mvt, c.etag,
+               CASE WHEN c.mvt IS NULL AND :z >= pl.min_zoom
                     THEN pg_try_advisory_xact_lock_shared(hashtext('geogrid.publish:' || :layer)) END AS locked
-        FROM (SELECT 1) one
-        LEFT JOIN tile_cache c ON c.layer_key = :layer AND c.z = :z AND c.x = :x AND c.y = :y"""),
-        {**params, "deep": z >= min_zoom(layer)}).one()
-    if not row.published:
+        FROM published_layer pl
+        LEFT JOIN tile_cache c ON c.layer_key = :layer AND c.z = :z AND c.x = :x AND c.y = :y
+        WHERE pl.layer_key = :layer"""), params).first()
+    if row is None:
         raise not_published(session, layer)
-    if z < min_zoom(layer):
+    if z < row.min_zoom:
         return Tile(b"", etag_of(b""), False)
     if row.mvt is not None:
         return Tile(bytes(row.mvt), row.etag, True)
     if not row.locked:  # a publication of this layer is running: serve, do not cache
         data = render_tile(session, layer, z, x, y)
         return Tile(data, etag_of(data), False)
+    data = _cut_and_cache(session, layer, z, x, y)
+    return Tile(data, etag_of(data), False)
+
+
+def _cut_and_cache(session: Session, layer: str, z: int, x: int, y: int) -> bytes:
     # Cut and cached in one statement (a later statement than the lock: it reads what the
     # last publication committed). Another process may have cached it meanwhile: same bytes.
-    data = bytes(session.execute(text(f"""
+    return bytes(session.execute(text(f"""
         WITH t AS ({_render_sql(z)}),
         ins AS (
             INSERT INTO tile_cache (layer_key, z, x, y, env, mvt, etag)
@@ -182,8 +188,25 @@ def get_tile(session: Session, layer: str, z: int, x: int, y: int) -> Tile:
                    t.mvt, md5(t.mvt)
             FROM t
             ON CONFLICT (layer_key, z, x, y) DO NOTHING)
-        SELECT mvt FROM t"""), params).scalar_one())
-    return Tile(data, etag_of(data), False)
+        SELECT mvt FROM t"""), {"layer": layer, "z": z, "x": x, "y": y}).scalar_one())
+
+
+def seed(session: Session, layer: str, bbox: tuple[float, float, float, float], *, max_zoom: int) -> int:
+    """Cut and cache the tiles of ``layer`` over ``bbox`` from its min zoom to ``max_zoom``
+    that the cache lacks (a publication calls it, holding the layer's lock). Returns how
+    many were cut."""
+    cut = 0
+    for z in range(min_zoom(session, layer), max_zoom + 1):
+        (xa, ya), (xb, yb) = tile_at(bbox[0], bbox[3], z), tile_at(bbox[2], bbox[1], z)
+        cached = set(session.execute(text(
+            "SELECT x, y FROM tile_cache WHERE layer_key = :layer AND z = :z AND x BETWEEN :xa AND :xb "
+            "AND y BETWEEN :ya AND :yb"), {"layer": layer, "z": z, "xa": xa, "xb": xb, "ya": ya, "yb": yb}).all())
+        for x in range(xa, xb + 1):
+            for y in range(ya, yb + 1):
+                if (x, y) not in cached:
+                    _cut_and_cache(session, layer, z, x, y)
+                    cut += 1
+    return cut
 
 
 def tile(session: Session, layer: str, z: int, x: int, y: int) -> bytes | None:
@@ -209,7 +232,7 @@ def _title(row: dict, lang: str) -> str:
 def _center(row: dict) -> list[float]:
     """The extent's centre and a zoom at which the extent fills a 256-pixel tile or so."""
     width = max(row["x1"] - row["x0"], row["y1"] - row["y0"], 1e-9)
-    zoom = max(min_zoom(row["key"]), min(MAX_ZOOM, int(math.log2(360 / width))))
+    zoom = max(row["min_zoom"], min(MAX_ZOOM, int(math.log2(360 / width))))
     return [round((row["x0"] + row["x1"]) / 2, 7), round((row["y0"] + row["y1"]) / 2, 7), zoom]
 
 
@@ -231,11 +254,11 @@ def tilejson(row: dict, tiles_url: str, lang: str = "zh") -> dict:
         "version": "1.0.0",
         "scheme": "xyz",
         "tiles": [tiles_url],
-        "minzoom": min_zoom(row["key"]),
+        "minzoom": row["min_zoom"],
         "maxzoom": MAX_ZOOM,
         "bounds": [row["x0"], row["y0"], row["x1"], row["y1"]],
         "center": _center(row),
-        "vector_layers": [{"id": row["key"], "description": described, "minzoom": min_zoom(row["key"]),
+        "vector_layers": [{"id": row["key"], "description": described, "minzoom": row["min_zoom"],
                            "maxzoom": MAX_ZOOM, "fields": fields(lang)}],
     }
 
@@ -243,7 +266,7 @@ def tilejson(row: dict, tiles_url: str, lang: str = "zh") -> dict:
 def _ogc_layer(row: dict, lang: str) -> dict:
     return {
         "id": row["key"], "title": _title(row, lang), "dataType": "vector", "geometryDimension": 2,
-        "minTileMatrix": str(min_zoom(row["key"])), "maxTileMatrix": str(MAX_ZOOM),
+        "minTileMatrix": str(row["min_zoom"]), "maxTileMatrix": str(MAX_ZOOM),
         "boundingBox": {"lowerLeft": [row["x0"], row["y0"]], "upperRight": [row["x1"], row["y1"]],
                         "crs": "http://www.opengis.net/def/crs/OGC/1.3/CRS84"},
         "propertiesSchema": {"type": "object", "required": ["code", "name", "level"], "properties": {
@@ -275,7 +298,7 @@ def ogc_tileset(row: dict, collection_url: str, lang: str = "zh") -> dict:
     return {
         "title": _title(row, lang), "dataType": "vector", "crs": WEB_MERCATOR,
         "tileMatrixSetURI": TILE_MATRIX_SET_URI,
-        "minTileMatrix": str(min_zoom(row["key"])), "maxTileMatrix": str(MAX_ZOOM),
+        "minTileMatrix": str(row["min_zoom"]), "maxTileMatrix": str(MAX_ZOOM),
         "boundingBox": {"lowerLeft": [row["x0"], row["y0"]], "upperRight": [row["x1"], row["y1"]],
                         "crs": "http://www.opengis.net/def/crs/OGC/1.3/CRS84"},
         "centerPoint": {"coordinates": _center(row)[:2], "tileMatrix": str(_center(row)[2]),

@@ -16,6 +16,10 @@
  * - window.geogridFindGrid(lat, lng): the board of the grid there (point in polygon on the
  *   page, no request), its code or null. window.geogridPicking: while true a tap on a
  *   grid opens no board (the report form is pinning a point).
+ * - geogrid.publicPage.open(layer, zoom, address): show a grid's board (tiles.js).
+ * Grids drawn from vector tiles (``grids.geogridTiles``, tiles.js): the page holds none, so
+ * the grid at a point and a grid by code are asked of the service (geogridFindGrid then
+ * gives a promise of the code) and the chosen grid is outlined by the tile layer.
  * Needs geogrid.js. */
 (function(g) {
     var NARROW = 700;  // px: below this the board is a bottom sheet, else a side panel
@@ -210,6 +214,10 @@
         var villageNames = {};
         (config.villages || []).forEach(function(v) { villageNames[v[0]] = v[1]; });
         var byCode = {}, selected = null, youAreHere = null;
+        // Drawn from vector tiles (tiles.js): the page holds no grid; the service says which.
+        var tiled = grids.geogridTiles || null;
+        // A post or duties: an index into S (the page's boards), or the text itself (tiles).
+        function str(v) { return typeof v === 'number' ? S[v] : v; }
         grids.eachLayer(function(l) { byCode[l.feature.properties.code] = l; });
 
         function photo(url) {
@@ -248,11 +256,11 @@
                 row.appendChild(photo(q[3]));
                 var info = row.appendChild(node('div'));
                 var who = info.appendChild(node('div'));
-                who.appendChild(node('span', 'geogrid-post', S[q[0]]));
+                who.appendChild(node('span', 'geogrid-post', str(q[0])));
                 who.appendChild(document.createTextNode(' '));
                 who.appendChild(node('span', 'geogrid-name', q[1]));
                 if (q[2]) info.appendChild(tel(q[2], W.call));
-                if (S[q[4]]) info.appendChild(node('div', 'geogrid-duties', W.duties + W.colon + S[q[4]]));
+                if (str(q[4])) info.appendChild(node('div', 'geogrid-duties', W.duties + W.colon + str(q[4])));
             });
             if (config.hotline) {
                 var hot = box.appendChild(node('div', 'geogrid-hotline'));
@@ -267,6 +275,7 @@
             return box;
         }
         function select(l) {
+            if (tiled) { tiled.highlight(l ? l.feature.properties.code : null); return; }
             if (selected) map.removeLayer(selected);
             selected = l ? L.geoJSON(l.feature.geometry, {interactive: false,
                 style: {color: '#d95f02', weight: 4, fill: false}}).addTo(map) : null;
@@ -274,7 +283,7 @@
         function open(l, zoom, address) {
             g.sheet.show(l.feature.properties.name, boardNode(l.feature.properties, address));
             select(l);
-            if (zoom) g.fitArea(map, l.getBounds());
+            if (zoom && l.getBounds) g.fitArea(map, l.getBounds());
         }
         document.addEventListener('geogrid-sheet', function(e) { if (e.detail === 'hide') select(null); });
         grids.eachLayer(function(l) {
@@ -285,12 +294,20 @@
             grids.eachLayer(function(l) { if (!found && g.covers(l.feature.geometry, lng, lat)) found = l; });
             return found;
         }
+        // The grid at a point, to done(layer or null): on the page, or asked (tiles).
+        function find(lat, lng, done) {
+            if (tiled) tiled.find(lat, lng).then(done); else done(gridAt(lat, lng));
+        }
         window.geogridFindGrid = function(lat, lng) {
-            var found = gridAt(lat, lng);
-            if (found) open(found, false);
-            return found ? found.feature.properties.code : null;
+            function opened(found) {
+                if (found) open(found, false);
+                return found ? found.feature.properties.code : null;
+            }
+            // Tiles: a promise of the code (the service answers).
+            return tiled ? tiled.find(lat, lng).then(opened) : opened(gridAt(lat, lng));
         };
         g.openGrid = function(code, zoom, address) {
+            if (tiled) return tiled.openGrid(code, zoom, address);
             var l = byCode[code];
             if (l) open(l, zoom, address);
             return !!l;
@@ -310,24 +327,25 @@
                 g.locateMe(map, function(latlng) {
                     if (youAreHere) map.removeLayer(youAreHere);
                     youAreHere = null;
-                    var found = gridAt(latlng.lat, latlng.lng);
-                    if (!found) {
-                        // Not a zoom onto empty grey: the whole jurisdiction, and why.
-                        g.sheet.hide();
-                        g.fitArea(map, town);
-                        g.notice(W.outside, 'error');
-                        return;
-                    }
-                    youAreHere = L.circleMarker(latlng, {radius: 8, color: '#fff', weight: 3, fillColor: '#1a73e8',
-                                                         fillOpacity: 1, interactive: false}).addTo(map);
-                    open(found, true);
+                    find(latlng.lat, latlng.lng, function(found) {
+                        if (!found) {
+                            // Not a zoom onto empty grey: the whole jurisdiction, and why.
+                            g.sheet.hide();
+                            g.fitArea(map, town);
+                            g.notice(W.outside, 'error');
+                            return;
+                        }
+                        youAreHere = L.circleMarker(latlng, {radius: 8, color: '#fff', weight: 3, fillColor: '#1a73e8',
+                                                             fillOpacity: 1, interactive: false}).addTo(map);
+                        open(found, true);
+                    });
                 });
             });
             return bar;
         }});
         new Locate().addTo(map);
         labels(map, config.villages || []);
-        g.publicPage = {map: map, grids: grids, words: W, config: config, villageNames: villageNames};
+        g.publicPage = {map: map, grids: grids, words: W, config: config, villageNames: villageNames, open: open};
         layout();
         // The whole area in the part of the map the title bar leaves free.
         g.fitArea(map, town);

@@ -165,9 +165,17 @@
             var lat = round6(latlng.lat), lng = round6(latlng.lng);
             var grid = gridAt(lat, lng);
             var inside = !!grid || g.covers(C.boundary, lng, lat);
-            state.point = {lat: lat, lng: lng, grid: grid, inside: inside};
+            var point = state.point = {lat: lat, lng: lng, grid: grid, inside: inside};
             if (marker) marker.setLatLng([lat, lng]); else if (state.picking) addMarker([lat, lng]);
             report.where(state.point);
+            // Grids drawn from vector tiles (tiles.js): the page holds none; the service says
+            // which grid holds the point (the answer for a point since moved is dropped).
+            if (grids.geogridTiles) grids.geogridTiles.at(lat, lng).then(function(found) {
+                if (state.point !== point || found.failed) return;
+                point.grid = found.entry ? found.entry.feature.properties : null;
+                point.inside = !!point.grid || found.inside;
+                report.where(point);
+            });
         }
         // 'preclick': the map hears it even when a grid's own click handler then stops the
         // click (a bound popup does); a drag of the map is no tap (Leaflet sends neither).

@@ -244,3 +244,34 @@ def test_export_for_the_public_is_the_published_generation(world, anon, client, 
     staff = client.get("/api/export", params={"layer": "comprehensive", "format": "geojson"})
     assert public.status_code == staff.status_code == 200
     assert "未公示新格" not in public.text and "未公示新格" in staff.text
+
+
+def test_a_publication_cuts_the_low_zoom_tiles_it_changed(world, client, engine):
+    """The tiles up to zoom 10 around what a publication changed are in the cache when it
+    ends (the slowest to cut: no visitor waits for them); deeper ones are cut on demand."""
+    from geogrid.publication import tiles
+
+    publish(engine, COUNTY, ["comprehensive"])
+    with engine.connect() as conn:
+        seeded = set(conn.execute(text("SELECT z, x, y FROM tile_cache WHERE layer_key = 'comprehensive'")).all())
+        first = conn.execute(text("SELECT min_zoom FROM published_layer WHERE layer_key = 'comprehensive'")).scalar_one()
+    assert first == 8  # a small layer: grids from zoom 8
+    # Every tile from zoom 8 to 10 over the published grids, and none deeper.
+    expected = set()
+    for z in range(8, 11):
+        (xa, ya), (xb, yb) = tiles.tile_at(120.0, 30.04, z), tiles.tile_at(120.13, 30.0, z)
+        expected |= {(z, x, y) for x in range(xa, xb + 1) for y in range(ya, yb + 1)}
+    assert seeded == expected
+    r = client.get("/tiles/comprehensive/{}/{}/{}.mvt".format(*sorted(expected)[0]))
+    assert r.status_code == 200 and r.headers["x-tile-cache"] == "hit"
+
+
+def test_a_big_layer_starts_at_a_deeper_zoom():
+    """A province's 50,000 grids would be thousands a tile at zoom 8: they start where a
+    tile holds 500 or fewer on average; a town's from zoom 8, administrative areas at 0."""
+    province = (118.5, 27.3, 122.7, 31.0)
+    assert generations.min_zoom("comprehensive", 50_000, province) == 10
+    assert generations.min_zoom("comprehensive", 4_000, province) == 8
+    assert generations.min_zoom("comprehensive", 5_000, province) == 9
+    assert generations.min_zoom("comprehensive", 200_000, province) == 11
+    assert generations.min_zoom("admin", 200_000, province) == 0

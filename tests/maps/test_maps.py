@@ -46,6 +46,7 @@ from geogrid.db import engine as db
 from geogrid.incidents import intake, workflow
 from geogrid.io import demo
 from geogrid.people import assignments, persons
+from geogrid.publication import generations
 
 sync_api = pytest.importorskip("playwright.sync_api")
 CHROMIUM = os.environ.get("GEOGRID_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
@@ -93,6 +94,8 @@ def _evil_county(session, settings) -> None:
     assignments.create_assignments(session, [
         {"person": "evil-1", "area": EVIL_TOWN + "001001", "role": role, "start_date": "2024-01-01", "duties": "巡查"}
         for role in ("grid_leader", "grid_worker_fulltime")])
+    for layer in ("admin", "comprehensive"):
+        generations.publish(session, "339902", layer=layer)
 
 
 @pytest.fixture(scope="module")
@@ -225,9 +228,13 @@ def feature_counts(page, kind: str) -> dict:
     return {"incidents": sum(page.evaluate(CLUSTERS_JS))}
 
 
-def grid_count(w) -> int:
-    """Comprehensive grids of the town now: the demo's 330, plus any a test drew (tests may run in any order)."""
+def grid_count(w, published: bool = False) -> int:
+    """Comprehensive grids of the town now: the demo's 330, plus any a test drew (tests may
+    run in any order); ``published``: those the public sees."""
     with db.transaction(w.engine) as session:
+        if published:
+            return session.execute(text("SELECT count(*) FROM public_area WHERE code LIKE :p "
+                                        "AND layer_key = 'comprehensive'"), {"p": TOWN + "%"}).scalar_one()
         return session.execute(text("SELECT count(*) FROM area WHERE code LIKE :p AND layer_key = 'comprehensive' "
                                     "AND retired_at IS NULL"), {"p": TOWN + "%"}).scalar_one()
 
@@ -236,7 +243,7 @@ def expected_counts(w, kind: str) -> dict:
     if kind == "planner":
         return {"grids": grid_count(w)}
     if kind == "public":
-        return {"grids": grid_count(w), "villages": w.admin_count}  # the town and its villages
+        return {"grids": grid_count(w, published=True), "villages": w.admin_count}  # the town and its villages
     return {"incidents": len(w.incidents)}  # the voided one included
 
 
@@ -617,7 +624,8 @@ def save(page, *, confirm: bool = True) -> dict:
 
 
 def history(w, code: str) -> list[dict]:
-    r = w.http.get(f"/api/grids/{code}/history")
+    """Every boundary version (staff read drafts: the public only what was published)."""
+    r = w.http.get(f"/api/grids/{code}/history", headers={"Authorization": f"Bearer {token(w, 'maps-planner')}"})
     assert r.status_code == 200
     return r.json()["features"]
 
@@ -718,7 +726,9 @@ def test_planner_creates_a_grid_with_the_draw_toolbar(world):
         new_code = detail["body"]["codes"][0]
         assert new_code.startswith(VILLAGE) and len(new_code) == 15
         assert new_code in page.locator("#geogrid-status").inner_text()
-        r = world.http.get(f"/api/grids/{new_code}")
+        # A new grid is a draft: staff see it, the public not before it is published.
+        assert world.http.get(f"/api/grids/{new_code}").status_code == 404
+        r = world.http.get(f"/api/grids/{new_code}", headers={"Authorization": f"Bearer {token(world, 'maps-planner')}"})
         assert r.status_code == 200
         props = r.json()["properties"]
         assert (props["name"], props["parent"], props["layer"], props["level"]) == (
@@ -838,7 +848,7 @@ def test_planner_save_without_edit_keeps_the_boundary(world):
         watched.close()
     with db.transaction(world.engine) as session:
         new = lookup.current_geometries(session, [code])[code]
-    assert len(world.http.get(f"/api/grids/{code}/history").json()["features"]) == 1
+    assert len(history(world, code)) == 1
     assert problems_with_code() == before
     assert shapely.get_num_coordinates(new) == shapely.get_num_coordinates(old)
     assert shapely.hausdorff_distance(new, old) < 1e-6

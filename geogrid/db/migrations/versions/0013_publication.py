@@ -125,6 +125,8 @@ def upgrade() -> None:
         sa.Column("y0", sa.Double, nullable=False),
         sa.Column("x1", sa.Double, nullable=False),
         sa.Column("y1", sa.Double, nullable=False),
+        sa.Column("min_zoom", sa.SmallInteger, nullable=False,
+                  comment="the first zoom whose tiles hold its areas (fewer than a few hundred a tile)"),
         sa.Column("published_at", sa.DateTime(True), nullable=False),
         sa.Column("first_published_at", sa.DateTime(True), nullable=False),
     )
