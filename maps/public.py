@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session
 
 from geogrid.areas import lookup
 from geogrid.core import timeutil
+from geogrid.core.errors import GeogridError
 from geogrid.core.settings import Settings
 from geogrid.db.schema import ADMIN_LAYER
 from geogrid.incidents import records
@@ -87,6 +88,21 @@ VECTORGRID = "https://unpkg.com/leaflet.vectorgrid@latest/dist/Leaflet.VectorGri
 BOARD_PDF = "/maps/public/board.pdf"  # the printable board (maps/boards.py, served by api/routers/maps.py)
 
 
+def _start(session: Session, bounds, area: str, layer: str, grid: str | None):
+    """Where a tiled page opens: on ``grid`` when it is a published grid of the area (the
+    printed board's QR code), else the whole area. Opening on the area first would load
+    its tiles before moving to the grid."""
+    if not grid or not grid.startswith(area):
+        return bounds
+    try:
+        found = lookup.get_area(session, grid, published=True)
+    except GeogridError:
+        return bounds  # the page says it was not found (board.js)
+    if found["properties"]["layer"] != layer:
+        return bounds
+    return shapely.geometry.shape(found["geometry"]).bounds
+
+
 def render(session: Session, settings: Settings, *, area: str, layer: str = "comprehensive", lang: str = "zh",
            inline: bool = True, nonce: str | None = None, incidents_days: int = 30, grid: str | None = None) -> str:
     """The page of ``area`` (a town, a county) on net ``layer``; ``grid``: the grid whose
@@ -96,10 +112,10 @@ def render(session: Session, settings: Settings, *, area: str, layer: str = "com
     # The public sees what was published (geogrid.publication), never the planners' drafts.
     parent = lookup.get_area(session, area, lang=lang, published=True)
     bounds = shapely.geometry.shape(parent["geometry"]).bounds
-    m = lean(new_map(settings, bounds, lang))
     # A large area's grids come from the vector tiles (/tiles) instead of the page: a served
     # page only (a standalone file has no service to ask).
     tiled = not inline and published_count(session, area, layer) > settings.tiles_above
+    m = lean(new_map(settings, _start(session, bounds, area, layer, grid) if tiled else bounds, lang))
     tiled_villages = tiled and published_count(session, area, ADMIN_LAYER) > settings.tiles_above
     if tiled_villages:
         villages = None
