@@ -101,6 +101,9 @@ def _check(data: dict, settings: Settings, partial: bool = False) -> list[Proble
         problems.append(Problem(f"unknown kind {data.get('kind')!r}; known: {', '.join(KINDS)}", field="kind"))
     if "risk_level" in data and data["risk_level"] not in RISK:
         problems.append(Problem(f"risk_level must be one of {', '.join(RISK)}", field="risk_level"))
+    for flag in ("key_supervision", "public"):
+        if flag in data and data[flag] is None and partial:
+            problems.append(Problem(f"{flag} must be true or false, not null", field=flag))
     if not partial or "lon" in data or "lat" in data:
         lon, lat = data.get("lon"), data.get("lat")
         x0, y0, x1, y1 = settings.extent

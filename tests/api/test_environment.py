@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 
 from conftest import ENV_E, ENV_W, TOWN, VE, W3
+from sqlalchemy import text
 
 
 def test_pollution_sources_and_patrols(world, anon, make_user):
@@ -55,3 +56,24 @@ def test_pollution_sources_and_patrols(world, anon, make_user):
     assert anon.post("/api/sources", headers=inspector, json={"name": "x", "kind": "other", "lon": 30.005,
                                                               "lat": 120.035}).status_code == 422
     assert len(anon.get("/api/sources", headers=inspector).json()["items"]) == 3
+
+
+def test_a_source_is_public_only_when_marked(world, anon, make_user, engine):
+    """``public`` (重点排污单位名录 and the like) puts a source in the public view, with its
+    public fields only; it defaults to false, and null is refused with the field named."""
+    inspector = make_user("insp-pub", ("inspector", TOWN))
+    made = [anon.post("/api/sources", headers=inspector, json={
+        "name": name, "kind": "enterprise", "lon": 120.005, "lat": 30.03, "notes": f"内部备注{name}", **extra})
+        for name, extra in (("公开化工厂", {"public": True}), ("未公开印染厂", {}))]
+    assert [r.status_code for r in made] == [201, 201]
+    assert [r.json()["public"] for r in made] == [True, False]
+    with engine.connect() as conn:
+        shown = conn.execute(text("SELECT * FROM public_source")).mappings().all()
+    assert [r["name"] for r in shown] == ["公开化工厂"]
+    assert "notes" not in shown[0] and "risk_level" not in shown[0]
+    hidden = made[1].json()["id"]
+    r = anon.patch(f"/api/sources/{hidden}", headers=inspector, json={"public": None})
+    assert r.status_code == 422 and "public" in r.text
+    assert anon.patch(f"/api/sources/{hidden}", headers=inspector, json={"public": True}).status_code == 200
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM public_source")).scalar_one() == 2
