@@ -239,12 +239,11 @@ class Collection:
 
 def resolve(session: Session, collection_id: str) -> Collection:
     """The collection ``collection_id``, or 404: a layer is a collection while it has a
-    current published generation (an index probe, no extent computed)."""
+    current published generation (``published_layer``, one row by its key)."""
     if collection_id in FIXED:
         return Collection(collection_id, collection_id)
-    found = session.execute(text(
-        "SELECT 1 FROM published_area WHERE upper_inf(valid) AND layer_key = :layer LIMIT 1"),
-        {"layer": collection_id}).first()
+    found = session.execute(text("SELECT 1 FROM published_layer WHERE layer_key = :layer"),
+                            {"layer": collection_id}).first()
     if found is None:
         raise GeogridError(f"collection {collection_id!r} not found: it is not a published layer nor one of "
                            f"{', '.join(FIXED)} (the list is at /ogc/collections)", status=404)
@@ -573,7 +572,7 @@ def items(session: Session, collection: Collection, q: ItemQuery, *, lang: str =
 
 
 COUNTS = {
-    "areas": "SELECT count(*) FROM published_area WHERE upper_inf(valid) AND layer_key = :layer",
+    "areas": "SELECT coalesce((SELECT areas FROM published_layer WHERE layer_key = :layer), 0)",
     BOARDS: "SELECT count(*) FROM published_area WHERE upper_inf(valid) AND layer_key <> :admin",
     SOURCES: "SELECT count(*) FROM public_source",
     CASES: "SELECT count(*) FROM public_case WHERE geom IS NOT NULL",
