@@ -136,6 +136,9 @@ def render(session: Session, settings: Settings, *, area: str, layer: str = "com
     if grid_layer is not None and can_edit:
         m.add_child(Editor(m, grid_layer, drawn, dock, t, settings, parent_code=area, layer=layer, lang=lang,
                            standalone=inline))
+    if can_edit and not inline:  # an exported file has no session to publish with
+        m.add_child(Publish(m, grid_layer, control, dock, t, area=area, area_name=parent["properties"]["name"],
+                            layer=layer, layer_name=layer_names.get(layer, layer), lang=lang))
     if not inline:
         m.add_child(LogoutButton(lang))
     if api:
@@ -314,6 +317,82 @@ class Editor(Script):
     def render(self, **kwargs):
         self.map_name, self.grids_name = self.m.get_name(), self.grids.get_name()
         self.drawn_name, self.dock_name = self.drawn.get_name(), self.dock.get_name()
+        super().render(**kwargs)
+
+
+# What a publication would change, outlined over the grids (dashed: changed; dotted: added).
+PUBLISH_STYLE = {
+    "changed": {"color": "#c51b7d", "weight": 3, "dashArray": "8 4", "fill": False},
+    "added": {"color": "#c51b7d", "weight": 3, "dashArray": "2 5", "fill": False},
+}
+PUBLISH_TEXTS = {
+    "zh": {
+        "title": "发布", "scope": "发布范围：{area}（{code}）· {layer}", "loading": "正在查询待发布的修改…",
+        "summary": "自上次发布以来：新增 {added} 个、修改 {changed} 个、撤销 {withdrawn} 个网格（未变 {unchanged} 个）",
+        "list_added": "新增", "list_changed": "修改", "list_withdrawn": "撤销", "more": "……另有 {n} 个",
+        "legend_changed": "待发布：修改的网格", "legend_added": "待发布：新增的网格", "overlay": "待发布的修改",
+        "last": "上次发布", "last_note": "公示说明", "never": "尚未发布过",
+        "note": "公示说明", "note_placeholder": "选填，如：2026年11月网格调整",
+        "publish": "发布", "refresh": "刷新", "nothing": "没有需要发布的修改",
+        "confirm_title": "确认发布？", "confirm_public": "发布后，公众地图、OGC 服务和矢量瓦片将显示这些网格的当前边界和名称。",
+        "confirm_yes": "确认发布", "confirm_no": "取消", "cancelled": "已取消，未发布。", "publishing": "正在发布…",
+        "published": "已发布（发布编号 {id}）：新增 {added} 个、修改 {changed} 个、撤销 {withdrawn} 个、未变 {unchanged} 个",
+        "unknown": "无法查询待发布的修改",
+        "forbidden": "无权发布：该区域不在您的规划管理范围内", "unauthorized": "登录已失效，请重新登录",
+        "not_found": "未找到该区域或图层", "conflict": "数据已被他人修改，请刷新后重试",
+        "invalid": "请求有误，未能发布", "offline": "无法连接服务，请检查网络", "failed": "发布失败",
+        "service_said": "服务返回", "sep": "：",
+    },
+    "en": {
+        "title": "Publish", "scope": "Publishes: {area} ({code}) · {layer}", "loading": "Asking what is pending…",
+        "summary": "Since the last publication: {added} added, {changed} changed, {withdrawn} withdrawn grids "
+                   "({unchanged} unchanged)",
+        "list_added": "Added", "list_changed": "Changed", "list_withdrawn": "Withdrawn", "more": "… and {n} more",
+        "legend_changed": "To publish: changed grid", "legend_added": "To publish: added grid",
+        "overlay": "Changes to publish", "last": "Last published", "last_note": "Note", "never": "Never published",
+        "note": "Note for the public", "note_placeholder": "Optional, e.g. grid changes of November 2026",
+        "publish": "Publish", "refresh": "Refresh", "nothing": "Nothing to publish",
+        "confirm_title": "Publish now?",
+        "confirm_public": "The public map, the OGC API and the vector tiles will show these grids' current "
+                          "boundaries and names.",
+        "confirm_yes": "Publish", "confirm_no": "Cancel", "cancelled": "Cancelled: nothing published.",
+        "publishing": "Publishing…",
+        "published": "Published (publication {id}): {added} added, {changed} changed, {withdrawn} withdrawn, "
+                     "{unchanged} unchanged",
+        "unknown": "Could not ask what is pending",
+        "forbidden": "Not allowed: this area is outside your planning scope",
+        "unauthorized": "Your login has expired: log in again", "not_found": "No such area or layer",
+        "conflict": "Changed by someone else meanwhile: refresh and try again",
+        "invalid": "The request was refused: nothing published", "offline": "The service cannot be reached",
+        "failed": "Publishing failed", "service_said": "The service said", "sep": ": ",
+    },
+}
+
+
+class Publish(Script):
+    """The publish panel (``geogrid.publish``, maps/static/publish.js): what publishing the
+    page's net under its area would change, outlined on the map, and the planner's button
+    that publishes it (served pages only)."""
+
+    files = ("api.js", "publish.js")
+    _template = branca.element.Template("""
+        {% macro script(this, kwargs) %}
+        var {{ this.get_name() }} = geogrid.publish({{ this.map_name }}, {{ this.grids_name }}, {{ this.control_name }},
+            {{ this.dock_name }}, geogrid.api({standalone: false, t: {{ this.t.editor|tojson }}}), {{ this.options|tojson }});
+        {% endmacro %}""")
+
+    def __init__(self, m, grids, control, dock, t, *, area: str, area_name: str, layer: str, layer_name: str,
+                 lang: str):
+        super().__init__()
+        self.m, self.grids, self.control, self.dock, self.t = m, grids, control, dock, t
+        lang = "en" if lang == "en" else "zh"
+        self.options = {"t": PUBLISH_TEXTS[lang], "lang": lang, "area": area, "areaName": area_name, "layer": layer,
+                        "layerName": layer_name, "styles": PUBLISH_STYLE}
+
+    def render(self, **kwargs):
+        self.map_name, self.control_name = self.m.get_name(), self.control.get_name()
+        self.grids_name = self.grids.get_name() if self.grids is not None else "null"
+        self.dock_name = self.dock.get_name()
         super().render(**kwargs)
 
 

@@ -253,7 +253,7 @@
                 showImpact(r.body);
                 if (dryOnly) { say(t.preview_done); return; }
                 var impact = r.body.impact;
-                var ask = impact && impact.needs_confirmation ? confirmDialog(impact.reasons || []) : Promise.resolve(true);
+                var ask = impact && impact.needs_confirmation ? geogrid.confirmDialog('geogrid-confirm', t.confirm_title, impact.reasons || [], t.confirm_yes, t.confirm_no) : Promise.resolve(true);
                 return ask.then(function(yes) {
                     if (!yes) { say(t.not_saved); fire('geogrid-saved', {status: 0, body: {cancelled: true}}); return; }
                     say(t.saving);
@@ -388,28 +388,6 @@
             back.onclick = function() { dock.open('editor'); };
             again.appendChild(saveHere); again.appendChild(back); impactBox.appendChild(again);
             dock.open('impact');
-        }
-        // A dialog of the page (window.confirm cannot be styled, translated or tested).
-        function confirmDialog(reasons) {
-            return new Promise(function(resolve) {
-                var shade = el('div'); shade.id = 'geogrid-confirm';
-                shade.setAttribute('role', 'dialog'); shade.setAttribute('aria-modal', 'true');
-                shade.style.cssText = 'position:fixed;inset:0;background:rgba(0,0,0,.35);z-index:3000;display:flex;' +
-                                      'align-items:center;justify-content:center';
-                var box = el('div'); box.style.cssText = 'background:#fff;padding:14px;border-radius:6px;max-width:min(90vw,420px);' +
-                                                         'font:13px sans-serif;max-height:80vh;overflow:auto';
-                box.appendChild(el('b', t.confirm_title));
-                var list = el('ul'); reasons.forEach(function(x) { list.appendChild(el('li', x)); }); box.appendChild(list);
-                var yes = el('button', t.confirm_yes, {type: 'button', id: 'geogrid-confirm-yes'});
-                var no = el('button', t.confirm_no, {type: 'button', id: 'geogrid-confirm-no'});
-                no.style.marginLeft = '8px';
-                box.appendChild(yes); box.appendChild(no); shade.appendChild(box);
-                document.body.appendChild(shade);
-                function done(v) { shade.remove(); resolve(v); }
-                yes.onclick = function() { done(true); };
-                no.onclick = function() { done(false); };
-                yes.focus();
-            });
         }
 
         // ------------------------------------------------------------------ after a save

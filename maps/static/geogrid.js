@@ -2,7 +2,8 @@
  * geogrid.card builds popups and tooltips as DOM nodes with textContent; geogrid.covers is
  * point in (Multi)Polygon on the page (find my grid, the report form); geogrid.esc
  * escapes what must be an HTML string (the public board); geogrid.describe gives a GeoJSON
- * layer's features their cards; geogrid.search is leaflet-search with text suggestions.
+ * layer's features their cards; geogrid.search is leaflet-search with text suggestions;
+ * geogrid.confirmDialog is the pages' one confirm dialog (the editor's, the publish panel's).
  * User data reaches the page only as JSON written by the Python side (maps/base.py). */
 (function(g) {
     function esc(s) { return String(s == null ? '' : s).replace(/[&<>"'`]/g, function(c) {
@@ -101,6 +102,33 @@
             return inRing(x, y, rings[0]) && !rings.slice(1).some(function(h) { return inRing(x, y, h); });
         });
     }
+    // A confirm dialog of the page (window.confirm cannot be styled, translated or tested):
+    // ``id`` names the dialog, its buttons are id-yes and id-no; resolves true or false.
+    function confirmDialog(id, title, lines, yesText, noText) {
+        return new Promise(function(resolve) {
+            var shade = document.createElement('div'); shade.id = id;
+            shade.setAttribute('role', 'dialog'); shade.setAttribute('aria-modal', 'true');
+            shade.style.cssText = 'position:fixed;inset:0;background:rgba(0,0,0,.35);z-index:3000;display:flex;' +
+                                  'align-items:center;justify-content:center';
+            var box = document.createElement('div');
+            box.style.cssText = 'background:#fff;padding:14px;border-radius:6px;max-width:min(90vw,420px);' +
+                                'font:13px sans-serif;max-height:80vh;overflow:auto';
+            box.appendChild(text('b', title));
+            var list = document.createElement('ul');
+            lines.forEach(function(x) { list.appendChild(text('li', x)); });
+            box.appendChild(list);
+            var yes = text('button', yesText), no = text('button', noText);
+            yes.type = no.type = 'button'; yes.id = id + '-yes'; no.id = id + '-no';
+            no.style.marginLeft = '8px';
+            box.appendChild(yes); box.appendChild(no); shade.appendChild(box);
+            document.body.appendChild(shade);
+            function done(v) { shade.remove(); resolve(v); }
+            yes.onclick = function() { done(true); };
+            no.onclick = function() { done(false); };
+            yes.focus();
+        });
+    }
+    g.confirmDialog = confirmDialog;
     g.control = control; g.zoomTitles = zoomTitles; g.covers = covers;
     g.esc = esc; g.card = card; g.describe = describe; g.searchTip = searchTip; g.search = search;
     g.popup = function(spec) { return function() { return card(spec); }; };

@@ -130,7 +130,7 @@ def test_planner_layout_has_no_overlap(w, viewport, tmp_path):
         assert all(u.startswith((w.base, "data:", "about:")) for u in watched.requests), watched.requests
         assert page.locator(".leaflet-pm-toolbar").count() > 0  # geoman's draw tools
         tabs = page.locator(".geogrid-dock-button")
-        assert tabs.count() == 5
+        assert tabs.count() == 6
         found = boxes(page)
         assert overlaps(found) == [] and inside(found, size) == [], found
         for i in range(tabs.count()):  # each panel open in turn
