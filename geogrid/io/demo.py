@@ -70,13 +70,17 @@ def load(engine: Engine, settings: Settings, out_dir: Path, *, reset: bool = Fal
                 if "area_name" in post:
                     post["area"] = named[post.pop("area_name")]
             assignments.create_assignments(session, posts)
-            # The public sees what a planner published: the demo starts with every layer published.
-            for layer in sorted(counts_by_layer(session)):
-                generations.publish(session, COUNTY, layer=layer, note="演示数据首次公示")
             if cases:
                 demo_cases.load_cases(session, settings, now=now or dt.datetime.now(dt.UTC))
                 demo_households.load_households(session, settings, out_dir / "register",
                                                 now=now or dt.datetime.now(dt.UTC))
+        # The public sees what a planner published: the demo starts with every layer published
+        # (also a demo loaded before publication existed).
+        published = session.execute(text("SELECT count(*) FROM published_area WHERE code LIKE :p"),
+                                    {"p": COUNTY + "%"}).scalar_one()
+        if not published:
+            for layer in sorted(counts_by_layer(session)):
+                generations.publish(session, COUNTY, layer=layer, note="演示数据首次公示")
         passwords = _accounts(session, settings)
         # The demo grid worker is a person too: the full-time worker of 杨家村's first grid, whose
         # day list (GET /api/me/today) shows the visits and patrols due.
