@@ -233,7 +233,8 @@ def locate(session: Session, lon: float, lat: float, *, at: dt.datetime | None, 
     """), {"lon": lon, "lat": lat, "at": at}).mappings().all()
     from geogrid.people.assignments import responsible_persons
 
-    persons = responsible_persons(session, [r["id"] for r in rows], day, lang=lang, public_only=not internal)
+    persons = responsible_persons(session, [r["id"] for r in rows], day, lang=lang, public_only=not internal,
+                                  published=published)
     out, seen = [], set()
     for r in rows:
         group = (r["layer_key"], r["level_key"])

@@ -191,15 +191,17 @@ def delete_assignment(session: Session, assignment_id: int, expected_version: in
 
 
 def responsible_persons(session: Session, area_ids: Sequence[int], day: dt.date, lang: str = "zh",
-                        *, public_only: bool = True) -> dict[int, list[dict]]:
+                        *, public_only: bool = True, published: bool = True) -> dict[int, list[dict]]:
     """The persons holding a post in each area on ``day``, by area id: for the public, the
-    view ``public_post`` (published areas, published fields only: 公示), or everything for
+    view ``public_post`` (published areas, published fields only: 公示); ``published=False``:
+    the published fields of posts in any area (staff looking at drafts); everything for
     staff views and routing (``public_only=False``)."""
     if not area_ids:
         return {}
     label = "name_en" if lang == "en" else "name_zh"
-    source = "public_post s" if public_only else (
-        "(SELECT a.*, p.name, p.phone, p.photo_url FROM assignment a JOIN person p ON p.id = a.person_id) s")
+    person = "public_person" if public_only else "person"
+    source = "public_post s" if public_only and published else (
+        f"(SELECT a.*, p.name, p.phone, p.photo_url FROM assignment a JOIN {person} p ON p.id = a.person_id) s")
     rows = session.execute(text(f"""
         SELECT s.area_id, s.role_key, r.{label} AS role_name, r.rank, r.responsible, s.duties, s.start_date,
                s.person_id, s.name, s.phone, s.photo_url

@@ -26,7 +26,27 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pytest
 import shapely
-from conftest import AREAS, COUNTY, E1, E2, ENV_E, ENV_W, MVILLAGE, MX, MY, PASSWORD, TOWN, TZ, VE, VW, W1, W2, W3, W4
+from conftest import (
+    AREAS,
+    COUNTY,
+    E1,
+    E2,
+    ENV_E,
+    ENV_W,
+    MVILLAGE,
+    MX,
+    MY,
+    PASSWORD,
+    TOWN,
+    TZ,
+    VE,
+    VW,
+    W1,
+    W2,
+    W3,
+    W4,
+    publish,
+)
 from fastapi.testclient import TestClient
 from pyproj import Geod
 from sqlalchemy import text
@@ -701,8 +721,9 @@ def test_redrawing_grids_through_the_api_does_not_move_stored_incidents(world):
 # --------------------------------------------------------------------------- 8. public intake
 
 
-def test_public_report_shows_receipt_and_status_only(anon, world):
+def test_public_report_shows_receipt_and_status_only(anon, world, engine):
     client = world
+    publish(engine)  # the public sees the grid and authority as published
     r = anon.post("/api/public/reports", json={
         "category": "sanitation", "lon": 120.004, "lat": 30.006, "description": "楼下垃圾三天没人收 SECRET-TEXT",
         "reporter": {"name": "张三", "phone": "13912345678", "email": "zhang@example.com"}})

@@ -15,7 +15,7 @@ import datetime as dt
 from zoneinfo import ZoneInfo
 
 import pytest
-from conftest import ENV_W, TOWN, VE, VW, W1, W3
+from conftest import ENV_W, TOWN, VE, VW, W1, W3, publish
 from sqlalchemy import text
 
 from geogrid.access.scopes import Grant, Principal
@@ -316,6 +316,7 @@ def test_owner_of_a_case(register, engine, settings):
 def test_cases_without_a_point_stay_off_the_maps(register, engine, settings):
     from maps import inspector, public
 
+    publish(engine)  # the public map shows the published town
     with db.transaction(engine) as session:
         take(session, settings, lon=120.014, lat=30.006)  # W4, a point
         take(session, settings, household_id=register["house"], address="PRIVATE-ADDRESS-77")

@@ -60,7 +60,7 @@ def test_map_session_saves_only_from_the_maps_own_scripts(client, town, make_use
         here = {"Origin": "http://testserver"}
 
         def patch(headers: dict, share: float = 0.2):
-            current = c.get(f"/api/grids/{code}")
+            current = client.get(f"/api/grids/{code}")  # the draft and its ETag, read by an admin
             return c.patch(f"/api/grids/{code}", headers={"If-Match": current.headers["etag"], **headers},
                            json={"geometry": shrunk(current.json()["geometry"], share), "note": "地图保存"})
 

@@ -24,7 +24,7 @@ from pathlib import Path
 import httpx
 import pytest
 import shapely
-from conftest import serve_in_thread
+from conftest import publish, serve_in_thread
 
 import maps
 from geogrid.access import accounts, scopes
@@ -99,6 +99,7 @@ def world(settings, tmp_path_factory):
                                   tmp=tmp_path_factory.mktemp("xss"))
         w.http = cleanup.enter_context(httpx.Client(base_url=w.base, timeout=120))
         _write_corpus(w)
+        publish(engine, COUNTY)  # the public pages show what is published: the hostile names too
         pw = cleanup.enter_context(sync_api.sync_playwright())
         w.browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         cleanup.callback(w.browser.close)

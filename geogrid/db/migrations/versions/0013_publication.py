@@ -16,8 +16,8 @@ generation at a time (MapIt's generations), and one definition of what is public
   rows whose tile touches a republished area are deleted by the publication.
 - ``pollution_source.public``: a source listed publicly (重点排污单位名录 and the like).
 - Views, the one definition of what is public; every public endpoint reads them:
-  ``public_area`` (the current generation), ``public_post`` (posts in published areas
-  with the persons' published fields only), ``public_case`` (cases of public categories,
+  ``public_area`` (the current generation), ``public_person`` (a person's published
+  fields only), ``public_post`` (posts in published areas, with those fields), ``public_case`` (cases of public categories,
   public fields) and ``public_source``.
 
 Revision ID: 0013
@@ -42,12 +42,14 @@ VIEWS = {
         SELECT pa.area_id, pa.code, pa.name, pa.level_key, pa.layer_key, pa.parent_code, pa.version,
                pa.area_m2, pa.geom, lower(pa.valid) AS published_at, pa.publication_id
         FROM published_area pa WHERE upper_inf(pa.valid)""",
-    "public_post": """
-        SELECT s.area_id, s.role_key, s.duties, s.start_date, s.period, p.id AS person_id,
-               CASE WHEN p.name_public THEN p.name END AS name,
+    "public_person": """
+        SELECT p.id, CASE WHEN p.name_public THEN p.name END AS name,
                CASE WHEN p.phone_public THEN p.phone END AS phone,
                CASE WHEN p.photo_public THEN p.photo_url END AS photo_url
-        FROM assignment s JOIN person p ON p.id = s.person_id
+        FROM person p""",
+    "public_post": """
+        SELECT s.area_id, s.role_key, s.duties, s.start_date, s.period, p.id AS person_id, p.name, p.phone, p.photo_url
+        FROM assignment s JOIN public_person p ON p.id = s.person_id
         WHERE EXISTS (SELECT 1 FROM published_area pa WHERE pa.area_id = s.area_id AND upper_inf(pa.valid))""",
     "public_case": """
         SELECT i.receipt, i.category_key, c.name_zh AS category_zh, c.name_en AS category_en, i.state,
