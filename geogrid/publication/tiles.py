@@ -144,8 +144,8 @@ class Tile:
 def not_published(session: Session, layer: str, what: str = "layer") -> GeogridError:
     """The 404 for a layer with no published areas, naming those that have tiles."""
     keys = session.execute(text(
-        "SELECT DISTINCT layer_key FROM published_area WHERE upper_inf(valid) ORDER BY 1")).scalars().all()
-    return GeogridError(f"{what} {layer!r} has no tiles: it is not a published layer (tiles are served for "
+        "SELECT layer_key FROM published_layer ORDER BY 1")).scalars().all()
+    return GeogridError(f"{what} {layer[:64]!r} has no tiles: it is not a published layer (tiles are served for "
                         f"{', '.join(keys) or 'none'})", status=404)
 
 
