@@ -37,6 +37,18 @@ class Settings(BaseSettings):
     state_dir: Path = Field(default_factory=_default_state_dir)
     db_name: str = "geogrid"
     db_port: int = Field(default=54329, description="Preferred port of the local cluster.")
+    replica_urls: list[str] = Field(
+        default_factory=list,
+        description="SQLAlchemy URLs of hot standbys of database_url (streaming replication). Reads that tolerate "
+        "a few seconds of lag (locate, public map, OGC, tiles, public lists) go to them; writes and a writer's own "
+        "reads go to the primary. Empty with a local cluster: its standbys (geogrid db up --replicas N).",
+    )
+    read_your_writes_s: float = Field(
+        default=5.0, ge=0, description="After a write, the same client reads from the primary this long (seconds), "
+        "so it never reads a standby that has not replayed its own write yet.")
+    replica_max_lag_s: float = Field(
+        default=30.0, ge=0, description="A standby further behind than this (seconds of replay) takes no reads "
+        "until it catches up.")
     db_system_user: str = Field(
         default="geogrid",
         description="Unprivileged system user that runs the local cluster when geogrid runs as root.",
