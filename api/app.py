@@ -86,26 +86,41 @@ class BodyLimit:
         await send({"type": "http.response.body", "body": body})
 
 
-async def _escalate_periodically(app: FastAPI) -> None:
-    """Automatic escalation by rule: overdue cases climb one level per missed time limit."""
+async def _every(seconds: float, job, what: str) -> None:
+    """Run ``job`` (blocking, in the thread pool) every ``seconds``, surviving its failures."""
     from starlette.concurrency import run_in_threadpool
 
-    from geogrid.db.engine import transaction
-    from geogrid.incidents import workflow
+    while True:
+        await asyncio.sleep(seconds)
+        try:
+            await run_in_threadpool(job)
+        except Exception:  # the loop must survive a database hiccup or a failover
+            log.exception("%s failed", what)
 
-    def once() -> list[str]:
+
+def _upkeep(app: FastAPI) -> list[asyncio.Task]:
+    """The periodic jobs every API process runs; each takes an advisory lock in PostgreSQL,
+    so with several processes on several hosts one of them does the work each time:
+    automatic escalation by rule (overdue cases climb one level per missed time limit), and
+    the catch-up of the cases' assessment facts and monthly sums."""
+    from geogrid.db.engine import transaction
+    from geogrid.incidents import steps, workflow
+
+    settings = app.state.settings
+
+    def escalate() -> None:
         with transaction(app.state.engine) as session:
             session.info["actor"] = "system:escalation"
-            return workflow.escalate_overdue(session, app.state.settings)
-
-    while True:
-        await asyncio.sleep(app.state.settings.escalation_interval_s)
-        try:
-            done = await run_in_threadpool(once)
-            if done:
+            if done := workflow.escalate_overdue(session, settings, sole_runner=True):
                 log.info("escalated %d overdue cases", len(done))
-        except Exception:  # the loop must survive a database hiccup
-            log.exception("automatic escalation failed")
+
+    def catch_up() -> None:
+        with app.state.engine.begin() as conn:
+            steps.catch_up(conn, settings.timezone, wait=False)
+
+    jobs = [(settings.escalation_interval_s, escalate, "automatic escalation"),
+            (settings.facts_interval_s, catch_up, "catch-up of the case facts")]
+    return [asyncio.create_task(_every(s, job, what)) for s, job, what in jobs if s > 0]
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -115,9 +130,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI):
         # The engine made below, not a new lookup: `geogrid serve` may have given up root,
         # and with it the right to read the local cluster's password file, since then.
-        task = asyncio.create_task(_escalate_periodically(app)) if settings.escalation_interval_s > 0 else None
+        tasks = _upkeep(app)
         yield
-        if task is not None:
+        for task in tasks:
             task.cancel()
 
     app = FastAPI(

@@ -29,6 +29,7 @@ from geogrid.access import scopes
 from geogrid.core.errors import GeogridError, Problem
 from geogrid.core.settings import Settings
 from geogrid.environment.sources import ENVIRONMENT
+from geogrid.incidents import steps
 from geogrid.incidents.states import CENTRE
 from geogrid.incidents.steps import COUNTED, SATISFACTION_SCORES
 
@@ -194,6 +195,7 @@ def indicators(session: Session, settings: Settings, *, area: str, start: dt.dat
               "satisfied": settings.satisfied_from, "env": ENVIRONMENT,
               "every": json.dumps(settings.patrol_days_by_level)}
     monthly = all(b in MONTHLY for b in by) and start.day == 1 and end.day == 1
+    steps.catch_up_before_reading(session, settings.timezone)
     cases, case_total = _case_rows(session, by, params, monthly=monthly if use_months is None else use_months)
     patrols = _patrol_rows(session, by, params) if all(b in PLACES + TIMES for b in by) else {}
     patrols_known = bool(patrols) or not by

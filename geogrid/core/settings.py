@@ -105,6 +105,9 @@ class Settings(BaseSettings):
     work_day_start: dt.time = dt.time(8, 30)
     work_day_end: dt.time = dt.time(17, 30)
     escalation_interval_s: int = Field(default=300, description="How often the service escalates overdue cases; 0: never")
+    facts_interval_s: float = Field(default=5.0, ge=0, description="How often the service folds the cases taken in "
+                                    "and moved since into the assessment facts and monthly sums (indicators also do "
+                                    "it before reading); 0: only then")
     patrol_days_by_level: dict[str, int] = Field(
         default_factory=lambda: {"county": 30, "town": 30, "village": 7, "grid": 7, "microgrid": 7},
         description="Environment grids: the longest time between two patrols, by level")

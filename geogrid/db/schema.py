@@ -1164,3 +1164,26 @@ class TileCache(Base):
     mvt: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
     etag: Mapped[str] = mapped_column(String(64), nullable=False)
     created_at: Mapped[datetime.datetime] = mapped_column(DateTime(True), nullable=False, server_default=text("now()"))
+
+
+class CaseFactStale(Base):
+    """A case whose ``case_fact`` row is behind (intake appends; ``steps.catch_up`` folds in)."""
+
+    __tablename__ = "case_fact_stale"
+    __table_args__ = (PrimaryKeyConstraint("id", name="case_fact_stale_pkey"),
+                      {"comment": "cases whose case_fact row is behind (steps.catch_up folds them in)"})
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    incident_id: Mapped[int] = mapped_column(Integer, nullable=False)
+
+
+class CaseMonthStale(Base):
+    """A (place, month) cell whose ``case_month`` sums are behind."""
+
+    __tablename__ = "case_month_stale"
+    __table_args__ = (PrimaryKeyConstraint("id", name="case_month_stale_pkey"),
+                      {"comment": "(place, month) cells whose case_month sums are behind (steps.catch_up rewrites them)"})
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    place_id: Mapped[int] = mapped_column(Integer, nullable=False)
+    month: Mapped[datetime.date] = mapped_column(Date, nullable=False)

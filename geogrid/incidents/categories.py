@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from geogrid.access import audit, scopes
 from geogrid.core.errors import GeogridError, Problem
+from geogrid.db import shared_cache
 
 EDITABLE = ("time_limits", "department", "public", "auto_escalate", "attributes")
 # Open311 GeoReport v2 attribute data types.
@@ -24,6 +25,12 @@ def categories(session: Session) -> dict[str, dict]:
     """Every category by key, in group order."""
     rows = session.execute(text("SELECT * FROM category ORDER BY group_key, key")).mappings()
     return {r["key"]: dict(r) for r in rows}
+
+
+def cached_categories(session: Session) -> dict[str, dict]:
+    """:func:`categories`, from this process's copy while no change has been notified
+    (:mod:`geogrid.db.shared_cache`): what intake reads on every request."""
+    return shared_cache.cached(session, "category", categories)
 
 
 def resolve_category(session: Session, key: str | None, problems: list[Problem], known: dict | None = None) -> dict | None:
@@ -51,6 +58,7 @@ def update_category(session: Session, key: str, changes: dict) -> dict:
     for column, value in changes.items():
         cast = "CAST(:v AS jsonb)" if column in ("time_limits", "attributes") else ":v"
         session.execute(text(f"UPDATE category SET {column} = {cast} WHERE key = :k"), {"v": value, "k": key})
+        shared_cache.written(session, "category")
     after = categories(session)[key]
     audit.record(session, "update", "category", key, before, after)
     return after
@@ -109,6 +117,7 @@ def create_category(session: Session, data: dict) -> dict:
     """), {**{k: data[k] for k in ("key", "name_zh", "name_en", "group_key", "layer_key", "department")},
            "public": bool(data.get("public")), "auto_escalate": bool(data.get("auto_escalate", True)),
            "limits": json.dumps(limits), "questions": json.dumps(questions, ensure_ascii=False)})
+    shared_cache.written(session, "category")
     after = categories(session)[data["key"]]
     audit.record(session, "create", "category", data["key"], None, after)
     return after
@@ -123,6 +132,12 @@ def request_types(session: Session) -> list[dict]:
                                                   "ORDER BY rank, key")).mappings()]
 
 
+def request_type_keys(session: Session) -> list[str]:
+    """The keys of :func:`request_types`, from this process's copy while no change has been
+    notified (intake checks them on every request)."""
+    return shared_cache.cached(session, "request_type", lambda db: [t["key"] for t in request_types(db)])
+
+
 def create_request_type(session: Session, data: dict) -> dict:
     """A county's own request type (admins only); 409 when the key is taken. Audited."""
     scopes.require_role(session, "admin")
@@ -133,6 +148,7 @@ def create_request_type(session: Session, data: dict) -> dict:
                                    field="key"))
     if problems:
         raise GeogridError("the request type was not added", problems=problems)
+    shared_cache.written(session, "request_type")
     row = session.execute(text("""
         INSERT INTO request_type (key, name_zh, name_en, rank) VALUES (:key, :name_zh, :name_en, :rank)
         ON CONFLICT (key) DO NOTHING RETURNING key, name_zh, name_en, rank

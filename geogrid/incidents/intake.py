@@ -23,26 +23,24 @@ import math
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import text
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from geogrid.access import scopes
 from geogrid.areas import lookup
 from geogrid.core.errors import GeogridError, Problem
+from geogrid.core.jsonenc import dumps_or_none
 from geogrid.core.settings import Settings
 from geogrid.db.schema import ADMIN_LAYER
 from geogrid.geo import coords
-from geogrid.incidents.categories import check_answers, resolve_category
+from geogrid.incidents.categories import cached_categories, check_answers, request_type_keys, resolve_category
 from geogrid.incidents.records import (
-    event,
-    get_incident,
-    in_reach,
     incident_values,
-    insert_incident,
+    insert_sql,
     new_receipt,
     require_case_scope,
+    select_sql,
 )
-from geogrid.incidents.states import CENTRE, HANDLERS, calendar
+from geogrid.incidents.states import CENTRE, HANDLERS, STEP_IN, TRANSITIONS, calendar
 from geogrid.people.assignments import responsible_persons
 from geogrid.people.persons import visibility
 
@@ -75,35 +73,89 @@ MAX_PROMISE = dt.timedelta(days=366)
 # --------------------------------------------------------------------------- routing
 
 
+def route_sql(at: dt.datetime | None, lang: str = "zh") -> str:
+    """The CTEs (without ``WITH``) that route a point ``:lon``, ``:lat`` of a category's net
+    ``:layer`` among the areas in force at ``at``, with the posts of ``:day``, ending in the
+    one-row relation ``route``: route_kind, grid_id, authority_id, nearest_grid,
+    responsible (the columns an incident stores), grid and authority (code, name, level,
+    layer) and summary (what the case's history keeps). No row: outside the jurisdiction.
+
+    The finest grid of the net holding the point takes it (its persons responsible); where
+    no grid holds it, a blind spot, the finest administrative area holding it (its office)
+    with the nearest grid of the net named. Per level the area whose interior holds the
+    point wins over one it only touches, then the lowest code: the same ``primary`` rule
+    as :func:`geogrid.areas.lookup.locate`."""
+    valid = lookup.valid_clause(at)
+    label = "name_en" if lang == "en" else "name_zh"
+    return f"""
+    pt AS (SELECT ST_SetSRID(ST_MakePoint(:lon, :lat), 4326) AS g),
+    hit AS (
+        SELECT a.id, a.code, a.name, a.level_key, a.layer_key, lv.rank, NOT ST_Contains(b.geom, pt.g) AS on_boundary
+        FROM area a JOIN boundary b ON b.area_id = a.id JOIN level lv ON lv.key = a.level_key CROSS JOIN pt
+        WHERE {valid} AND a.layer_key IN (:layer, '{ADMIN_LAYER}') AND ST_Covers(b.geom, pt.g)
+    ),
+    grid AS (SELECT * FROM hit WHERE layer_key = :layer ORDER BY rank DESC, on_boundary, code LIMIT 1),
+    office AS (SELECT * FROM hit WHERE layer_key = '{ADMIN_LAYER}' AND NOT EXISTS (SELECT 1 FROM grid)
+               ORDER BY rank DESC, on_boundary, code LIMIT 1),
+    place AS (SELECT *, true AS is_grid FROM grid UNION ALL SELECT *, false FROM office),
+    near AS (
+        -- The index finds candidates by distance in degrees; metres decide (a degree of
+        -- longitude is shorter than one of latitude away from the equator).
+        SELECT c.code, c.name, ST_Distance(c.geom::geography, pt.g::geography) AS m
+        FROM (SELECT a.code, a.name, b.geom FROM boundary b JOIN area a ON a.id = b.area_id CROSS JOIN pt
+              WHERE NOT EXISTS (SELECT 1 FROM grid) AND a.layer_key = :layer AND {valid}
+              ORDER BY b.geom <-> pt.g LIMIT 16) c CROSS JOIN pt
+        ORDER BY m, c.code LIMIT 1
+    ),
+    posts AS (
+        SELECT coalesce(jsonb_agg(jsonb_build_object('person_id', p.id, 'name', p.name, 'phone', p.phone,
+                                                     'role', s.role_key, 'role_name', r.{label})
+                                  ORDER BY r.rank, p.id), '[]') AS persons
+        FROM assignment s JOIN person p ON p.id = s.person_id JOIN role r ON r.key = s.role_key
+        WHERE s.area_id = (SELECT id FROM place) AND s.period @> CAST(:day AS date) AND r.responsible
+    ),
+    route AS (
+        SELECT CASE WHEN p.is_grid THEN 'grid' ELSE 'blind_spot' END AS route_kind,
+               CASE WHEN p.is_grid THEN p.id END AS grid_id, p.id AS authority_id,
+               (SELECT jsonb_build_object('code', code, 'name', name, 'distance_m', round(m::numeric, 1)) FROM near)
+                   AS nearest_grid,
+               posts.persons AS responsible,
+               CASE WHEN p.is_grid THEN jsonb_build_object('code', p.code, 'name', p.name, 'level', p.level_key,
+                                                           'layer', p.layer_key) END AS grid,
+               jsonb_build_object('code', p.code, 'name', p.name, 'level', p.level_key, 'layer', p.layer_key)
+                   AS authority,
+               jsonb_build_object('kind', CASE WHEN p.is_grid THEN 'grid' ELSE 'blind_spot' END,
+                                  'grid', CASE WHEN p.is_grid THEN p.code END, 'authority', p.code,
+                                  'nearest_grid', (SELECT jsonb_build_object('code', code, 'name', name, 'distance_m',
+                                                                             round(m::numeric, 1)) FROM near))
+                   AS summary
+        FROM place p CROSS JOIN posts
+    )"""
+
+
 def route(session: Session, lon: float, lat: float, category: dict, *, at: dt.datetime | None,
           day: dt.date, lang: str = "zh") -> dict:
-    """Where an incident at (lon, lat) of ``category`` goes (see the module docstring)."""
-    found = lookup.locate(session, lon, lat, at=at, day=day, lang=lang, internal=True)
-    layer = category["layer_key"]
-    grids = [r for r in found if r["primary"] and r["layer"] == layer]
-    admin = [r for r in found if r["primary"] and r["layer"] == ADMIN_LAYER]
-    if grids:
-        grid = grids[-1]  # locate orders by level rank: the last is the finest
-        return {"kind": "grid", "grid": _brief(grid), "authority": _brief(grid), "nearest_grid": None,
-                "grid_id": grid["id"], "authority_id": grid["id"], "responsible": snapshot(grid["persons"])}
-    if not admin:
-        raise GeogridError(f"point {lon:.7f}, {lat:.7f} is outside the jurisdiction: no area contains it",
-                           problems=[Problem("outside the jurisdiction", field="location", location=(lon, lat))])
-    authority = admin[-1]
-    # The index finds candidates by distance in degrees; metres decide (a degree of
-    # longitude is shorter than one of latitude away from the equator).
-    nearest = session.execute(text("""
-        SELECT code, name, ST_Distance(geom::geography, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)::geography) AS m
-        FROM (SELECT a.code, a.name, b.geom FROM boundary b JOIN area a ON a.id = b.area_id
-              WHERE a.layer_key = :layer AND """ + lookup.valid_clause(at) + """
-              ORDER BY b.geom <-> ST_SetSRID(ST_MakePoint(:lon, :lat), 4326) LIMIT 16) candidates
-        ORDER BY m, code LIMIT 1
-    """), {"lon": lon, "lat": lat, "layer": layer, "at": at}).first()
-    return {"kind": "blind_spot", "grid": None, "authority": _brief(authority), "grid_id": None,
-            "authority_id": authority["id"],
-            "nearest_grid": {"code": nearest.code, "name": nearest.name, "distance_m": round(nearest.m, 1)}
-            if nearest else None,
-            "responsible": snapshot(authority["persons"])}
+    """Where an incident at (lon, lat) of ``category`` goes (:func:`route_sql`); 422 outside
+    the jurisdiction."""
+    row = session.execute(text(f"WITH {route_sql(at, lang)} SELECT * FROM route"),
+                          {"lon": lon, "lat": lat, "layer": category["layer_key"], "at": at, "day": day}).mappings().first()
+    if row is None:
+        raise outside(lon, lat)
+    return _from_route_row(row)
+
+
+def outside(lon: float, lat: float) -> GeogridError:
+    """The answer for a point no area of the jurisdiction holds."""
+    return GeogridError(f"point {lon:.7f}, {lat:.7f} is outside the jurisdiction: no area contains it",
+                        problems=[Problem("outside the jurisdiction", field="location", location=(lon, lat))])
+
+
+def _from_route_row(row) -> dict:
+    nearest = row["nearest_grid"]
+    if nearest is not None:
+        nearest = {**nearest, "distance_m": float(nearest["distance_m"])}
+    return {"kind": row["route_kind"], "grid": row["grid"], "authority": row["authority"], "nearest_grid": nearest,
+            "grid_id": row["grid_id"], "authority_id": row["authority_id"], "responsible": row["responsible"]}
 
 
 def route_place(session: Session, clean: dict, *, at: dt.datetime | None, day: dt.date, lang: str = "zh") -> dict:
@@ -223,7 +275,7 @@ def validate(session: Session, data: dict, settings: Settings, now: dt.datetime,
         problems.append(Problem(f"address has {len(address)} characters; at most {MAX_ADDRESS}", field="address"))
     request_type = data.get("request_type") or None
     if request_type is not None:
-        known_types = session.execute(text("SELECT key FROM request_type ORDER BY rank, key")).scalars().all()
+        known_types = request_type_keys(session)
         if request_type not in known_types:
             problems.append(Problem(f"unknown request_type {request_type!r}; known: {', '.join(known_types)}",
                                     field="request_type"))
@@ -418,46 +470,131 @@ def intake(session: Session, data: dict, settings: Settings, *, lang: str = "zh"
     the ``public``, who share one anonymous scope. Anyone may report anywhere as the
     public (``public``, a channel of its own); staff take in cases only where they may act
     on them (the routed grid or authority in their reach). ``at`` (replays and tests) is
-    when it was received; default now."""
+    when it was received; default now.
+
+    A case placed by a point is checked in Python against the cached reference data, then
+    routed, checked against the caller's reach, stored with its first event and step, and
+    read back in ONE statement (:func:`_store`): the unique idempotency key decides
+    duplicates (``ON CONFLICT DO NOTHING``), so concurrent retries store it once. Its
+    assessment facts follow (:func:`geogrid.incidents.steps.catch_up`)."""
     now = at or dt.datetime.now(dt.UTC)
-    clean, problems = validate(session, data, settings, now, public=public)
+    clean, problems = validate(session, data, settings, now, cached_categories(session), public=public)
     key = clean["idempotency_key"]
     key_scope = idempotency_scope(session, clean["channel"])
-    if key:
-        existing = session.execute(text("SELECT receipt FROM incident WHERE idempotency_scope = :s "
-                                        "AND idempotency_key = :k"), {"s": key_scope, "k": key}).scalar()
-        if existing and (public or key_scope.endswith(":anonymous")):
-            raise GeogridError("duplicate submission: this idempotency key was used before", status=409)
-        if existing:
-            raise GeogridError(f"duplicate submission: idempotency key {key!r} was used for {existing}", status=409,
-                               extra={"receipt": existing})
     if problems:
+        if key:  # a retry of a stored case is a duplicate, whatever else is wrong with it
+            _refuse_duplicate(session, key_scope, key, public)
         raise GeogridError("incident rejected; nothing was stored", problems=problems)
     tz = ZoneInfo(settings.timezone)
     occurred = clean["occurred_at"]
-    where = route_place(session, clean, at=occurred, day=occurred.astimezone(tz).date(), lang=lang)
-    if not public:
-        place = {"grid": where["grid"] and where["grid"]["code"], "authority": where["authority"]["code"],
-                 "department": clean["category"]["department"]}
-        if not in_reach(session, place, CENTRE + HANDLERS):
-            raise GeogridError(f"{scopes.actor(session)} may not take in an incident at {place['authority']}: "
-                               "outside their scope", status=403)
-        if clean["handling"] == "immediate":
-            # Answered on the spot means the taker runs the whole case: a centre role there.
-            require_case_scope(session, {**place, "receipt": "(new)"}, CENTRE, "close at once (即办)")
+    day = occurred.astimezone(tz).date()
+    category = clean["category"]
+    params = {"layer": category["layer_key"], "at": occurred, "day": day}
+    if clean["point"]:
+        routing = route_sql(occurred, lang)
+        params.update(lon=clean["point"][0], lat=clean["point"][1])
+        where = None
+    else:  # a household or an area code: looked up first (staff only, a few a minute)
+        where = route_place(session, clean, at=occurred, day=day, lang=lang)
+        routing = """route AS (SELECT CAST(:r_kind AS varchar) AS route_kind, CAST(:r_grid_id AS int) AS grid_id,
+                                      CAST(:r_authority_id AS int) AS authority_id,
+                                      CAST(:r_nearest AS jsonb) AS nearest_grid, CAST(:r_responsible AS jsonb) AS responsible,
+                                      CAST(:r_grid AS jsonb) AS grid, CAST(:r_authority AS jsonb) AS authority,
+                                      CAST(:r_summary AS jsonb) AS summary)"""
+        params.update(r_kind=where["kind"], r_grid_id=where["grid_id"], r_authority_id=where["authority_id"],
+                      r_nearest=dumps_or_none(where["nearest_grid"]), r_responsible=dumps_or_none(where["responsible"]),
+                      r_grid=dumps_or_none(where["grid"]), r_authority=dumps_or_none(where["authority"]),
+                      r_summary=dumps_or_none(route_summary(where)))
     work = calendar(settings)
-    due = work.add(now, *clean["category"]["time_limits"]["accept"])
-    values = incident_values(clean, where, receipt=new_receipt(now, tz), reported_at=now,
+    due = work.add(now, *category["time_limits"]["accept"])
+    values = incident_values(clean, {"kind": None, "grid_id": None, "authority_id": None, "nearest_grid": None,
+                                     "responsible": None}, receipt=new_receipt(now, tz), reported_at=now,
                              key_scope=key_scope if key else None, state="reported", due=due)
-    try:
-        with session.begin_nested():
-            incident_id = insert_incident(session, values)
-    except IntegrityError:
-        raise GeogridError(f"duplicate submission: idempotency key {key!r} was just used", status=409) from None
-    event(session, incident_id, "report", None, "reported", data={"route": route_summary(where)}, work=work, at=now)
+    row = _store(session, routing, {**values, **params}, category, public=public, at=now)
+    if row["route_kind_"] is None:
+        raise outside(*clean["point"])
+    place = {"grid": row["grid_"] and row["grid_"]["code"], "authority": row["authority_"]["code"],
+             "department": category["department"]}
+    if not row["allowed_"]:
+        raise GeogridError(f"{scopes.actor(session)} may not take in an incident at {place['authority']}: "
+                           "outside their scope", status=403)
+    if row["id"] is None:  # the key was taken, by an earlier request or one committed meanwhile
+        _refuse_duplicate(session, key_scope, key, public)
+        raise GeogridError(f"duplicate submission: idempotency key {key!r} was just used", status=409)
+    case = {k: v for k, v in row.items() if not k.endswith("_")}
     if clean["handling"] == "immediate":
-        return close_at_once(session, incident_id, clean["resolution"], settings, at=now)
-    return get_incident(session, incident_id, check=False)
+        # Answered on the spot means the taker runs the whole case: a centre role there.
+        require_case_scope(session, {**place, "receipt": case["receipt"]}, CENTRE, "close at once (即办)")
+        return close_at_once(session, case["id"], clean["resolution"], settings, at=now)
+    case["allowed"] = list(TRANSITIONS[case["state"]])
+    return case
+
+
+def _store(session: Session, routing: str, params: dict, category: dict, *, public: bool,
+           at: dt.datetime) -> dict:
+    """Route (``routing``: CTEs ending in ``route``, :func:`route_sql`), check the caller's
+    reach, insert the case unless its idempotency key is taken, write its first event
+    ('report'), open its first step, mark its facts behind, and read it back: one
+    statement, one round trip. The row has the case's columns (:func:`select_sql`; ``id``
+    NULL when nothing was inserted), and the route's ``route_kind_`` (NULL: outside the
+    jurisdiction), ``grid_`` and ``authority_`` (code, name, level, layer) and ``allowed_``
+    (in the caller's reach)."""
+    reach, reach_params = _reach_sql(session, category, public=public)
+    row = session.execute(text(f"""
+        WITH {routing},
+        checked AS (SELECT route.*, {reach} AS allowed FROM route),
+        ins AS (
+            {insert_sql("checked")} WHERE checked.allowed
+            ON CONFLICT (idempotency_scope, idempotency_key) DO NOTHING
+            RETURNING *
+        ),
+        ev AS (
+            INSERT INTO incident_event (incident_id, at, actor, action, from_state, to_state, data)
+            SELECT ins.id, :event_at, :actor, 'report', NULL, 'reported', jsonb_build_object('route', checked.summary)
+            FROM ins CROSS JOIN checked
+        ),
+        step AS (
+            INSERT INTO incident_step (incident_id, step, authority_id, started_at, due_at)
+            SELECT ins.id, :first_step, ins.authority_id, :event_at, ins.due_at FROM ins
+        ),
+        behind AS (INSERT INTO case_fact_stale (incident_id) SELECT id FROM ins),
+        answer AS ({select_sql("ins")})
+        SELECT answer.*, checked.route_kind AS route_kind_, checked.grid AS grid_, checked.authority AS authority_,
+               coalesce(checked.allowed, false) AS allowed_
+        FROM (SELECT 1) one LEFT JOIN checked ON true LEFT JOIN answer ON true
+    """), {**params, **reach_params, "event_at": at, "actor": scopes.actor(session),
+           "first_step": STEP_IN["reported"]}).mappings().one()
+    return dict(row)
+
+
+def _reach_sql(session: Session, category: dict, *, public: bool) -> tuple[str, dict]:
+    """A SQL condition on ``route`` true when the caller may take a case in there
+    (:func:`geogrid.incidents.records.in_reach` for a new case: its grid or authority in
+    the subtree of a grant of a centre or handler role, or a department handler of the
+    category's department); anyone reporting as the public may report anywhere."""
+    if public:
+        return "TRUE", {}
+    roles = CENTRE + HANDLERS
+    p = scopes.principal_of(session)
+    if p is not None and any(g.role == "department_handler" and g.department == category["department"]
+                             for g in p.grants if g.role in roles):
+        return "TRUE", {}
+    area_roles = tuple(r for r in roles if r != "department_handler")
+    grid, params = scopes.scope_filter(session, area_roles, "route.grid_id", name="reach_roots")
+    authority, _ = scopes.scope_filter(session, area_roles, "route.authority_id", name="reach_roots")
+    return f"(({grid}) OR ({authority}))", params
+
+
+def _refuse_duplicate(session: Session, key_scope: str, key: str, public: bool) -> None:
+    """409 when ``key`` was used in ``key_scope`` before (naming the first receipt to an
+    account, never to the public); nothing when it was not."""
+    existing = session.execute(text("SELECT receipt FROM incident WHERE idempotency_scope = :s "
+                                    "AND idempotency_key = :k"), {"s": key_scope, "k": key}).scalar()
+    if existing and (public or key_scope.endswith(":anonymous")):
+        raise GeogridError("duplicate submission: this idempotency key was used before", status=409)
+    if existing:
+        raise GeogridError(f"duplicate submission: idempotency key {key!r} was used for {existing}", status=409,
+                           extra={"receipt": existing})
 
 
 def close_at_once(session: Session, incident_id: int, resolution: str, settings: Settings, *,

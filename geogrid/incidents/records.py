@@ -51,7 +51,10 @@ def event(session: Session, incident_id: int, action: str, from_state, to_state,
 
 # --------------------------------------------------------------------------- reading
 
-_SELECT = """
+def select_sql(source: str = "incident") -> str:
+    """The SELECT of a case as every answer shows it, from ``source`` (the table, or the
+    rows an INSERT ... RETURNING * just wrote) as ``i``."""
+    return f"""
     SELECT i.id, i.receipt, i.category_key AS category, c.name_zh AS category_zh, c.name_en AS category_en,
            i.channel, i.description, i.attributes, i.occurred_at, i.reported_at, i.media_urls, i.reporter, i.original,
            ST_X(i.geom) AS lon, ST_Y(i.geom) AS lat, i.route_kind, g.code AS grid, g.name AS grid_name,
@@ -68,11 +71,14 @@ _SELECT = """
            (SELECT pa.code FROM published_area pa WHERE pa.area_id = i.grid_id AND upper_inf(pa.valid)) AS public_grid,
            (SELECT pa.code FROM published_area pa WHERE pa.area_id = i.authority_id AND upper_inf(pa.valid))
                AS public_authority
-    FROM incident i JOIN category c ON c.key = i.category_key
+    FROM {source} i JOIN category c ON c.key = i.category_key
     LEFT JOIN area g ON g.id = i.grid_id JOIN area au ON au.id = i.authority_id
     LEFT JOIN request_type rt ON rt.key = i.request_type LEFT JOIN person op ON op.id = i.owner_person_id
     LEFT JOIN household h ON h.id = i.household_id
 """
+
+
+_SELECT = select_sql()
 
 
 def get_incident(session: Session, incident_id: int, *, check: bool = True, history: bool = False) -> dict:
@@ -220,18 +226,36 @@ def by_receipt(session: Session, receipt: str) -> dict:
 
 # --------------------------------------------------------------------------- storing
 
-_INSERT_INCIDENT = """
-    INSERT INTO incident (receipt, category_key, channel, description, occurred_at, reported_at, media_urls, reporter,
-        idempotency_key, idempotency_scope, geom, original, route_kind, grid_id, authority_id, nearest_grid,
-        responsible, department, state, closed_at, due_at, attributes, household_id, address, request_type, handling,
-        promised_at, co_departments, owner_person_id)
-    VALUES (:receipt, :category, :channel, :description, :occurred, :reported, CAST(:media AS jsonb),
-        CAST(:reporter AS jsonb), :key, :key_scope, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326), CAST(:original AS jsonb),
-        :kind, :grid_id, :authority_id, CAST(:nearest AS jsonb), CAST(:responsible AS jsonb), :department,
-        CAST(:state AS varchar), CASE WHEN CAST(:state AS varchar) IN ('closed', 'void') THEN :occurred END, :due,
-        CAST(:attributes AS jsonb), :household_id, :address, :request_type, :handling, :promised_at,
-        CAST(:co_departments AS varchar[]), :owner_person_id)
-"""
+# Each column of an incident row and the value :func:`incident_values` gives it.
+_COLUMNS = {
+    "receipt": ":receipt", "category_key": ":category", "channel": ":channel", "description": ":description",
+    "occurred_at": ":occurred", "reported_at": ":reported", "media_urls": "CAST(:media AS jsonb)",
+    "reporter": "CAST(:reporter AS jsonb)", "idempotency_key": ":key", "idempotency_scope": ":key_scope",
+    "geom": "ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)", "original": "CAST(:original AS jsonb)",
+    "route_kind": ":kind", "grid_id": ":grid_id", "authority_id": ":authority_id",
+    "nearest_grid": "CAST(:nearest AS jsonb)", "responsible": "CAST(:responsible AS jsonb)",
+    "department": ":department", "state": "CAST(:state AS varchar)",
+    "closed_at": "CASE WHEN CAST(:state AS varchar) IN ('closed', 'void') THEN :occurred END", "due_at": ":due",
+    "attributes": "CAST(:attributes AS jsonb)", "household_id": ":household_id", "address": ":address",
+    "request_type": ":request_type", "handling": ":handling", "promised_at": ":promised_at",
+    "co_departments": "CAST(:co_departments AS varchar[])", "owner_person_id": ":owner_person_id",
+}
+# The columns a route gives (see geogrid.incidents.intake.route).
+ROUTE_COLUMNS = ("route_kind", "grid_id", "authority_id", "nearest_grid", "responsible")
+
+
+def insert_sql(route_from: str | None = None) -> str:
+    """The INSERT of an incident row (:func:`incident_values`); with ``route_from`` (a
+    relation with the :data:`ROUTE_COLUMNS`) the route's columns come from it, the rest
+    from the parameters: intake routes and inserts in one statement."""
+    values = {k: (f"{route_from}.{k}" if route_from and k in ROUTE_COLUMNS else v) for k, v in _COLUMNS.items()}
+    head = f"INSERT INTO incident ({', '.join(values)}) "
+    if route_from:
+        return head + f"SELECT {', '.join(values.values())} FROM {route_from}"
+    return head + f"VALUES ({', '.join(values.values())})"
+
+
+_INSERT_INCIDENT = insert_sql()
 
 
 def new_receipt(moment: dt.datetime, tz: ZoneInfo) -> str:

@@ -9,10 +9,12 @@ whom, and the working time it took. Nothing is cleared when a case moves on or c
 ``case_fact`` holds one narrow row per case with what the indicators count (where it
 happened, the grid workers then in post, accepted, closed, late steps, escalations,
 handling time, satisfaction), and ``case_month`` their sums per place and local month (a
-county's year is 60,000 such rows instead of a million cases). :func:`advance` keeps all
-three after every event of a case; it is called by
+county's year is 60,000 such rows instead of a million cases). :func:`advance` keeps the
+steps and the facts after every event of a case; it is called by
 :func:`geogrid.incidents.records.event`, the one writer of a case's history, so no path
-through the workflow can skip it.
+through the workflow can skip it. Intake, the one hot path, only marks its new case as
+behind; the monthly sums are rewritten by :func:`catch_up`, one runner at a time, from
+the marks every writer leaves (readers of the indicators call it first).
 """
 
 from __future__ import annotations
@@ -108,58 +110,98 @@ def open_imported(db: Any, incident_ids: list[int], tz: str) -> None:
     refresh_facts(db, incident_ids, tz)
 
 
-def refresh_facts(db: Any, incident_ids: list[int], tz: str) -> None:
+def refresh_facts(db: Any, incident_ids: list[int], tz: str, *, mark: bool = True) -> None:
     """Write the ``case_fact`` rows of these cases from the cases and their steps and events
-    (days are local days in time zone ``tz``), and the monthly sums of the places and months
-    they were and are counted in."""
-    cells = _cells(db, incident_ids)  # where they were counted until now
-    written = db.execute(text("""
-        INSERT INTO case_fact AS f (incident_id, reported_at, reported_day, place_id, category_key, department, channel, worker_ids,
-                                    state, accepted, closed_at, voided, parked, escalations, late_steps, due_at,
-                                    handling_hours, satisfaction)
-        SELECT i.id, i.reported_at, (i.reported_at AT TIME ZONE :tz)::date,
-               coalesce(i.grid_id, CASE WHEN i.escalation_level = 0 THEN i.authority_id END,
-                        (SELECT s.authority_id FROM incident_step s WHERE s.incident_id = i.id ORDER BY s.id LIMIT 1),
-                        i.authority_id),
-               i.category_key, i.department, i.channel,
-               coalesce((SELECT array_agg(DISTINCT (p->>'person_id')::int) FROM jsonb_array_elements(i.responsible) p
-                         WHERE starts_with(p->>'role', 'grid_worker') AND p->>'person_id' IS NOT NULL), '{}'),
-               i.state,
-               coalesce(st.accept_done, i.state NOT IN ('reported', 'void') AND NOT coalesce(st.has_accept, false)),
-               CASE WHEN i.state = 'closed' THEN i.closed_at END,
-               i.state = 'void',
-               i.state = 'parked' OR coalesce(st.parked, false),
-               (SELECT count(*) FROM incident_event e WHERE e.incident_id = i.id AND e.action = 'escalate'),
-               coalesce(st.late, 0),
-               CASE WHEN i.state NOT IN ('closed', 'void', 'parked') THEN i.due_at END,
-               CASE WHEN i.state = 'closed' THEN coalesce(st.hours, 0) END,
-               i.satisfaction
-        FROM incident i
-        LEFT JOIN LATERAL (
-            SELECT bool_or(s.step = 'accept' AND s.outcome = 'done') AS accept_done,
-                   bool_or(s.step = 'accept') AS has_accept,
-                   bool_or(s.outcome = 'parked') AS parked,
-                   count(*) FILTER (WHERE s.late) AS late,
-                   sum(s.working_hours) AS hours
-            FROM incident_step s WHERE s.incident_id = i.id
-        ) st ON true
-        WHERE i.id = ANY(:ids)
-        ON CONFLICT (incident_id) DO UPDATE SET
-            reported_at = EXCLUDED.reported_at, reported_day = EXCLUDED.reported_day, place_id = EXCLUDED.place_id, category_key = EXCLUDED.category_key,
-            department = EXCLUDED.department, channel = EXCLUDED.channel, worker_ids = EXCLUDED.worker_ids,
-            state = EXCLUDED.state, accepted = EXCLUDED.accepted, closed_at = EXCLUDED.closed_at,
-            voided = EXCLUDED.voided, parked = EXCLUDED.parked, escalations = EXCLUDED.escalations,
-            late_steps = EXCLUDED.late_steps, due_at = EXCLUDED.due_at, handling_hours = EXCLUDED.handling_hours,
-            satisfaction = EXCLUDED.satisfaction
-        RETURNING place_id, date_trunc('month', reported_day)::date AS month
+    (days are local days in time zone ``tz``), in one statement, and mark the (place, month)
+    cells they were and are counted in as behind (``case_month_stale``): :func:`catch_up`
+    rewrites those sums, one runner at a time, so that two writers of one cell never race.
+    ``mark=False`` leaves the sums to the caller (:func:`rebuild` writes them all)."""
+    db.execute(text(f"""
+        WITH before AS (  -- the statement's snapshot: where they were counted until now
+            SELECT place_id, date_trunc('month', reported_day)::date AS month FROM case_fact
+            WHERE incident_id = ANY(:ids)
+        ), written AS (
+            INSERT INTO case_fact AS f (incident_id, reported_at, reported_day, place_id, category_key, department, channel,
+                                        worker_ids, state, accepted, closed_at, voided, parked, escalations, late_steps,
+                                        due_at, handling_hours, satisfaction)
+            SELECT i.id, i.reported_at, (i.reported_at AT TIME ZONE :tz)::date,
+                   coalesce(i.grid_id, CASE WHEN i.escalation_level = 0 THEN i.authority_id END,
+                            (SELECT s.authority_id FROM incident_step s WHERE s.incident_id = i.id ORDER BY s.id LIMIT 1),
+                            i.authority_id),
+                   i.category_key, i.department, i.channel,
+                   coalesce((SELECT array_agg(DISTINCT (p->>'person_id')::int) FROM jsonb_array_elements(i.responsible) p
+                             WHERE starts_with(p->>'role', 'grid_worker') AND p->>'person_id' IS NOT NULL), '{{}}'),
+                   i.state,
+                   coalesce(st.accept_done, i.state NOT IN ('reported', 'void') AND NOT coalesce(st.has_accept, false)),
+                   CASE WHEN i.state = 'closed' THEN i.closed_at END,
+                   i.state = 'void',
+                   i.state = 'parked' OR coalesce(st.parked, false),
+                   (SELECT count(*) FROM incident_event e WHERE e.incident_id = i.id AND e.action = 'escalate'),
+                   coalesce(st.late, 0),
+                   CASE WHEN i.state NOT IN ('closed', 'void', 'parked') THEN i.due_at END,
+                   CASE WHEN i.state = 'closed' THEN coalesce(st.hours, 0) END,
+                   i.satisfaction
+            FROM incident i
+            LEFT JOIN LATERAL (
+                SELECT bool_or(s.step = 'accept' AND s.outcome = 'done') AS accept_done,
+                       bool_or(s.step = 'accept') AS has_accept,
+                       bool_or(s.outcome = 'parked') AS parked,
+                       count(*) FILTER (WHERE s.late) AS late,
+                       sum(s.working_hours) AS hours
+                FROM incident_step s WHERE s.incident_id = i.id
+            ) st ON true
+            WHERE i.id = ANY(:ids)
+            ON CONFLICT (incident_id) DO UPDATE SET
+                reported_at = EXCLUDED.reported_at, reported_day = EXCLUDED.reported_day, place_id = EXCLUDED.place_id,
+                category_key = EXCLUDED.category_key, department = EXCLUDED.department, channel = EXCLUDED.channel,
+                worker_ids = EXCLUDED.worker_ids, state = EXCLUDED.state, accepted = EXCLUDED.accepted,
+                closed_at = EXCLUDED.closed_at, voided = EXCLUDED.voided, parked = EXCLUDED.parked,
+                escalations = EXCLUDED.escalations, late_steps = EXCLUDED.late_steps, due_at = EXCLUDED.due_at,
+                handling_hours = EXCLUDED.handling_hours, satisfaction = EXCLUDED.satisfaction
+            RETURNING place_id, date_trunc('month', reported_day)::date AS month
+        )
+        {"INSERT INTO case_month_stale (place_id, month)" if mark else ""}
+        SELECT place_id, month FROM before UNION SELECT place_id, month FROM written
     """), {"ids": list(incident_ids), "tz": tz})
-    refresh_months(db, cells | {(r.place_id, r.month) for r in written})
 
 
-def _cells(db: Any, incident_ids: list[int]) -> set[tuple[int, dt.date]]:
-    return {(r.place_id, r.month) for r in db.execute(text(
-        "SELECT DISTINCT place_id, date_trunc('month', reported_day)::date AS month FROM case_fact "
-        "WHERE incident_id = ANY(:ids)"), {"ids": list(incident_ids)})}
+# One runner at a time folds the stale marks in, on any host (an arbitrary fixed key).
+CATCH_UP_LOCK = 0x6767_6361_7463_6801 & 0x7FFF_FFFF_FFFF_FFFF
+
+
+def catch_up(db: Any, tz: str, *, wait: bool = True) -> tuple[int, int]:
+    """Bring ``case_fact`` and ``case_month`` up to date: the facts of the cases marked
+    behind (``case_fact_stale``: intake marks every new case), then the sums of the cells
+    marked behind (``case_month_stale``). One runner at a time across every process (a
+    transaction-level advisory lock); ``wait=False`` returns (0, 0) at once when another
+    runner holds it. The marks are taken with the rows committed before them, so a case
+    committed later leaves its own mark for the next run. Returns (cases, cells) done.
+
+    Call it in its own transaction before reading the facts (indicators do)."""
+    if wait:
+        db.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": CATCH_UP_LOCK})
+    elif not db.execute(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": CATCH_UP_LOCK}).scalar():
+        return 0, 0
+    cases = sorted(set(db.execute(text("DELETE FROM case_fact_stale RETURNING incident_id")).scalars()))
+    if cases:
+        refresh_facts(db, cases, tz)
+    cells = {(r.place_id, r.month) for r in db.execute(text("DELETE FROM case_month_stale RETURNING place_id, month"))}
+    refresh_months(db, cells)
+    return len(cases), len(cells)
+
+
+def catch_up_before_reading(session: Any, tz: str) -> None:
+    """:func:`catch_up` before facts are read: in a transaction of its own, committed at
+    once (a reader's request may be long and never commits), when the session is on an
+    engine; else (a session on one connection, as in bulk jobs) in the session's own."""
+    from sqlalchemy import Engine
+
+    bind = session.get_bind()
+    if isinstance(bind, Engine):
+        with bind.begin() as conn:
+            catch_up(conn, tz)
+    else:
+        catch_up(session, tz)
 
 
 def month_sums_sql(where: str) -> str:
@@ -249,7 +291,9 @@ def rebuild(db: Any, work: WorkCalendar) -> int:
     db.execute(text("DELETE FROM case_fact"))
     db.execute(text("DELETE FROM case_month"))
     if cases:
-        refresh_facts(db, [c.id for c in cases], work.tz.key)
+        # Every cell at once (migration 0009 runs this before the stale marks existed).
+        refresh_facts(db, [c.id for c in cases], work.tz.key, mark=False)
+        db.execute(text(f"INSERT INTO case_month ({', '.join(MONTH_COLUMNS)}) {month_sums_sql('TRUE')}"))
     return len(cases)
 
 

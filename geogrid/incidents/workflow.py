@@ -200,10 +200,20 @@ def escalate(session: Session, incident_id: int, settings: Settings, *, note: st
     return get_incident(session, incident_id, check=False, history=True)
 
 
-def escalate_overdue(session: Session, settings: Settings, *, now: dt.datetime | None = None) -> list[str]:
+# The automatic escalation runs on one process at a time, whichever host (a fixed key).
+ESCALATION_LOCK = 0x6767_6573_6361_6c01
+
+
+def escalate_overdue(session: Session, settings: Settings, *, now: dt.datetime | None = None,
+                     sole_runner: bool = False) -> list[str]:
     """Escalate every overdue open case whose category escalates automatically; returns
     their receipts. Each escalation restarts the step's time limit, so a case climbs one
-    level per missed limit."""
+    level per missed limit. ``sole_runner`` (the service's periodic run): do nothing when
+    another process is running it now (a transaction-level advisory lock in PostgreSQL),
+    so several API processes on several hosts escalate each case once."""
+    if sole_runner and not session.execute(text("SELECT pg_try_advisory_xact_lock(:k)"),
+                                           {"k": ESCALATION_LOCK}).scalar():
+        return []
     rows = session.execute(text("""
         SELECT i.id FROM incident i JOIN category c ON c.key = i.category_key
         WHERE c.auto_escalate AND i.state NOT IN ('closed', 'void', 'parked') AND i.due_at < :now

@@ -15,6 +15,7 @@ from geogrid.access import accounts
 from geogrid.areas import importing
 from geogrid.core.settings import Settings
 from geogrid.db import engine as db
+from geogrid.incidents import steps
 from geogrid.io import files
 from geogrid.people import assignments, persons
 from geogrid.publication import generations
@@ -74,6 +75,7 @@ def load(engine: Engine, settings: Settings, out_dir: Path, *, reset: bool = Fal
                 demo_cases.load_cases(session, settings, now=now or dt.datetime.now(dt.UTC))
                 demo_households.load_households(session, settings, out_dir / "register",
                                                 now=now or dt.datetime.now(dt.UTC))
+                steps.catch_up(session, settings.timezone)  # the cases' facts and monthly sums, now
         # The public sees what a planner published: the demo starts with every layer published
         # (also a demo loaded before publication existed).
         published = session.execute(text("SELECT count(*) FROM published_area WHERE code LIKE :p"),
