@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     replica_max_lag_s: float = Field(
         default=30.0, ge=0, description="A standby further behind than this (seconds of replay) takes no reads "
         "until it catches up.")
+    db_pool_size: int = Field(default=30, ge=1, description="Database connections each service process keeps open "
+                              "(at least its concurrent requests: connections above it are closed when returned)")
+    db_pool_overflow: int = Field(default=10, ge=0, description="Extra connections a process may open for a burst")
     db_system_user: str = Field(
         default="geogrid",
         description="Unprivileged system user that runs the local cluster when geogrid runs as root.",

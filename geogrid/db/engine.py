@@ -29,13 +29,16 @@ def resolve_url(settings: Settings) -> str:
 
 
 @lru_cache(maxsize=8)
-def _engine_for(url: str) -> Engine:
-    return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+def _engine_for(url: str, pool_size: int = 10, max_overflow: int = 20) -> Engine:
+    return create_engine(url, pool_size=pool_size, max_overflow=max_overflow, pool_pre_ping=True)
 
 
 def get_engine(settings: Settings | None = None) -> Engine:
-    """The engine for the configured database, one per URL and process (pooled)."""
-    return _engine_for(resolve_url(settings or get_settings()))
+    """The engine for the configured database, one per URL and process (pooled: the
+    connections a busy process keeps open, ``db_pool_size``, are never closed and opened
+    again; a new connection costs PostgreSQL a process and a SCRAM exchange)."""
+    settings = settings or get_settings()
+    return _engine_for(resolve_url(settings), settings.db_pool_size, settings.db_pool_overflow)
 
 
 @lru_cache(maxsize=8)
