@@ -5,16 +5,27 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from sqlalchemy import text
+from starlette.concurrency import run_in_threadpool
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from api import errors
 from api import headers as security_headers
-from api.deps import known_query_only
+from api.deps import (
+    LSN_COOKIE,
+    LSN_HEADER,
+    MIN_LSN_HEADER,
+    READ_FROM_HEADER,
+    READ_SCOPE,
+    SAFE_METHODS,
+    WRITE_METHODS,
+    known_query_only,
+)
 from api.routers import (
     accounts,
     areas,
@@ -41,6 +52,7 @@ from api.routers import (
 from api.schemas.common import Health
 from geogrid.core.settings import Settings, get_settings
 from geogrid.db.engine import get_engine
+from geogrid.db.replicas import ReadPool
 
 log = logging.getLogger("geogrid.api")
 
@@ -84,6 +96,78 @@ class BodyLimit:
         await send({"type": "http.response.start", "status": 413,
                     "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
         await send({"type": "http.response.body", "body": body})
+
+
+class ReadRouting:
+    """Where reads read, and read-your-writes (:mod:`geogrid.db.replicas`), on the wire:
+    a response to a read that chose its server (``ReadSessionDep``) says which in
+    ``Geogrid-Read-From``; with standbys, a write answered 2xx (its transaction committed
+    on the primary before the answer) carries the primary's WAL position after it, as
+    ``Geogrid-LSN`` and as the ``geogrid_lsn`` cookie that sends the writer's next reads to
+    the primary until a standby has replayed it. Without standbys writes get neither: no
+    read needs them, and the position costs a round trip.
+
+    A read whose standby failed under it (stopped mid-query: the 503 of a lost database)
+    is answered once more, by another standby or the primary, before the client sees it."""
+
+    def __init__(self, app, reads: ReadPool, keep_s: float):
+        self.app, self.reads, self.max_age = app, reads, math.ceil(keep_s)
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        if not self.reads:
+            return await self._attempt(scope, receive, send, stamp=False, may_retry=False)
+        if scope["method"] not in SAFE_METHODS:
+            return await self._attempt(scope, receive, send, stamp=scope["method"] in WRITE_METHODS,
+                                       may_retry=False)
+        received: list = []
+
+        async def recording():
+            message = await receive()
+            received.append(message)
+            return message
+
+        if not await self._attempt(scope, recording, send, stamp=False, may_retry=True):
+            return
+
+        async def replay():
+            return received.pop(0) if received else await receive()
+
+        await self._attempt(scope, replay, send, stamp=False, may_retry=False)
+
+    async def _attempt(self, scope, receive, send, *, stamp: bool, may_retry: bool) -> bool:
+        """Run the app once; True when it answered a standby's failure that was held back
+        (``may_retry``) for another attempt."""
+        read: dict = {}
+        scope[READ_SCOPE] = read
+        held = False
+
+        async def send_stamped(message):
+            nonlocal held
+            if message["type"] == "http.response.start":
+                if may_retry and message["status"] == 503 and read.get("standby"):
+                    held = True
+                    await run_in_threadpool(self.reads.recheck, read["standby"])
+                    return
+                extra = []
+                if "from" in read:
+                    extra.append((READ_FROM_HEADER.lower().encode(), read["from"].encode()))
+                if stamp and 200 <= message["status"] < 300:
+                    if lsn := await run_in_threadpool(self.reads.write_lsn):
+                        extra.append((LSN_HEADER.lower().encode(), lsn.encode()))
+                        if self.max_age > 0:
+                            secure = "; Secure" if scope.get("scheme") == "https" else ""
+                            extra.append((b"set-cookie", f"{LSN_COOKIE}={lsn}; Max-Age={self.max_age}; Path=/; "
+                                                         f"HttpOnly; SameSite=Strict{secure}".encode()))
+                if extra:
+                    message = {**message, "headers": [*message.get("headers", ()), *extra]}
+            elif held:
+                return
+            await send(message)
+
+        await self.app(scope, receive, send_stamped)
+        return held
 
 
 async def _every(seconds: float, job, what: str) -> None:
@@ -146,6 +230,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.engine = get_engine(settings)
+    app.state.reads = ReadPool(settings, app.state.engine)  # standbys for lag-tolerant reads, if any
 
     errors.install(app)
 
@@ -162,6 +247,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(tiles.router)  # vector tiles, and OGC API - Tiles under /ogc/collections
     app.include_router(ogc.router)  # OGC API - Features under /ogc (published data only)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    app.add_middleware(ReadRouting, reads=app.state.reads, keep_s=settings.read_your_writes_s)
     if settings.trusted_proxies:
         # The client's address (for limits) and scheme (for Secure cookies) as the reverse
         # proxy saw them, believed only from the proxies listed; uvicorn's own middleware.
@@ -172,5 +258,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # exported planner map opened from disk) gains nothing it was not given a token for.
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_credentials=False,
                            allow_methods=["GET", "POST", "PATCH", "PUT", "DELETE"],
-                           allow_headers=["Authorization", "Content-Type", "If-Match"], expose_headers=["ETag"])
+                           allow_headers=["Authorization", "Content-Type", "If-Match", MIN_LSN_HEADER],
+                           expose_headers=["ETag", LSN_HEADER, READ_FROM_HEADER])
     return app

@@ -3,23 +3,29 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
 from fastapi import Depends, Header, Query, Request
 from fastapi.security import OAuth2PasswordBearer
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from geogrid.access import accounts, scopes, throttle
 from geogrid.areas.lookup import AreaFilter
 from geogrid.core.errors import GeogridError, Problem
 from geogrid.core.settings import Settings
 from geogrid.core.timeutil import as_instant
+from geogrid.db import replicas
 from geogrid.db.engine import sessionmaker_for
 
+# Dependencies that do no I/O are ``async def``: FastAPI runs a plain ``def`` dependency in
+# its thread pool, one hand-over (and GIL round) per dependency and request.
 
-def get_settings(request: Request) -> Settings:
+
+async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
@@ -66,42 +72,140 @@ def map_session_token(request: Request) -> tuple[str | None, bool]:
     return None, False
 
 
-def get_session(request: Request, token: Annotated[str | None, Depends(bearer)]) -> Iterator[Session]:
+def _principal(request: Request, session: Session, token: str | None, from_cookie: bool,
+               from_script: bool) -> scopes.Principal:
+    if not token:
+        return scopes.ANONYMOUS
+    principal = accounts.principal_for_token(session, token)
+    if principal is None and replicas.primary_for(session) is not None:
+        # A standby session: a token made moments ago (a login) may not have reached it yet.
+        with sessionmaker_for(request.app.state.engine)() as primary:
+            principal = accounts.principal_for_token(primary, token)
+    if principal is None and from_script:
+        raise GeogridError(_in_lang(request, "地图会话已过期，请在 /maps/login 重新登录。",
+                                    "the map session has expired: log in again at /maps/login"), status=401)
+    if principal is None and from_cookie:
+        return scopes.ANONYMOUS  # a stale cookie: the public pages stay open
+    if principal is None:
+        raise GeogridError("invalid or expired token: log in again at /api/token", status=401)
+    return principal
+
+
+def _end(session: Session) -> None:
+    session.rollback()
+    session.close()
+
+
+def _credentials(request: Request, token: str | None) -> tuple[str | None, bool, bool]:
+    """The token a request carries, whether it came from the map cookie, and whether from
+    a map page's own script (:func:`map_session_token`)."""
+    if token:
+        return token, False, False
+    token, from_script = map_session_token(request)
+    return token, bool(token), from_script
+
+
+async def _primary_session(request: Request, token: str | None, from_cookie: bool, from_script: bool) -> Session:
+    """A session on the primary carrying the caller; the token's lookup in the thread pool."""
+    session = sessionmaker_for(request.app.state.engine)()
+    try:
+        session.info["principal"] = (await run_in_threadpool(_principal, request, session, token, from_cookie,
+                                                             from_script) if token else scopes.ANONYMOUS)
+    except BaseException:
+        session.close()
+        raise
+    return session
+
+
+async def _finish(session: Session, end=_end) -> None:
+    """End a request's session: in the thread pool when it still holds a transaction; a
+    session its endpoint committed, or never used, ends without I/O."""
+    if session.in_transaction():
+        await run_in_threadpool(end, session)
+    else:
+        session.close()
+
+
+async def get_session(request: Request, token: Annotated[str | None, Depends(bearer)]) -> AsyncIterator[Session]:
     """A session per request, carrying the caller (``scopes.Principal``; anonymous without
     a token). The bearer token wins; else the map cookie where :func:`map_session_token`
     allows it. Writers call ``session.commit()`` before answering, so a client never sees
     success for a write that did not commit; anything else rolls back."""
-    from_cookie = from_script = False
-    if not token:
-        token, from_script = map_session_token(request)
-        from_cookie = bool(token)
-    session = sessionmaker_for(request.app.state.engine)()
+    session = await _primary_session(request, *_credentials(request, token))
     try:
-        principal = scopes.ANONYMOUS
-        if token:
-            principal = accounts.principal_for_token(session, token)
-            if principal is None and from_script:
-                raise GeogridError(_in_lang(request, "地图会话已过期，请在 /maps/login 重新登录。",
-                                            "the map session has expired: log in again at /maps/login"), status=401)
-            if principal is None and from_cookie:
-                principal = scopes.ANONYMOUS  # a stale cookie: the public pages stay open
-            elif principal is None:
-                raise GeogridError("invalid or expired token: log in again at /api/token", status=401)
-        session.info["principal"] = principal
         yield session
     finally:
-        session.rollback()
-        session.close()
+        await _finish(session)
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
+
+# --------------------------------------------------------------------------- reads from standbys
+
+LSN_COOKIE = "geogrid_lsn"  # read-your-writes: the WAL position of the client's last write
+LSN_HEADER = "Geogrid-LSN"  # on a successful write's response: the same position
+MIN_LSN_HEADER = "Geogrid-Min-LSN"  # on a read: read nothing older than this position
+READ_FROM_HEADER = "Geogrid-Read-From"  # on a read's response: primary or standby
+READ_SCOPE = "geogrid.read"  # the ASGI scope's dict where a read notes where it read (api.app.ReadRouting)
+
+
+def _open_read(request: Request, primary: bool, token: str | None, from_cookie: bool,
+               from_script: bool) -> Session:
+    reads = request.app.state.reads
+    wanted = request.headers.get(MIN_LSN_HEADER) or request.cookies.get(LSN_COOKIE)
+    session, where = reads.open(wanted, primary=primary)
+    request.scope.get(READ_SCOPE, {}).update({"from": where, "standby": session.info.get(replicas.INFO_STANDBY)})
+    try:
+        session.info["principal"] = _principal(request, session, token, from_cookie, from_script)
+    except BaseException:
+        session.close()
+        raise
+    return session
+
+
+def _read_session(public_only: bool):
+    async def get_read_session(request: Request,
+                               token: Annotated[str | None, Depends(bearer)]) -> AsyncIterator[Session]:
+        token, from_cookie, from_script = _credentials(request, token)
+        if not request.app.state.reads:  # no standbys (the default): get_session's own path
+            request.scope.get(READ_SCOPE, {})["from"] = "primary"
+            session = await _primary_session(request, token, from_cookie, from_script)
+        else:  # one hop for the choice of server and the token's lookup
+            session = await run_in_threadpool(_open_read, request, public_only and bool(token), token,
+                                              from_cookie, from_script)
+        try:
+            yield session
+        finally:
+            await _finish(session, _end_read)
+
+    return get_read_session
+
+
+def _end_read(session: Session) -> None:
+    # After the answer: a read has nothing to undo, and a server that went away meanwhile
+    # (a standby stopping) must not turn an answered read into a broken connection.
+    try:
+        session.rollback()
+    except DBAPIError:
+        pass
+    finally:
+        session.close()
+
+
+ReadSessionDep = Annotated[Session, Depends(_read_session(public_only=False))]
+"""Like :data:`SessionDep` for reads that tolerate a few seconds of lag: on a standby
+(:class:`geogrid.db.replicas.ReadPool`) unless the caller's own last write (the
+``geogrid_lsn`` cookie or ``Geogrid-Min-LSN``) is not there yet. Never for a route that writes."""
+PublicReadSessionDep = Annotated[Session, Depends(_read_session(public_only=True))]
+""":data:`ReadSessionDep` for the public's reads of what staff also edit: a caller with a
+token (staff at work, scripts) reads the primary, the anonymous public a standby."""
 
 
 def require(*roles: str):
     """A route dependency: 401 without a valid token, 403 without one of ``roles``.
     Area scopes are checked again by the domain functions, whatever the route."""
 
-    def check(session: SessionDep) -> scopes.Principal:
+    async def check(session: SessionDep) -> scopes.Principal:  # no I/O: the principal is in the session
         return scopes.require_role(session, *roles)
 
     return Depends(check)
@@ -120,7 +224,7 @@ class Page:
     offset: int
 
 
-def page(
+async def page(
     settings: SettingsDep,
     limit: Annotated[int | None, Query(ge=1, description="Items per page")] = None,
     offset: Annotated[int, Query(ge=0)] = 0,
@@ -149,7 +253,7 @@ def parse_bbox(value: str | None) -> tuple[float, float, float, float] | None:
     return box
 
 
-def instant(
+async def instant(
     settings: SettingsDep,
     at: Annotated[
         dt.datetime | dt.date | None,
@@ -170,7 +274,7 @@ class AreaPeriod:
     end: dt.date
 
 
-def area_period(
+async def area_period(
     area: Annotated[str, Query(description="Area code: its whole subtree is counted")],
     period: Annotated[str | None, Query(description="2026-11, 2026-Q4 or 2026 (instead of from/to)")] = None,
     start: Annotated[dt.date | None, Query(alias="from", description="First day (local date)")] = None,
@@ -195,7 +299,7 @@ def area_period(
 AreaPeriodDep = Annotated[AreaPeriod, Depends(area_period)]
 
 
-def area_filter(
+async def area_filter(
     at: AtDep,
     layer: Annotated[str | None, Query(description="Thematic net, e.g. comprehensive, environment, admin")] = None,
     level: Annotated[str | None, Query(description="Level key, e.g. town, village, grid")] = None,
@@ -211,7 +315,7 @@ def area_filter(
 FilterDep = Annotated[AreaFilter, Depends(area_filter)]
 
 
-def if_match(if_match: Annotated[str | None, Header(description='Version the edit is based on (ETag, e.g. "3")')] = None) -> int | None:
+async def if_match(if_match: Annotated[str | None, Header(description='Version the edit is based on (ETag, e.g. "3")')] = None) -> int | None:
     if if_match is None or if_match.strip() == "*":
         return None
     try:
@@ -223,7 +327,7 @@ def if_match(if_match: Annotated[str | None, Header(description='Version the edi
 IfMatchDep = Annotated[int | None, Depends(if_match)]
 
 
-def client_address(request: Request) -> str:
+async def client_address(request: Request) -> str:
     """The client's IP address, for limits. Behind a reverse proxy listed in
     ``settings.trusted_proxies`` the app's proxy-headers middleware has already put the
     address that proxy vouched for in its place (see ``api.app.create_app``)."""
@@ -259,7 +363,7 @@ def _query_names(dependant) -> frozenset[str]:
     return frozenset(names)
 
 
-def known_query_only(request: Request) -> None:
+async def known_query_only(request: Request) -> None:
     """On write routes, a query parameter the route does not declare is refused with a 422
     naming it: a mistyped or unsupported option (``dry_run``) must not be ignored while the
     write goes ahead. Reads ignore unknown parameters, as caches and map clients expect."""

@@ -18,6 +18,7 @@ from api.deps import (
     IfMatchDep,
     Lang,
     PageDep,
+    PublicReadSessionDep,
     SessionDep,
     SettingsDep,
 )
@@ -77,7 +78,7 @@ def make_router(prefix: str, *, grids_only: bool) -> APIRouter:
 
     @router.get("", response_model=AreaCollection, response_class=GeoJSONResponse,
                 summary=f"List {kind}s (GeoJSON FeatureCollection, paginated)")
-    def list_(request: Request, session: SessionDep, f: FilterDep, page: PageDep, lang: Lang = "zh") -> Response:
+    def list_(request: Request, session: PublicReadSessionDep, f: FilterDep, page: PageDep, lang: Lang = "zh") -> Response:
         f.grids_only = grids_only
         f.published = not scopes.is_staff(session)  # the public reads what was published
         features, matched = lookup.list_areas(session, f, limit=page.limit, offset=page.offset, lang=lang)
@@ -107,7 +108,7 @@ def make_router(prefix: str, *, grids_only: bool) -> APIRouter:
         return report.as_dict()
 
     @router.get("/{code}", response_model=AreaFeature, response_class=GeoJSONResponse, summary=f"One {kind} (GeoJSON Feature); ?at= for a past boundary")
-    def read(session: SessionDep, code: str, at: AtDep, lang: Lang = "zh") -> Response:
+    def read(session: PublicReadSessionDep, code: str, at: AtDep, lang: Lang = "zh") -> Response:
         feature = lookup.get_area(session, code, at=at, lang=lang, published=not scopes.is_staff(session))
         if grids_only and feature["properties"]["layer"] == "admin":
             raise GeogridError(f"{code} is an administrative area, not a grid: see /api/areas/{code}", status=404)
@@ -179,7 +180,7 @@ def make_router(prefix: str, *, grids_only: bool) -> APIRouter:
         return Response(status_code=status.HTTP_204_NO_CONTENT)
 
     @router.get("/{code}/history", response_model=BoundaryHistory, response_class=GeoJSONResponse, summary="Every boundary version, newest first (the public: every published one)")
-    def history(session: SessionDep, code: str) -> Response:
+    def history(session: PublicReadSessionDep, code: str) -> Response:
         history = lookup.boundary_history(session, code, published=not scopes.is_staff(session))
         return Response(jsonenc.dumps(lookup.feature_collection(history)), media_type=GEOJSON)
 

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Query
 
-from api.deps import AtDep, Lang, SessionDep, SettingsDep
+from api.deps import AtDep, Lang, ReadSessionDep, SettingsDep
 from api.schemas.locate import Located
 from geogrid.access import scopes
 from geogrid.areas import lookup
@@ -20,7 +20,7 @@ router = APIRouter(prefix="/api", tags=["locate"])
 @router.get("/locate", response_model=Located, response_model_exclude_unset=True,  # unpublished fields: absent
             summary="Every area and grid (all layers, all levels) containing a point")
 def locate(
-    session: SessionDep,
+    session: ReadSessionDep,
     settings: SettingsDep,
     at: AtDep,
     lon: Annotated[float, Query(ge=-180, le=180, description="Longitude, WGS84 degrees")],

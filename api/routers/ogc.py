@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
-from api.deps import SessionDep, SettingsDep
+from api.deps import ReadSessionDep, SettingsDep
 from api.schemas.common import GeoJSONResponse
 from api.schemas.ogc import (
     CollectionInfo,
@@ -247,7 +247,7 @@ def collection_rows(info: dict) -> str:
 @router.get("/collections", response_model=Collections,
             summary="The collections: each published layer, the grids' boards, public sources and cases",
             responses={200: {"content": {HTML: {}}}})
-def collections(request: Request, session: SessionDep, f: F = None, lang: LangParam = None) -> Response:
+def collections(request: Request, session: ReadSessionDep, f: F = None, lang: LangParam = None) -> Response:
     only(request)
     lang, html = language(lang), wants_html(request, f)
     t = TEXT[lang]
@@ -261,7 +261,7 @@ def collections(request: Request, session: SessionDep, f: F = None, lang: LangPa
 
 @router.get("/collections/{collection_id}", response_model=CollectionInfo, summary="One collection",
             responses={200: {"content": {HTML: {}}}})
-def collection(request: Request, session: SessionDep, collection_id: str, f: F = None,
+def collection(request: Request, session: ReadSessionDep, collection_id: str, f: F = None,
                lang: LangParam = None) -> Response:
     only(request)
     lang, html = language(lang), wants_html(request, f)
@@ -276,7 +276,7 @@ def collection(request: Request, session: SessionDep, collection_id: str, f: F =
 @router.get("/collections/{collection_id}/queryables", response_model=Queryables,
             summary="The properties items can be filtered on (?name=value), as a JSON schema",
             responses={200: {"content": {SCHEMA: {"schema": {"$ref": "#/components/schemas/Queryables"}}, HTML: {}}}})
-def queryables(request: Request, session: SessionDep, collection_id: str, f: F = None,
+def queryables(request: Request, session: ReadSessionDep, collection_id: str, f: F = None,
                lang: LangParam = None) -> Response:
     only(request)
     lang, html = language(lang), wants_html(request, f)
@@ -357,7 +357,7 @@ def items_html(request: Request, collection_id: str, lang: str, features: list[d
             summary="Features of a collection (GeoJSON, keyset pages with next/prev links; bbox, datetime, crs, "
                     "property filters)",
             responses={200: {"content": {HTML: {}}}, 400: {"description": "A bad or unknown query parameter"}})
-def items(request: Request, session: SessionDep, settings: SettingsDep, collection_id: str,
+def items(request: Request, session: ReadSessionDep, settings: SettingsDep, collection_id: str,
           limit: Limit = None, bbox: Bbox = None, bbox_crs: BboxCrs = None, datetime: Datetime = None,
           crs: Crs = None, after: After = None, before: Before = None, f: F = None, lang: LangParam = None) -> Response:
     """Besides the parameters below, each of the collection's queryables
@@ -388,7 +388,7 @@ def items(request: Request, session: SessionDep, settings: SettingsDep, collecti
 @router.get("/collections/{collection_id}/items/{feature_id}", response_model=Feature,
             response_class=GeoJSONResponse, summary="One feature (an area's id: its code, or code@generation)",
             responses={200: {"content": {HTML: {}}}, 404: {"description": "No such feature in the collection"}})
-def item(request: Request, session: SessionDep, settings: SettingsDep, collection_id: str, feature_id: str,
+def item(request: Request, session: ReadSessionDep, settings: SettingsDep, collection_id: str, feature_id: str,
          crs: Crs = None, f: F = None, lang: LangParam = None) -> Response:
     only(request, "crs")
     lang, html = language(lang), wants_html(request, f)

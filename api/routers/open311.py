@@ -21,7 +21,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Form, Query, Request, status
 from fastapi.responses import JSONResponse, Response
 
-from api.deps import Lang, SessionDep, SettingsDep, rate_limit
+from api.deps import Lang, ReadSessionDep, SessionDep, SettingsDep, rate_limit
 from api.schemas.public import (
     Open311Discovery,
     Open311Error,
@@ -145,7 +145,7 @@ def discovery(request: Request, settings: SettingsDep, fmt: Format) -> Response:
 
 @router.get("/v2/services.{fmt}", response_model=list[Open311Service], responses=ERRORS,
             summary="Open311: the categories one may report")
-def services(session: SessionDep, settings: SettingsDep, fmt: Format, jurisdiction_id: JurisdictionId = None,
+def services(session: ReadSessionDep, settings: SettingsDep, fmt: Format, jurisdiction_id: JurisdictionId = None,
              lang: Lang = "zh") -> Response:
     if (refused := _jurisdiction_error(settings, fmt, jurisdiction_id)) is not None:
         return refused
@@ -158,7 +158,7 @@ def services(session: SessionDep, settings: SettingsDep, fmt: Format, jurisdicti
 
 @router.get("/v2/services/{service_code}.{fmt}", response_model=Open311ServiceDefinition, responses=ERRORS,
             summary="Open311: one service's definition (the extra attributes it asks for)")
-def service_definition(session: SessionDep, settings: SettingsDep, service_code: str, fmt: Format,
+def service_definition(session: ReadSessionDep, settings: SettingsDep, service_code: str, fmt: Format,
                        jurisdiction_id: JurisdictionId = None) -> Response:
     if (refused := _jurisdiction_error(settings, fmt, jurisdiction_id)) is not None:
         return refused
@@ -222,7 +222,7 @@ def create_request(
 @router.get("/v2/requests.{fmt}", response_model=list[Open311Request], responses=ERRORS,
             summary="Open311: requests of public categories (no reporter data, no description)")
 def list_requests(
-    session: SessionDep,
+    session: ReadSessionDep,
     settings: SettingsDep,
     fmt: Format,
     service_request_id: Annotated[str | None, Query(description="Comma-separated receipts")] = None,
@@ -245,7 +245,7 @@ def list_requests(
 
 @router.get("/v2/requests/{receipt}.{fmt}", response_model=list[Open311Request], responses=ERRORS,
             summary="Open311: one request by its id")
-def get_request(session: SessionDep, settings: SettingsDep, receipt: str, fmt: Format,
+def get_request(session: ReadSessionDep, settings: SettingsDep, receipt: str, fmt: Format,
                 jurisdiction_id: JurisdictionId = None, lang: Lang = "zh") -> Response:
     if (refused := _jurisdiction_error(settings, fmt, jurisdiction_id)) is not None:
         return refused

@@ -9,7 +9,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, status
 
-from api.deps import Lang, SessionDep, SettingsDep, rate_limit
+from api.deps import Lang, ReadSessionDep, SessionDep, SettingsDep, rate_limit
 from api.schemas.public import Places, PublicReceipt, PublicReportIn
 from geogrid.areas import places
 from geogrid.incidents import intake, records
@@ -32,14 +32,14 @@ def report(session: SessionDep, settings: SettingsDep, body: PublicReportIn, lan
 
 
 @router.get("/api/public/reports/{receipt}", response_model=PublicReceipt, summary="The status of your report, by its receipt")
-def report_status(session: SessionDep, receipt: str, lang: Lang = "zh") -> dict:
+def report_status(session: ReadSessionDep, receipt: str, lang: Lang = "zh") -> dict:
     return records.public_view(records.by_receipt(session, receipt), lang)
 
 
 @router.get("/api/public/places", response_model=Places,
             summary="Find my grid: grids, villages and addresses matching a name, a code prefix or an address")
 def find_places(
-    session: SessionDep,
+    session: ReadSessionDep,
     q: Annotated[str, Query(description="A village or grid name (substring), the first digits of a code, "
                                         f"or an address; 1 to {places.MAX_QUERY} characters")],
     area: Annotated[str, Query(description="The town or county searched (its code)")],

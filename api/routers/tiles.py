@@ -12,9 +12,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Path, Request
 from fastapi.responses import Response
 
-from api.deps import Lang, SessionDep, SettingsDep
+from api.deps import Lang, ReadSessionDep, SettingsDep
 from api.schemas.common import Open, Out
 from geogrid.core.errors import GeogridError
+from geogrid.db import replicas
 from geogrid.publication import tiles
 
 router = APIRouter(tags=["tiles"])
@@ -98,7 +99,8 @@ def _matches(if_none_match: str | None, etag: str) -> bool:
 
 
 def tile_response(session, settings, layer: str, z: int, x: int, y: int, if_none_match: str | None) -> Response:
-    found = tiles.get_tile(session, layer, z, x, y)
+    # On a standby a missing tile is cut there and cached through the primary (tiles.get_tile).
+    found = tiles.get_tile(session, layer, z, x, y, cache_on=replicas.primary_for(session))
     session.commit()  # keeps a freshly cut tile in the cache (and ends the lock against publications)
     headers = {"ETag": f'"{found.etag}"', "Cache-Control": f"public, max-age={settings.tile_max_age_s}",
                "X-Tile-Cache": "hit" if found.cached else "miss"}
@@ -110,7 +112,7 @@ def tile_response(session, settings, layer: str, z: int, x: int, y: int, if_none
 
 
 @router.get("/tiles/{layer}.json", response_model=TileJSON, summary="TileJSON of a published layer's vector tiles")
-def tilejson(request: Request, response: Response, session: SessionDep, settings: SettingsDep, layer: str,
+def tilejson(request: Request, response: Response, session: ReadSessionDep, settings: SettingsDep, layer: str,
              lang: Lang = "zh") -> dict:
     row = tiles.published_layer(session, layer)
     response.headers["Cache-Control"] = f"public, max-age={settings.tile_max_age_s}"
@@ -119,7 +121,7 @@ def tilejson(request: Request, response: Response, session: SessionDep, settings
 
 @router.get("/tiles/{layer}/{z}/{x}/{y}.mvt", response_class=Response, responses=TILE_RESPONSES,
             summary="A vector tile of a published layer (public fields only; XYZ scheme)")
-def xyz_tile(session: SessionDep, settings: SettingsDep, layer: str, z: Z, x: X, y: Y,
+def xyz_tile(session: ReadSessionDep, settings: SettingsDep, layer: str, z: Z, x: X, y: Y,
              if_none_match: IfNoneMatch = None) -> Response:
     return tile_response(session, settings, layer, z, x, y, if_none_match)
 
@@ -139,14 +141,14 @@ def _tile_matrix_set(tile_matrix_set_id: str) -> None:
 
 @router.get("/ogc/collections/{collection_id}/tiles", response_model=TileSets,
             summary="OGC API - Tiles: the vector tilesets of a published layer's collection")
-def ogc_tilesets(request: Request, session: SessionDep, collection_id: str, lang: Lang = "zh") -> dict:
+def ogc_tilesets(request: Request, session: ReadSessionDep, collection_id: str, lang: Lang = "zh") -> dict:
     row = tiles.published_layer(session, collection_id, "collection")
     return tiles.ogc_tilesets(row, _collection_url(request, collection_id), lang)
 
 
 @router.get("/ogc/collections/{collection_id}/tiles/{tile_matrix_set_id}", response_model=TileSet,
             summary="OGC API - Tiles: the tileset metadata (WebMercatorQuad) with the tile URL template")
-def ogc_tileset(request: Request, session: SessionDep, collection_id: str, tile_matrix_set_id: str,
+def ogc_tileset(request: Request, session: ReadSessionDep, collection_id: str, tile_matrix_set_id: str,
                 lang: Lang = "zh") -> dict:
     _tile_matrix_set(tile_matrix_set_id)
     row = tiles.published_layer(session, collection_id, "collection")
@@ -156,7 +158,7 @@ def ogc_tileset(request: Request, session: SessionDep, collection_id: str, tile_
 @router.get("/ogc/collections/{collection_id}/tiles/{tile_matrix_set_id}/{tile_matrix}/{tile_row}/{tile_col}",
             response_class=Response, responses=TILE_RESPONSES,
             summary="OGC API - Tiles: a vector tile (tileMatrix = zoom, tileRow = y, tileCol = x)")
-def ogc_tile(session: SessionDep, settings: SettingsDep, collection_id: str, tile_matrix_set_id: str,
+def ogc_tile(session: ReadSessionDep, settings: SettingsDep, collection_id: str, tile_matrix_set_id: str,
              tile_matrix: Z, tile_row: Y, tile_col: X, if_none_match: IfNoneMatch = None) -> Response:
     _tile_matrix_set(tile_matrix_set_id)
     tiles.check_tile(tile_matrix, tile_col, tile_row, names=("tileMatrix", "tileCol", "tileRow"))

@@ -24,7 +24,8 @@ import hashlib
 import math
 from dataclasses import dataclass
 
-from sqlalchemy import text
+from sqlalchemy import Engine, text
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from geogrid.core.errors import GeogridError, Problem
@@ -149,11 +150,16 @@ def not_published(session: Session, layer: str, what: str = "layer") -> GeogridE
                         f"{', '.join(keys) or 'none'})", status=404)
 
 
-def get_tile(session: Session, layer: str, z: int, x: int, y: int) -> Tile:
+def get_tile(session: Session, layer: str, z: int, x: int, y: int, *, cache_on: Engine | None = None) -> Tile:
     """The tile from the cache, else cut and cached (the caller commits, which also ends
     the shared lock taken against publications). 400 for coordinates outside the
-    pyramid, 404 for a layer that is not published; below the layer's min zoom: empty."""
+    pyramid, 404 for a layer that is not published; below the layer's min zoom: empty.
+
+    ``cache_on``: the primary, when ``session`` reads a hot standby (read-only): a missing
+    tile is cut there and cached through the primary (:func:`_cache_on_primary`)."""
     check_tile(z, x, y)
+    if cache_on is not None:
+        return _get_tile_on_standby(session, cache_on, layer, z, x, y)
     params = {"layer": layer, "z": z, "x": x, "y": y}
     # One round trip for a cached tile: is the layer published, the cached row, and (when
     # there is none) the lock under which a fresh tile may be cached.
@@ -178,6 +184,52 @@ def get_tile(session: Session, layer: str, z: int, x: int, y: int) -> Tile:
     session.execute(text("SET LOCAL synchronous_commit = off"))
     data = _cut_and_cache(session, layer, z, x, y)
     return Tile(data, etag_of(data), False)
+
+
+def _get_tile_on_standby(session: Session, primary: Engine, layer: str, z: int, x: int, y: int) -> Tile:
+    # The generation's marker (published_at: each publication of the layer sets a later
+    # one) is read before the tile is cut, so the cut is of that generation or a newer one;
+    # newer, the primary's check in _cache_on_primary fails and nothing is cached.
+    row = session.execute(text("""
+        SELECT pl.min_zoom, pl.published_at, c.mvt, c.etag
+        FROM published_layer pl
+        LEFT JOIN tile_cache c ON c.layer_key = :layer AND c.z = :z AND c.x = :x AND c.y = :y
+        WHERE pl.layer_key = :layer"""), {"layer": layer, "z": z, "x": x, "y": y}).first()
+    if row is None:
+        raise not_published(session, layer)
+    if z < row.min_zoom:
+        return Tile(b"", etag_of(b""), False)
+    if row.mvt is not None:
+        return Tile(bytes(row.mvt), row.etag, True)
+    data = render_tile(session, layer, z, x, y)  # the costly part stays on the standby
+    _cache_on_primary(primary, layer, z, x, y, data, row.published_at)
+    return Tile(data, etag_of(data), False)
+
+
+def _cache_on_primary(primary: Engine, layer: str, z: int, x: int, y: int, data: bytes, published_at) -> bool:
+    """Cache a tile cut on a standby, on the primary, only if the primary still publishes
+    the generation the standby cut it from (no publication of the layer has committed since
+    the standby's snapshot: same ``published_at``) and none is running (the shared lock, as
+    :func:`get_tile` takes it); else the tile is served and not cached. A primary that cannot
+    be reached (failover) costs the cache entry, not the answer. True when cached."""
+    try:
+        with primary.begin() as conn:
+            # A cached tile lost in a crash is cut again: no waiting for the WAL flush.
+            locked = conn.execute(text(
+                "SELECT set_config('synchronous_commit', 'off', true), "
+                "pg_try_advisory_xact_lock_shared(hashtext('geogrid.publish:' || :layer))"), {"layer": layer}).one()[1]
+            if not locked:
+                return False
+            # A later statement than the lock: it sees what the last publication committed.
+            return conn.execute(text(f"""
+                INSERT INTO tile_cache (layer_key, z, x, y, env, mvt, etag)
+                SELECT l.layer_key, :z, :x, :y, ST_Transform(ST_TileEnvelope(:z, :x, :y, margin => {MARGIN}), 4326),
+                       CAST(:mvt AS bytea), md5(CAST(:mvt AS bytea))
+                FROM published_layer l WHERE l.layer_key = CAST(:layer AS text) AND l.published_at = :seen
+                ON CONFLICT (layer_key, z, x, y) DO NOTHING"""),
+                {"layer": layer, "z": z, "x": x, "y": y, "mvt": data, "seen": published_at}).rowcount == 1
+    except OperationalError:
+        return False
 
 
 def _cut_and_cache(session: Session, layer: str, z: int, x: int, y: int) -> bytes:
