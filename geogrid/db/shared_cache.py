@@ -102,19 +102,16 @@ def _listener(engine: Engine) -> _Listener:
 
 
 def cached(session: Session, table: str, load: Callable[[Any], T]) -> T:
-    """``load(connection)``'s result for ``table``, from this process's copy while it is
-    known to be current. ``load`` reads committed rows on a connection of its own (a copy
-    shared by every request must not hold one request's uncommitted change); a session
-    that wrote the table itself (:func:`written`) loads through its own transaction."""
+    """``load(session)``'s result for ``table``, from this process's copy while it is
+    known to be current. The copy is loaded through the caller's own session: a second
+    connection per request could wait forever on a pool its requests already hold. Its
+    statement sees what was committed before it (READ COMMITTED), never another request's
+    uncommitted change; a session that wrote the table itself (:func:`written`) is never
+    served nor fills the copy."""
     bind = session.get_bind()
     if table in session.info.get("reference_written", ()) or not isinstance(bind, Engine):
         return load(session)
-
-    def fresh() -> T:
-        with bind.connect() as conn:
-            return load(conn)
-
-    return _listener(bind).get(table, fresh)
+    return _listener(bind).get(table, lambda: load(session))
 
 
 def written(session: Session, table: str) -> None:

@@ -193,3 +193,25 @@ def test_killing_a_host_under_intake_load_loses_and_doubles_nothing(world, servi
                                {"p": prefix + "-%"}).scalar_one()
     assert stored == acknowledged  # each once, under the receipt its client was given
     assert reports == len(stored)
+
+
+def test_the_reference_cache_needs_no_second_connection(world, settings):
+    """A request holds one connection; filling the cache must not wait for another (with
+    every connection of the pool held by requests, that wait would never end)."""
+    from sqlalchemy import create_engine
+
+    from geogrid.db import shared_cache
+    from geogrid.db.engine import sessionmaker_for
+    from geogrid.incidents import categories
+
+    engine = create_engine(settings.database_url, pool_size=1, max_overflow=0, pool_timeout=2)
+    try:
+        assert shared_cache.wait_listening(engine)
+        with sessionmaker_for(engine)() as session:
+            session.execute(text("SELECT 1"))  # the session holds the pool's only connection
+            cached = categories.cached_categories(session)
+            assert "sanitation" in cached
+            assert categories.cached_categories(session) is cached  # served from the copy now
+            assert categories.request_type_keys(session) == [t["key"] for t in categories.request_types(session)]
+    finally:
+        engine.dispose()
