@@ -147,7 +147,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def prepare_database(name: str, state_dir: Path):
+def prepare_database(name: str | None, state_dir: Path, url: str | None = None, purpose: str = "intake load test"):
+    """The database ``name`` created afresh on the project cluster (or the one at ``url``),
+    migrated, with the demo and an inspector account on the demo town; (url, settings,
+    engine, password, the town's shape, versions)."""
     from sqlalchemy import create_engine, text
 
     from geogrid.core.settings import Settings
@@ -155,14 +158,15 @@ def prepare_database(name: str, state_dir: Path):
     from geogrid.db import engine as db
     from geogrid.io import demo
 
-    url = cluster.create_database(Settings(), name, drop_existing=True)
+    if url is None:
+        url = cluster.create_database(Settings(), str(name), drop_existing=True)
     db.migrate(url)
     settings = Settings(database_url=url, state_dir=state_dir, escalation_interval_s=0)
     engine = create_engine(url)
     demo.load(engine, settings, state_dir / "demo", cases=False)
     password = secrets.token_urlsafe(18)
     with db.transaction(engine) as session:  # no principal: the trusted local operator
-        accounts.create_account(session, USER, password, display_name="intake load test")
+        accounts.create_account(session, USER, password, display_name=purpose)
         accounts.grant(session, USER, "inspector", TOWN)
     with engine.connect() as conn:
         wkb = conn.execute(text("SELECT ST_AsBinary(b.geom) FROM boundary b JOIN area a ON a.id = b.area_id "

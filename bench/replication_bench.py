@@ -55,9 +55,7 @@ from typing import Any
 
 import numpy as np
 import psycopg
-import shapely
 from intake_load import (  # noqa: E402  (bench/ is on sys.path when run)
-    TOWN,
     USER,
     RawConnection,
     Server,
@@ -67,6 +65,7 @@ from intake_load import (  # noqa: E402  (bench/ is on sys.path when run)
     free_port,
     login,
     machine,
+    prepare_database,
     run_load,
     town_points,
 )
@@ -130,37 +129,17 @@ def wait_replayed(primary_url: str, standby_url: str, timeout: float = 60.0) -> 
 def prepare(settings, tmp: Path) -> tuple[str, str, str, object, str]:
     """Schema, demo (published), inspector account on the primary; the standby caught up.
     Returns primary URL, standby URL, the inspector's password, the town, versions."""
-    from sqlalchemy import create_engine, text
-
-    from geogrid.access import accounts
-    from geogrid.core.settings import Settings
-    from geogrid.db import engine as db
-    from geogrid.io import demo
-
     primary_url, standby_url, _, _ = node_urls(settings)
-    db.migrate(primary_url)
-    engine = create_engine(primary_url)
-    try:
-        demo.load(engine, Settings(database_url=primary_url, state_dir=tmp, escalation_interval_s=0), tmp / "demo",
-                  cases=False)
-        password = secrets.token_urlsafe(18)
-        with db.transaction(engine) as session:  # no principal: the trusted local operator
-            accounts.create_account(session, USER, password, display_name="replication benchmark")
-            accounts.grant(session, USER, "inspector", TOWN)
-        with engine.connect() as conn:
-            wkb = conn.execute(text("SELECT ST_AsBinary(b.geom) FROM boundary b JOIN area a ON a.id = b.area_id "
-                                    "WHERE a.code = :c AND upper_inf(b.valid)"), {"c": TOWN}).scalar_one()
-            pg = conn.execute(text("SHOW server_version")).scalar_one().split()[0]
-            postgis = conn.execute(text("SELECT postgis_lib_version()")).scalar_one()
-    finally:
-        engine.dispose()
+    _, _, engine, password, town, versions = prepare_database(None, tmp, url=primary_url,
+                                                              purpose="replication benchmark")
+    engine.dispose()
     wait_replayed(primary_url, standby_url)
     with psycopg.connect(conninfo(primary_url), autocommit=True) as p, \
             psycopg.connect(conninfo(standby_url), autocommit=True) as s:
         q = "SELECT count(*) FROM published_area"
         if one(p, q) != one(s, q):
             raise RuntimeError("the standby does not hold the published demo after replaying the primary's WAL")
-    return primary_url, standby_url, password, shapely.from_wkb(bytes(wkb)), f"PostgreSQL {pg} / PostGIS {postgis}"
+    return primary_url, standby_url, password, town, versions
 
 
 @contextlib.contextmanager

@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
 import tempfile
 import time
 from collections.abc import Iterator
@@ -23,14 +22,13 @@ from geogrid.db import engine as db
 TMP_PREFIX = "geogrid-scale-"
 
 
-def _port_free(port: int) -> bool:
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
+def until(check, timeout: float, what: str):
+    """Poll ``check`` until it returns something true; return that."""
+    deadline = time.monotonic() + timeout
+    while not (value := check()):
+        assert time.monotonic() < deadline, f"{what} within {timeout} s"
+        time.sleep(0.1)
+    return value
 
 
 def base_port() -> int:
@@ -38,7 +36,7 @@ def base_port() -> int:
     starts looking at its own place, so test processes running at once rarely race."""
     start = 56000 + (os.getpid() % 300) * 10
     for port in [*range(start, 59000, 10), *range(56000, start, 10)]:
-        if all(_port_free(p) for p in range(port, port + 5)):
+        if all(cluster._port_free(p) for p in range(port, port + 5)):
             return port
     raise RuntimeError("no free ports from 56000 up")
 

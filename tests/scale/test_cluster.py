@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
@@ -19,19 +18,12 @@ from sqlalchemy import text
 from geogrid.db import cluster
 from geogrid.db import engine as db
 
-from .conftest import make_cluster, remove_cluster, wait_replayed
+from .conftest import make_cluster, remove_cluster, until, wait_replayed
 
 CLI = [sys.executable, "-m", "geogrid.cli"] if not (Path(sys.executable).parent / "geogrid").exists() \
     else [str(Path(sys.executable).parent / "geogrid")]
 
 
-def until(check, timeout: float, what: str):
-    """Poll ``check`` until it returns something true; return that."""
-    deadline = time.monotonic() + timeout
-    while not (value := check()):
-        assert time.monotonic() < deadline, f"{what} within {timeout} s"
-        time.sleep(0.1)
-    return value
 
 
 def sql(url: str, query: str, params: tuple = ()):

@@ -29,6 +29,8 @@ from geogrid.db import engine as db
 from geogrid.io import demo
 from geogrid.publication import tiles
 
+from .conftest import until
+
 TOWN = demo.TOWN
 USER, PASSWORD = "read-routing-planner", "read routing password 1"
 LSN = re.compile(r"[0-9A-F]{1,8}/[0-9A-F]{1,8}")
@@ -98,13 +100,6 @@ def serve(app, cleanup: contextlib.ExitStack) -> str:
     return f"http://127.0.0.1:{port}"
 
 
-def until(check, timeout: float, what: str):
-    """Poll ``check`` until it returns something true; its value."""
-    deadline = time.monotonic() + timeout
-    while not (value := check()):
-        assert time.monotonic() < deadline, f"{what} within {timeout} s"
-        time.sleep(0.1)
-    return value
 
 
 @pytest.fixture(scope="module")
