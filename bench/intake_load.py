@@ -75,7 +75,7 @@ CLK = os.sysconf("SC_CLK_TCK")
 # CPU accounting from /proc (what the client, the service and PostgreSQL used during a run)
 
 
-def _proc_cpu(pid: int) -> float:
+def proc_cpu(pid: int) -> float:
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / CLK  # utime + stime
@@ -83,7 +83,7 @@ def _proc_cpu(pid: int) -> float:
         return 0.0
 
 
-def _children(pid: int) -> list[int]:
+def children(pid: int) -> list[int]:
     out = []
     try:
         for task in Path(f"/proc/{pid}/task").iterdir():
@@ -94,12 +94,12 @@ def _children(pid: int) -> list[int]:
     return out
 
 
-def _tree(pid: int) -> list[int]:
+def process_tree(pid: int) -> list[int]:
     todo, seen = [pid], []
     while todo:
         p = todo.pop()
         seen.append(p)
-        todo += _children(p)
+        todo += children(p)
     return seen
 
 
@@ -125,9 +125,9 @@ class CpuMeter:
         self.server_pid, self.database = server_pid, database
 
     def _sample(self) -> dict[str, dict[int, float]]:
-        return {"client": {os.getpid(): _proc_cpu(os.getpid())},
-                "server": {p: _proc_cpu(p) for p in _tree(self.server_pid)},
-                "postgres": {p: _proc_cpu(p) for p in _postgres_pids(self.database)}}
+        return {"client": {os.getpid(): proc_cpu(os.getpid())},
+                "server": {p: proc_cpu(p) for p in process_tree(self.server_pid)},
+                "postgres": {p: proc_cpu(p) for p in _postgres_pids(self.database)}}
 
     def start(self):
         self.before = self._sample()

@@ -59,13 +59,13 @@ from intake_load import (  # noqa: E402  (bench/ is on sys.path when run)
     USER,
     RawConnection,
     Server,
-    _children,
-    _proc_cpu,
-    _tree,
+    children,
     free_port,
     login,
     machine,
     prepare_database,
+    proc_cpu,
+    process_tree,
     run_load,
     town_points,
 )
@@ -208,12 +208,12 @@ def _node_sample(data_dir: str) -> dict[int, tuple[str, float]]:
     pm = _postmaster(data_dir)
     if pm is None:
         return {}
-    out = {pm: ("other", _proc_cpu(pm)), -pm: ("backends", _reaped_cpu(pm))}
-    for pid in _children(pm):
+    out = {pm: ("other", proc_cpu(pm)), -pm: ("backends", _reaped_cpu(pm))}
+    for pid in children(pm):
         title = _title(pid)
         words = title.removeprefix("postgres:").split()
         kind = SERVICE_ROLES.get(words[0], "backends") if title.startswith("postgres:") and words else "other"
-        out[pid] = (kind, _proc_cpu(pid))
+        out[pid] = (kind, proc_cpu(pid))
     return out
 
 
@@ -235,8 +235,8 @@ class Meter:
         return out
 
     def _sample(self) -> dict[str, dict[int, float]]:
-        out: dict[str, dict[int, float]] = {"client": {os.getpid(): _proc_cpu(os.getpid())},
-                                            "service": {p: _proc_cpu(p) for p in _tree(self.server_pid)}}
+        out: dict[str, dict[int, float]] = {"client": {os.getpid(): proc_cpu(os.getpid())},
+                                            "service": {p: proc_cpu(p) for p in process_tree(self.server_pid)}}
         for node, data_dir in self.nodes.items():
             for pid, (kind, cpu) in _node_sample(data_dir).items():
                 out.setdefault(f"{node} {kind}", {})[pid] = cpu

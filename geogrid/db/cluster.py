@@ -351,7 +351,8 @@ def _running_port(data_dir: Path) -> int | None:
     return port
 
 
-def _port_free(port: int) -> bool:
+def port_free(port: int) -> bool:
+    """Whether nothing listens on ``port`` of 127.0.0.1 (a node, or a test, may take it)."""
     with socket.socket() as s:
         # SO_REUSEADDR like postgres itself, so TIME_WAIT leftovers do not count as taken.
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -372,7 +373,7 @@ def _choose_port(settings: Settings, state: dict, node: str = PRIMARY) -> int:
     first = [settings.db_port, own] if node == PRIMARY else [own]
     candidates = [*first, *range(settings.db_port + 1, settings.db_port + 100)]
     for port in dict.fromkeys(p for p in candidates if p and p not in others):
-        if _port_free(port):
+        if port_free(port):
             return port
     raise ClusterError(f"no free port in {settings.db_port}..{settings.db_port + 99}; set GEOGRID_DB_PORT")
 
@@ -455,7 +456,9 @@ def _reload(install: PgInstall, data_dir: Path, user: str | None) -> None:
 # --- SQL --------------------------------------------------------------------------
 
 
-def _connect(url: str, dbname: str | None = None, timeout: int = 10) -> psycopg.Connection:
+def connect(url: str, dbname: str | None = None, timeout: int = 10) -> psycopg.Connection:
+    """An autocommit psycopg connection to the database of a SQLAlchemy URL (multi-host
+    ones too), or to ``dbname`` on that server; :class:`ClusterError` when it cannot."""
     u = make_url(url)
     if dbname:
         u = u.set(database=dbname)
@@ -475,7 +478,7 @@ def _first(exc: Exception) -> str:
 
 
 def _ensure_extensions(url: str, dbname: str | None = None) -> None:
-    with _connect(url, dbname) as conn:
+    with connect(url, dbname) as conn:
         have = {r[0] for r in conn.execute("SELECT extname FROM pg_extension")}
         for ext in (e for e in EXTENSIONS if e not in have):  # skip: may lack the privilege
             try:
@@ -486,7 +489,7 @@ def _ensure_extensions(url: str, dbname: str | None = None) -> None:
 
 
 def _ensure_database(url: str, name: str, drop_existing: bool = False) -> None:
-    with _connect(url, "postgres") as conn:
+    with connect(url, "postgres") as conn:
         try:
             if drop_existing:  # FORCE terminates other sessions on it (PostgreSQL >= 13)
                 conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
@@ -511,7 +514,7 @@ def _admin(state: dict, port: int | None = None, timeout: int = 10) -> psycopg.C
     """Superuser connection to ``postgres`` on one node (default: the primary). Its commits
     do not wait for a synchronous standby: cluster housekeeping must not hang on one that
     is down."""
-    conn = _connect(_node_url(state, port or state["port"], "postgres"), timeout=timeout)
+    conn = connect(_node_url(state, port or state["port"], "postgres"), timeout=timeout)
     conn.execute("SET synchronous_commit = local")
     return conn
 
@@ -982,7 +985,7 @@ def status(settings: Settings) -> dict:
         state = _load_state(settings)  # database_url names the local cluster: show its standbys too
     if info["running"] and url:
         try:
-            with _connect(url) as conn:
+            with connect(url) as conn:
                 info["postgres_version"] = _one(conn, "SHOW server_version")
                 info["postgis_version"] = _one(conn, "SELECT postgis_lib_version()")
         except ClusterError as exc:
@@ -1036,7 +1039,7 @@ def create_database(settings: Settings, name: str, drop_existing: bool = False) 
 
 def drop_database(settings: Settings, name: str) -> None:
     """Drop database `name` on the same server, ending its sessions; no error if missing."""
-    with _connect(database_url(settings), "postgres") as conn:
+    with connect(database_url(settings), "postgres") as conn:
         try:
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
         except psycopg.Error as exc:
@@ -1045,7 +1048,7 @@ def drop_database(settings: Settings, name: str) -> None:
 
 def databases(settings: Settings, prefix: str = "") -> list[str]:
     """Names of the databases on the server that start with `prefix`."""
-    with _connect(database_url(settings), "postgres") as conn:
+    with connect(database_url(settings), "postgres") as conn:
         rows = conn.execute("SELECT datname FROM pg_database WHERE starts_with(datname, %s) ORDER BY 1", (prefix,))
         return [r[0] for r in rows]
 

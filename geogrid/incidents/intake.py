@@ -33,6 +33,7 @@ from geogrid.core.jsonenc import dumps_or_none
 from geogrid.core.settings import Settings
 from geogrid.db.schema import ADMIN_LAYER
 from geogrid.geo import coords
+from geogrid.incidents import steps
 from geogrid.incidents.categories import cached_categories, check_answers, request_type_keys, resolve_category
 from geogrid.incidents.records import (
     incident_values,
@@ -568,6 +569,8 @@ def _store(session: Session, routing: str, params: dict, category: dict, *, publ
         FROM (SELECT 1) one LEFT JOIN checked ON true LEFT JOIN answer ON true
     """), {**params, **reach_params, "event_at": at, "actor": scopes.actor(session),
            "first_step": STEP_IN["reported"]}).mappings().one()
+    if row["id"] is not None:
+        steps.marked(session)  # its facts are behind until a catch-up
     return dict(row)
 
 

@@ -163,6 +163,8 @@ def refresh_facts(db: Any, incident_ids: list[int], tz: str, *, mark: bool = Tru
         {"INSERT INTO case_month_stale (place_id, month)" if mark else ""}
         SELECT place_id, month FROM before UNION SELECT place_id, month FROM written
     """), {"ids": list(incident_ids), "tz": tz})
+    if mark:
+        marked(db)
 
 
 # One runner at a time folds the stale marks in, on any host (an arbitrary fixed key).
@@ -190,18 +192,30 @@ def catch_up(db: Any, tz: str, *, wait: bool = True) -> tuple[int, int]:
     return len(cases), len(cells)
 
 
+def marked(db: Any) -> None:
+    """Note that ``db`` (a Session or Connection) has left marks of its own, not committed
+    yet: a reader in the same transaction must fold them in itself."""
+    db.info[_MARKED] = True
+
+
+_MARKED = "geogrid.facts_marked"
+
+
 def catch_up_before_reading(session: Any, tz: str) -> None:
     """:func:`catch_up` before facts are read: in a transaction of its own, committed at
     once (a reader's request may be long and never commits), when the session is on an
-    engine; else (a session on one connection, as in bulk jobs) in the session's own."""
+    engine. A session that left marks of its own (a writer reading its own changes, not
+    committed yet) catches up in its own transaction instead, which then holds the lock
+    until it ends: a second transaction of its own would wait for that lock forever. So
+    does a session on one connection (bulk jobs)."""
     from sqlalchemy import Engine
 
     bind = session.get_bind()
-    if isinstance(bind, Engine):
+    if isinstance(bind, Engine) and not session.info.get(_MARKED):
         with bind.begin() as conn:
             catch_up(conn, tz)
-    else:
-        catch_up(session, tz)
+        return
+    catch_up(session, tz)
 
 
 def month_sums_sql(where: str) -> str:

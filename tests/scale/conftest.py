@@ -36,7 +36,7 @@ def base_port() -> int:
     starts looking at its own place, so test processes running at once rarely race."""
     start = 56000 + (os.getpid() % 300) * 10
     for port in [*range(start, 59000, 10), *range(56000, start, 10)]:
-        if all(cluster._port_free(p) for p in range(port, port + 5)):
+        if all(cluster.port_free(p) for p in range(port, port + 5)):
             return port
     raise RuntimeError("no free ports from 56000 up")
 

@@ -28,7 +28,7 @@ CLI = [sys.executable, "-m", "geogrid.cli"] if not (Path(sys.executable).parent 
 
 def sql(url: str, query: str, params: tuple = ()):
     """All rows of ``query`` on the database of a SQLAlchemy URL (multi-host ones too)."""
-    with cluster._connect(url) as conn:
+    with cluster.connect(url) as conn:
         cur = conn.execute(query, params)
         return cur.fetchall() if cur.description else None
 
