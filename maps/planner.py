@@ -131,14 +131,14 @@ def render(session: Session, settings: Settings, *, area: str, layer: str = "com
     control = folium.LayerControl(collapsed=False).add_to(m)
     dock = Dock(m, control, t, legend_items(t))
     m.add_child(dock)
-    m.add_child(Problems(m, control, dock, t, area=area, layer=layer, lang=lang, standalone=inline,
+    m.add_child(Problems(m, control, dock, t, area=area, layer=layer, lang=lang, tz=settings.timezone, standalone=inline,
                          embedded=_embedded(session, settings, area, layer) if inline else None))
     if grid_layer is not None and can_edit:
         m.add_child(Editor(m, grid_layer, drawn, dock, t, settings, parent_code=area, layer=layer, lang=lang,
                            standalone=inline))
     if can_edit and not inline:  # an exported file has no session to publish with
         m.add_child(Publish(m, grid_layer, control, dock, t, area=area, area_name=parent["properties"]["name"],
-                            layer=layer, layer_name=layer_names.get(layer, layer), lang=lang))
+                            layer=layer, layer_name=layer_names.get(layer, layer), lang=lang, tz=settings.timezone))
     if not inline:
         m.add_child(LogoutButton(lang))
     if api:
@@ -268,7 +268,7 @@ class Problems(Script):
             geogrid.api({standalone: {{ this.standalone|tojson }}, t: {{ this.t.editor|tojson }}}), {{ this.options|tojson }});
         {% endmacro %}""")
 
-    def __init__(self, m, control, dock, t, *, area: str, layer: str, lang: str, embedded: dict | None,
+    def __init__(self, m, control, dock, t, *, area: str, layer: str, lang: str, tz: str, embedded: dict | None,
                  standalone: bool):
         super().__init__()
         self.m, self.control, self.dock, self.t, self.standalone = m, control, dock, t, standalone
@@ -276,7 +276,7 @@ class Problems(Script):
                   "no_responsible": t["responsibility"], "expiring": t["responsibility"],
                   "size_outlier": t["size"], "area_outlier": t["size"], "invalid": t["invalid"]}
         self.options = {"t": {**t["problem"], "lang": "en" if lang == "en" else "zh"}, "styles": PROBLEM_STYLE,
-                        "groups": groups}
+                        "groups": groups, "tz": tz}
         if embedded is None:
             self.options["url"] = f"/api/coverage/current?{urllib.parse.urlencode({'area': area, 'layer': layer})}"
         else:
@@ -382,12 +382,12 @@ class Publish(Script):
         {% endmacro %}""")
 
     def __init__(self, m, grids, control, dock, t, *, area: str, area_name: str, layer: str, layer_name: str,
-                 lang: str):
+                 lang: str, tz: str):
         super().__init__()
         self.m, self.grids, self.control, self.dock, self.t = m, grids, control, dock, t
         lang = "en" if lang == "en" else "zh"
         self.options = {"t": PUBLISH_TEXTS[lang], "lang": lang, "area": area, "areaName": area_name, "layer": layer,
-                        "layerName": layer_name, "styles": PUBLISH_STYLE}
+                        "layerName": layer_name, "styles": PUBLISH_STYLE, "tz": tz}
 
     def render(self, **kwargs):
         self.map_name, self.control_name = self.m.get_name(), self.control.get_name()

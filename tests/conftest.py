@@ -59,6 +59,18 @@ def engine(settings):
 
 
 @pytest.fixture
+def other_day(engine, settings) -> Settings:
+    """The settings of a jurisdiction that is on another day than the database session
+    right now (of UTC+14 and UTC-12 one always is): code that takes "today" from
+    PostgreSQL's ``current_date`` instead of the jurisdiction's day is caught at any hour,
+    not only between 16:00 and 24:00 UTC."""
+    with engine.connect() as conn:
+        server = conn.execute(text("SELECT current_date")).scalar_one()
+    tz = next(z for z in ("Etc/GMT-14", "Etc/GMT+12") if dt.datetime.now(ZoneInfo(z)).date() != server)
+    return settings.model_copy(update={"timezone": tz})
+
+
+@pytest.fixture
 def clean(engine):
     """An empty jurisdiction with the seeded reference lists, before each test that asks."""
     with engine.begin() as conn:

@@ -174,8 +174,8 @@ def make_router(prefix: str, *, grids_only: bool) -> APIRouter:
 
     @router.delete("/{code}", status_code=status.HTTP_204_NO_CONTENT, dependencies=PLANNER, response_class=Response,
                    summary=f"Retire a {kind}: its boundary ends now, its code stays reserved")
-    def retire(session: SessionDep, code: str, expected: IfMatchDep) -> Response:
-        versions.retire_area(session, code, expected_version=expected)
+    def retire(session: SessionDep, settings: SettingsDep, code: str, expected: IfMatchDep) -> Response:
+        versions.retire_area(session, code, settings, expected_version=expected)
         session.commit()
         return Response(status_code=status.HTTP_204_NO_CONTENT)
 

@@ -101,11 +101,11 @@ def move_household(session: SessionDep, household_id: int, body: MoveIn, expecte
 
 @router.get("/residents", dependencies=RESIDENT_DATA, response_model=Page[Resident],
             summary="Residents in your resident_data scope, by area and current special-group tag; every read is audited")
-def list_residents(request: Request, session: SessionDep, page: PageDep,
+def list_residents(request: Request, session: SessionDep, settings: SettingsDep, page: PageDep,
                    area: Annotated[str | None, Query(description="Area code: its whole subtree")] = None,
                    tag: Annotated[str | None, Query(max_length=32, description="Special group key, e.g. dibao")] = None,
                    lang: Lang = "zh") -> dict:
-    items, matched = households.list_residents(session, area=area, tag=tag, lang=lang, limit=page.limit,
+    items, matched = households.list_residents(session, settings, area=area, tag=tag, lang=lang, limit=page.limit,
                                                offset=page.offset)
     session.commit()  # the audit rows of the reads
     return paged(request, page, items, matched)

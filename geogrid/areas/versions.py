@@ -16,6 +16,7 @@ from geogrid.areas.importing import (
 )
 from geogrid.core.errors import GeogridError, Problem, conflict, not_found
 from geogrid.core.settings import Settings
+from geogrid.core.timeutil import local_today
 from geogrid.core.versioning import check_version
 from geogrid.db.schema import ADMIN_LAYER
 from geogrid.geo.codes import code_problem
@@ -167,9 +168,10 @@ def _audit_state(session: Session, area_id: int) -> dict:
     return dict(row)
 
 
-def retire_area(session: Session, code: str, *, expected_version: int | None = None) -> None:
+def retire_area(session: Session, code: str, settings: Settings, *, expected_version: int | None = None) -> None:
     """Retire an area: its boundary's validity ends now, its code stays reserved, its
-    history stays queryable. Refused while it has active children."""
+    history stays queryable, its current posts end today (the jurisdiction's day, not the
+    database server's). Refused while it has active children."""
     row, before = _open_for_edit(session, code, expected_version)
     children = session.execute(
         text("SELECT code FROM area WHERE parent_id = :id AND retired_at IS NULL ORDER BY code LIMIT 5"), {"id": row.id}
@@ -179,9 +181,9 @@ def retire_area(session: Session, code: str, *, expected_version: int | None = N
     session.execute(text("UPDATE boundary SET valid = tstzrange(lower(valid), now()) WHERE area_id = :id AND upper_inf(valid)"),
                     {"id": row.id})
     rederive_after_boundary_write(session, [row.id])
-    session.execute(text("UPDATE assignment SET end_date = current_date WHERE area_id = :id "
-                         "AND (end_date IS NULL OR end_date > current_date) AND start_date <= current_date"),
-                    {"id": row.id})
+    session.execute(text("UPDATE assignment SET end_date = :today WHERE area_id = :id "
+                         "AND (end_date IS NULL OR end_date > :today) AND start_date <= :today"),
+                    {"id": row.id, "today": local_today(settings)})
     session.execute(text("UPDATE area SET retired_at = now(), version = version + 1, updated_at = now() WHERE id = :id"),
                     {"id": row.id})
     audit.record(session, "retire", "area", code, before, _audit_state(session, row.id))

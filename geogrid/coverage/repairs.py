@@ -111,7 +111,7 @@ def apply_repair(session: Session, proposal_id: int, settings: Settings, *, conf
     # Grids may only give land to each other once all of them are rewritten, so the spill
     # check of each edit runs against the parent, which does not change here.
     for f in [f for f in changed if f["properties"].get("retire")]:
-        retire_area(session, f["id"])
+        retire_area(session, f["id"], settings)
     for f in [f for f in changed if not f["properties"].get("retire")]:
         geom = shapely.geometry.shape(f["geometry"])
         checked = check_polygons([geom], extent=settings.extent)

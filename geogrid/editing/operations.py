@@ -11,6 +11,7 @@ A dry run does all of it in a savepoint, computes the impact, and rolls back.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 
 import numpy as np
@@ -22,6 +23,7 @@ from geogrid.access import scopes
 from geogrid.areas import importing, lookup, versions
 from geogrid.core.errors import GeogridError, Problem, conflict, not_found
 from geogrid.core.settings import Settings
+from geogrid.core.timeutil import local_today
 from geogrid.core.versioning import check_version
 from geogrid.coverage.checks import shape_of
 from geogrid.db.schema import ADMIN_LAYER
@@ -227,18 +229,17 @@ def _shares(total: int | None, weights: Sequence[float]) -> list[int | None]:
     return [int(v) for v in out]
 
 
-def _current_assignments(session: Session, area_ids: Sequence[int]) -> list:
+def _current_assignments(session: Session, area_ids: Sequence[int], today: dt.date) -> list:
     return session.execute(text("""
         SELECT person_id, role_key, end_date, duties FROM assignment
-        WHERE area_id = ANY(:ids) AND start_date <= current_date AND (end_date IS NULL OR end_date >= current_date)
+        WHERE area_id = ANY(:ids) AND start_date <= :today AND (end_date IS NULL OR end_date >= :today)
         ORDER BY area_id, id
-    """), {"ids": list(area_ids)}).all()
+    """), {"ids": list(area_ids), "today": today}).all()
 
 
-def _hand_over(session: Session, posts: list, code: str) -> None:
+def _hand_over(session: Session, posts: list, code: str, today: dt.date) -> None:
     """Appoint the holders of ``posts`` (current assignments of retired grids) to grid
-    ``code`` from today, once per person and role."""
-    today = session.execute(text("SELECT current_date")).scalar_one()
+    ``code`` from ``today`` (the jurisdiction's day), once per person and role."""
     seen, records = set(), []
     for p in posts:
         if (p.person_id, p.role_key) in seen:
@@ -299,10 +300,11 @@ def split(session: Session, code: str, settings: Settings, line: shapely.Geometr
     before = grids_in(session, row.layer_key, region, [row.level_key])
 
     def work() -> dict:
-        posts = _current_assignments(session, [row.id])
+        today = local_today(settings)
+        posts = _current_assignments(session, [row.id], today)
         report = importing.import_areas(session, records, pieces, settings, note=note)
-        versions.retire_area(session, code)
-        _hand_over(session, posts, report.codes[assign_to])
+        versions.retire_area(session, code, settings)
+        _hand_over(session, posts, report.codes[assign_to], today)
         for other in sorted(after_n):
             versions.update_area(session, other, settings, geometry=after_n[other], note=note,
                                  expected_version=expected.get(other))
@@ -349,11 +351,12 @@ def merge(session: Session, codes: Sequence[str], settings: Settings, *, name: s
     before = grids_in(session, first.layer_key, union, [first.level_key])
 
     def work() -> dict:
-        posts = _current_assignments(session, [rows[c].id for c in codes])
+        today = local_today(settings)
+        posts = _current_assignments(session, [rows[c].id for c in codes], today)
         report = importing.import_areas(session, [record], [union], settings, note=note)
         for c in codes:
-            versions.retire_area(session, c)
-        _hand_over(session, posts, report.codes[0])
+            versions.retire_area(session, c, settings)
+        _hand_over(session, posts, report.codes[0], today)
         touched = {**{c: "retired" for c in codes}, report.codes[0]: "new"}
         return {"created": _features(session, report.codes, lang), "retired": codes,
                 "impact": impact(session, settings, layer=first.layer_key, levels=[first.level_key], region=union,

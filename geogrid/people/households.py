@@ -456,10 +456,11 @@ def household_residents(session: Session, household_id: int, *, lang: str = "zh"
     return _residents(session, rows, lang)
 
 
-def list_residents(session: Session, *, area: str | None = None, tag: str | None = None, lang: str = "zh",
-                   limit: int = 50, offset: int = 0) -> tuple[list[dict], int]:
+def list_residents(session: Session, settings: Settings, *, area: str | None = None, tag: str | None = None,
+                   lang: str = "zh", limit: int = 50, offset: int = 0) -> tuple[list[dict], int]:
     """Live residents in the caller's resident_data scope, within ``area``'s subtree, with a
-    current tag ``tag`` (a special group's key); each one returned is audited."""
+    tag ``tag`` (a special group's key) current today in the jurisdiction; each one
+    returned is audited."""
     scopes.require_role(session, *scopes.RESIDENT_DATA)
     cond, params = scopes.scope_filter(session, scopes.RESIDENT_DATA, PLACE_SQL)
     where = ["r.retired_at IS NULL", "h.retired_at IS NULL", cond]
@@ -470,8 +471,8 @@ def list_residents(session: Session, *, area: str | None = None, tag: str | None
         if session.execute(text("SELECT 1 FROM special_group WHERE key = :k"), {"k": tag}).first() is None:
             raise GeogridError(f"unknown special group {tag!r}", problems=[Problem("unknown special group", field="tag")])
         where.append("EXISTS (SELECT 1 FROM resident_tag t WHERE t.resident_id = r.id AND t.group_key = :tag "
-                     "AND t.start_date <= current_date AND (t.end_date IS NULL OR t.end_date >= current_date))")
-        params["tag"] = tag
+                     "AND t.start_date <= :today AND (t.end_date IS NULL OR t.end_date >= :today))")
+        params.update(tag=tag, today=today_local(settings))
     cond_sql = " AND ".join(where)
     total = session.execute(text(f"SELECT count(*) FROM resident r JOIN household h ON h.id = r.household_id "
                                  f"WHERE {cond_sql}"), params).scalar_one()

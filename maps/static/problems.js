@@ -102,7 +102,7 @@
             if (!features.length) item(t.no_problems);
             var stamp = at ? new Date(at) : null;
             when.textContent = t.run_at + ': ' + (stamp && !isNaN(stamp) ? stamp.toLocaleString(
-                t.lang === 'en' ? 'en-GB' : 'zh-CN', {hour12: false}) : '—') + (fresh ? ' · ' + t.fresh : '');
+                t.lang === 'en' ? 'en-GB' : 'zh-CN', {hour12: false, timeZone: o.tz}) : '—') + (fresh ? ' · ' + t.fresh : '');
             document.dispatchEvent(new CustomEvent('geogrid-problems', {detail: {count: features.length, at: at}}));
         }
         function load() {

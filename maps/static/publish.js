@@ -120,7 +120,7 @@
         document.addEventListener('geogrid-problems', onTop);
         function when(value) {
             var stamp = value ? new Date(value) : null;
-            return stamp && !isNaN(stamp) ? stamp.toLocaleString(locale, {hour12: false}) : '—';
+            return stamp && !isNaN(stamp) ? stamp.toLocaleString(locale, {hour12: false, timeZone: o.tz}) : '—';
         }
         function showLast(r) {
             last.textContent = '';

@@ -21,6 +21,7 @@ import shapely
 from conftest import AREAS, COUNTY, E1, E2, ENV_W, MVILLAGE, TOWN, VE, VW, W1, W2, serve_in_thread
 from sqlalchemy import text
 
+from geogrid.core import timeutil
 from geogrid.db import engine as db
 from geogrid.publication import generations
 
@@ -290,7 +291,7 @@ def test_crs_output_in_authority_axis_order(pub, engine):
     assert src[0]["geometry"]["coordinates"] == pytest.approx([30.005, 120.005])
 
 
-def test_datetime_selects_the_generation_published_then(pub, engine):
+def test_datetime_selects_the_generation_published_then(pub, engine, settings):
     client = pub["client"]
     old = published(engine, "comprehensive")
     r = client.patch(f"/api/grids/{E2}", json={"geometry": shapely.geometry.mapping(
@@ -334,7 +335,8 @@ def test_datetime_selects_the_generation_published_then(pub, engine):
     walked = walk(client, "/ogc/collections/comprehensive/items", {"limit": 4, "datetime": f"{before}/.."})
     assert sorted(f["id"] for f in walked) == sorted(both)
     # a date alone: that whole day
-    today = dt.datetime.now(dt.UTC).astimezone(second.tzinfo).date().isoformat()
+    # (the jurisdiction's day: from 16:00 UTC on, Shanghai is already on the next one)
+    today = timeutil.local_today(settings).isoformat()
     assert E2 + "@" + str(new[E2]["id"]) in at(today)
     # the boards follow the same generations; cases filter on reported_at
     boards = client.get("/ogc/collections/boards/items", params={**LIMIT, "datetime": before}).json()["features"]

@@ -3,14 +3,18 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 import shapely
 from conftest import VW, W1, W2, W3, W4
 from sqlalchemy import text
 
+from geogrid.core import timeutil
 from geogrid.core.errors import GeogridError
 from geogrid.db import engine as db
 from geogrid.editing import operations
+from geogrid.people import assignments, persons
 
 
 def counts(engine) -> tuple[int, int, int]:
@@ -52,3 +56,21 @@ def test_a_failing_step_leaves_nothing_behind(world, engine, settings):
     with pytest.raises(GeogridError), db.transaction(engine) as session:
         operations.merge(session, [W3, VW], settings, expected={W3: 1, VW: 1})
     assert counts(engine) == before
+
+
+def test_posts_end_and_move_on_the_jurisdictions_day(world, engine, other_day):
+    """Splitting a grid ends its posts and hands them to a piece on the jurisdiction's
+    day, whatever day the database server is on."""
+    day = timeutil.local_today(other_day)
+    with db.transaction(engine) as session:
+        worker = persons.create_persons(session, [{"name": "赵网格"}])[0]["id"]
+        assignments.create_assignments(session, [{"person": worker, "area": W3, "role": "grid_worker_fulltime",
+                                                  "start_date": "2020-01-01"}])
+    line = shapely.LineString([(120.005, 30.0), (120.005, 30.05)])
+    with db.transaction(engine) as session:
+        done = operations.split(session, W3, other_day, line, expected={W3: 1, W1: 1}, assign_to=1)
+    heir = done["created"][1]["id"]
+    with engine.connect() as conn:
+        posts = conn.execute(text("SELECT a.code, s.start_date, s.end_date FROM assignment s JOIN area a ON a.id = s.area_id "
+                                  "WHERE s.person_id = :p ORDER BY s.start_date"), {"p": worker}).all()
+    assert [tuple(p) for p in posts] == [(W3, dt.date(2020, 1, 1), day), (heir, day, None)]

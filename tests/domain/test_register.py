@@ -15,6 +15,7 @@ from conftest import E1, VE, VW, W1, W2, W3
 from sqlalchemy import text
 
 from geogrid.areas import versions
+from geogrid.core import timeutil
 from geogrid.core.errors import GeogridError
 from geogrid.db import engine as db
 from geogrid.people import households as hh
@@ -198,7 +199,7 @@ def test_a_new_grid_and_a_retired_grid_rederive(world, engine, settings, tmp_pat
         report = importing.import_areas(session, [{"name": "东村三格", "level": "grid", "layer": "comprehensive",
                                                    "parent": VE}], [shapely.box(120.03, 30.0, 120.04, 30.03)], settings)
         assert hh.require_household(session, h4)["grid"]["code"] == report.codes[0]
-        versions.retire_area(session, report.codes[0])
+        versions.retire_area(session, report.codes[0], settings)
         assert hh.require_household(session, h4)["grid"] is None
 
 
@@ -267,3 +268,18 @@ def test_id_key_file_is_created_once_private(tmp_path):
     assert len(key) == 32 and hh.id_key(s) == key
     assert (tmp_path / "id-hash.key").stat().st_mode & 0o777 == 0o600
     assert hh.id_key(Settings(state_dir=tmp_path, id_hash_key="secret")) == b"secret"
+
+
+def test_tags_are_current_on_the_jurisdictions_day(world, engine, other_day, tmp_path):
+    """A tag given without a date starts on the jurisdiction's day, and the residents
+    listed by tag are those whose tag holds on that day, not on the database server's."""
+    day = timeutil.local_today(other_day)
+    load(engine, other_day, tmp_path)
+    with db.transaction(engine) as session:
+        spouse = session.execute(text("SELECT id FROM resident WHERE name = '李四'")).scalar_one()
+        hh.add_tag(session, spouse, {"group_key": "tekun", "start_date": day, "end_date": day})
+        alone, _ = hh.list_residents(session, other_day, tag="living_alone")
+        hardship, _ = hh.list_residents(session, other_day, tag="tekun")
+        started = session.execute(text("SELECT start_date FROM resident_tag WHERE group_key = 'living_alone'")).scalar_one()
+    assert started == day
+    assert [r["name"] for r in alone] == ["张三"] and [r["name"] for r in hardship] == ["李四"]

@@ -83,7 +83,7 @@ def w(world):  # noqa: F811
         world.retired_grid = session.execute(text(
             "SELECT max(a.code) FROM area a JOIN area v ON v.id = a.parent_id WHERE v.code = :v "
             "AND a.layer_key = 'comprehensive' AND a.retired_at IS NULL"), {"v": RETIRED_VILLAGE}).scalar_one()
-        versions.retire_area(session, world.retired_grid)
+        versions.retire_area(session, world.retired_grid, world.settings)
         # The public sees these changes once a planner publishes them.
         generations.publish(session, world.cut_grid)
         generations.publish(session, RETIRED_VILLAGE, layer="comprehensive")

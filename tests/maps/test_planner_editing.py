@@ -12,6 +12,7 @@ module; each test takes grids no other test touches.
 from __future__ import annotations
 
 import re
+from zoneinfo import ZoneInfo
 
 import pytest
 import shapely
@@ -565,8 +566,9 @@ def test_exported_planner_map_carries_its_problems_and_their_time(w, tmp_path):
         page = watched.page
         assert [u for u in watched.requests if not u.startswith(("file:", "data:", "about:"))] == []
         shown = page.locator("#geogrid-problems-at").text_content()
-        local = page.evaluate("(at) => new Date(at).toLocaleString('zh-CN', {hour12: false})", latest["at"].isoformat())
-        assert shown == f"检查时间: {local}"
+        # the jurisdiction's time, not the browser's (UTC here)
+        at = latest["at"].astimezone(ZoneInfo(w.settings.timezone))
+        assert shown == f"检查时间: {at.year}/{at.month}/{at.day} {at:%H:%M:%S}"
         listed = page.locator("#geogrid-problem-list > li").count()
         assert listed == len(latest["problems"]["features"])
         assert page.locator("#geogrid-check-again").count() == 0  # a file cannot ask the service again

@@ -11,7 +11,9 @@ The world (demo database, live server, browser) is test_maps.py's, built once fo
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 import shapely
@@ -202,7 +204,11 @@ def test_planner_publishes_a_renamed_and_a_reshaped_grid(w, viewport):
         assert page.is_visible("#geogrid-publish-nothing")
         assert page.locator("#geogrid-publish-nothing").inner_text() == "没有需要发布的修改"
         assert page.evaluate(f"() => {PUBLISH_JS}.layer.getLayers().length") == 0
-        assert note in page.locator("#geogrid-publish-last").inner_text()
+        last = page.locator("#geogrid-publish-last").inner_text()
+        assert note in last
+        # the jurisdiction's time, whatever time zone the browser is in (UTC here)
+        at = dt.datetime.fromisoformat(pub["published_at"]).astimezone(ZoneInfo(w.settings.timezone))
+        assert f"{at.year}/{at.month}/{at.day} {at:%H:%M:%S}" in last, (last, pub["published_at"])
         assert page.locator("#geogrid-publish-note").input_value() == ""
         screenshot(page, SHOTS / f"{viewport}-published.png")
         assert watched.errors() == []
