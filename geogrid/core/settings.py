@@ -49,6 +49,10 @@ class Settings(BaseSettings):
     replica_max_lag_s: float = Field(
         default=30.0, ge=0, description="A standby further behind than this (seconds of replay) takes no reads "
         "until it catches up.")
+    replica_wal_keep_mb: int = Field(
+        default=4096, ge=-1, description="Local cluster: WAL (MB) the primary keeps for a standby that is stopped or "
+        "behind (max_slot_wal_keep_size; -1: no limit). Beyond it the standby's slot is lost, `geogrid db status` says "
+        "so, and the standby is made again; without a limit a standby left stopped fills the primary's disk.")
     db_pool_size: int = Field(default=30, ge=1, description="Database connections each service process keeps open "
                               "(at least its concurrent requests: connections above it are closed when returned)")
     db_pool_overflow: int = Field(default=10, ge=0, description="Extra connections a process may open for a burst")

@@ -407,14 +407,15 @@ def _initdb(install: PgInstall, data_dir: Path, password: str, user: str | None)
 
 
 def _start(install: PgInstall, data_dir: Path, log_file: Path, port: int, user: str | None,
-           synchronous: bool = False) -> None:
+           synchronous: bool = False, wal_keep_mb: int = -1) -> None:
     # pg_ctl hands -o to /bin/sh, so '' arrives as an empty value (no Unix socket at all).
     # Every node (primary or standby) starts with the same options, so a promoted standby
     # behaves as its primary did. hot_standby_feedback: vacuum on the primary waits for
     # queries running on the standbys instead of cancelling them (short reads only here).
-    # synchronous_commit: see up().
+    # synchronous_commit: see up(). max_slot_wal_keep_size: settings.replica_wal_keep_mb.
     opts = (f"-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories='' "
-            f"-c synchronous_commit={'on' if synchronous else 'off'} -c hot_standby=on -c hot_standby_feedback=on")
+            f"-c synchronous_commit={'on' if synchronous else 'off'} -c hot_standby=on -c hot_standby_feedback=on "
+            f"-c max_slot_wal_keep_size={wal_keep_mb}{'MB' if wal_keep_mb >= 0 else ''}")
     proc = _run([install.tool("pg_ctl"), "start", "-w", "-t", "60", "-D", data_dir, "-l", log_file,
                  "-o", opts], user=user, check=False, what="pg_ctl start")
     if proc.returncode != 0:
@@ -519,6 +520,20 @@ def _admin(state: dict, port: int | None = None, timeout: int = 10) -> psycopg.C
     return conn
 
 
+def admin(settings: Settings) -> psycopg.Connection:
+    """A superuser connection to ``postgres`` on the local cluster's primary, for the
+    operator's own housekeeping (CHECKPOINT, pg_switch_wal, a look at pg_replication_slots)."""
+    if not _managed(settings) or (state := _load_state(settings)) is None:
+        raise ClusterError("no local cluster here: GEOGRID_DATABASE_URL names another server, or up was never run")
+    return _admin(state)
+
+
+def _slot_lost(state: dict, slot: str) -> bool:
+    """Whether the primary has invalidated replication slot ``slot`` (max_slot_wal_keep_size)."""
+    with _admin(state, timeout=5) as conn:
+        return _one(conn, "SELECT wal_status FROM pg_replication_slots WHERE slot_name = %s", (slot,)) == "lost"
+
+
 def _one(conn: psycopg.Connection, query: str, params: tuple = ()):
     row = conn.execute(query, params).fetchone()
     return row[0] if row else None
@@ -610,7 +625,8 @@ def _start_node(settings: Settings, state: dict, node: str, user: str | None) ->
     if port is not None:
         return port, False
     port = _choose_port(settings, state, node)
-    _start(_install_for(data_dir), data_dir, log_file, port, user, bool(state.get("synchronous")))
+    _start(_install_for(data_dir), data_dir, log_file, port, user, bool(state.get("synchronous")),
+           settings.replica_wal_keep_mb)
     entry = next((s for s in _standby_entries(state) if s["name"] == node), None)
     if entry is None:  # the primary
         state["port"] = port
@@ -807,7 +823,8 @@ def up(settings: Settings, replicas: int | None = None, synchronous: bool | None
         if port is None:
             if node == PRIMARY:  # as ever: db_port preferred
                 port = _choose_port(settings, state)
-                _start(install, data_dir, log_file, port, user, bool(state.get("synchronous")))
+                _start(install, data_dir, log_file, port, user, bool(state.get("synchronous")),
+                       settings.replica_wal_keep_mb)
                 if port != state["port"]:
                     state["port"] = port
                     _save_state(settings, state)
@@ -824,6 +841,11 @@ def up(settings: Settings, replicas: int | None = None, synchronous: bool | None
         for entry in _standby_entries(state):
             sb_dir, _ = _paths(settings, user, create=True, node=entry["name"])
             seconds = None
+            if (sb_dir / "PG_VERSION").exists() and _slot_lost(state, entry["slot"]):
+                # The primary removed WAL it never received (replica_wal_keep_mb): it cannot catch up.
+                if _running_port(sb_dir) is not None:
+                    _stop(_install_for(sb_dir), sb_dir, user, mode="immediate")
+                _empty_dir(sb_dir)
             if not (sb_dir / "PG_VERSION").exists():  # lost or never finished: copy afresh
                 seconds = _make_standby(settings, state, entry, user)
             elif restart and _running_port(sb_dir) is not None:
@@ -963,7 +985,10 @@ def status(settings: Settings) -> dict:
     """What is configured and running, for humans and for `geogrid db status`; with
     standbys, per standby: name, port, running, state, sync_state, lag_bytes (WAL the
     primary has written that the standby has not replayed yet), replay_lag_s
-    (pg_stat_replication's replay_lag; 0.0 when caught up and idle), replay_lsn."""
+    (pg_stat_replication's replay_lag; 0.0 when caught up and idle), replay_lsn, slot
+    (its replication slot's wal_status: reserved, extended, unreserved or lost) and
+    wal_left_bytes (WAL the primary may still write before the slot is lost, with
+    ``replica_wal_keep_mb``)."""
     url = settings.database_url
     info: dict = {"managed": not url, "running": bool(url), "url": url and _mask(url)}
     state = None
@@ -1000,6 +1025,7 @@ def status(settings: Settings) -> dict:
 
 def _standby_status(settings: Settings, state: dict, primary_running: bool) -> list[dict]:
     seen: dict[str, dict] = {}
+    slots: dict[str, tuple] = {}
     if primary_running:
         try:
             with _admin(state, timeout=5) as conn:
@@ -1007,6 +1033,8 @@ def _standby_status(settings: Settings, state: dict, primary_running: bool) -> l
                     "SELECT application_name, state, sync_state,"
                     " pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn)::bigint,"
                     " extract(epoch FROM replay_lag)::float8 FROM pg_stat_replication").fetchall()
+                slots = {r[0]: r[1:] for r in conn.execute(
+                    "SELECT slot_name, wal_status, safe_wal_size FROM pg_replication_slots")}
             seen = {r[0]: {"state": r[1], "sync_state": r[2], "lag_bytes": r[3], "replay_lag_s": r[4]} for r in rows}
         except (ClusterError, psycopg.Error):
             pass  # the standbys' own answers below still say something
@@ -1017,6 +1045,12 @@ def _standby_status(settings: Settings, state: dict, primary_running: bool) -> l
         item: dict = {"name": entry["name"], "port": port or entry["port"], "running": port is not None,
                       "state": None, "sync_state": None, "lag_bytes": None, "replay_lag_s": None, "replay_lsn": None}
         item.update(seen.get(entry["name"], {}))
+        if entry["slot"] in slots:
+            item["slot"], item["wal_left_bytes"] = slots[entry["slot"]]
+            if item["slot"] == "lost":
+                item["error"] = (f"replication slot lost: the primary removed WAL this standby had not received "
+                                 f"(more than GEOGRID_REPLICA_WAL_KEEP_MB={settings.replica_wal_keep_mb} behind); "
+                                 "`geogrid db up` copies it again")
         if item["replay_lag_s"] is None and item["lag_bytes"] == 0:
             item["replay_lag_s"] = 0.0  # replay_lag turns NULL once a standby is caught up and idle
         if port is not None:

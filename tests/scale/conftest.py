@@ -53,11 +53,13 @@ def _sweep() -> None:
             shutil.rmtree(path, ignore_errors=True)
 
 
-def make_cluster(replicas: int = 1, synchronous: bool | None = None) -> Settings:
+def make_cluster(replicas: int = 1, synchronous: bool | None = None, **settings_values) -> Settings:
     """A new local cluster with ``replicas`` standbys in a temporary state directory; its
-    management settings (no database_url). Delete it with :func:`remove_cluster`."""
+    management settings (no database_url; others from ``settings_values``). Delete it with
+    :func:`remove_cluster`."""
     state_dir = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{os.getpid()}-"))
-    settings = Settings(state_dir=state_dir, db_port=base_port(), database_url=None, replica_urls=[])
+    settings = Settings(state_dir=state_dir, db_port=base_port(), database_url=None, replica_urls=[],
+                        **settings_values)
     try:
         cluster.up(settings, replicas=replicas, synchronous=synchronous)
     except BaseException:

@@ -125,7 +125,7 @@ def test_the_cli_shows_the_standby_and_its_lag(replicated_cluster):
     port = standby_status(replicated_cluster)["port"]
     line = next(x for x in out.stdout.splitlines() if x.strip().startswith("standby1:"))
     assert f"port {port}, running, streaming (async), lag 0 bytes" in line, out.stdout
-    assert "replay lag" in line
+    assert "replay lag" in line and "slot reserved (" in line and "MB more WAL before it is lost)" in line
     bad = subprocess.run([*CLI, "db", "start", "standby9"], env=env, capture_output=True, text=True, timeout=60)
     assert bad.returncode == 1 and "no node named 'standby9'" in bad.stderr and "Traceback" not in bad.stderr
 
@@ -179,3 +179,35 @@ def test_promote_after_the_primary_stops(promotable):
     assert [(x["name"], x["created"]) for x in info.standbys] == [("standby2", True)]
     assert sql(cluster.replica_urls(s)[0], "SELECT count(*) FROM acknowledged") == [(51,)]
     until(lambda: cluster.status(s)["standbys"][0]["sync_state"] == "quorum", 20, "the new standby synchronous")
+
+
+def test_a_standby_too_far_behind_loses_its_slot_and_up_copies_it_again():
+    """The primary keeps at most GEOGRID_REPLICA_WAL_KEEP_MB of WAL for a stopped standby
+    (a standby left stopped must not fill its disk): beyond it the slot is lost, status
+    says so, and up copies the standby afresh, which then streams again."""
+    s = make_cluster(replicas=1, replica_wal_keep_mb=16)
+    try:
+        url = cluster.database_url(s)
+        sql(url, "CREATE TABLE filler (id int, pad text)")
+        wait_replayed(s)
+        kept = standby_status(s)
+        assert kept["slot"] == "reserved" and 0 < kept["wal_left_bytes"] <= 32 * 2**20, kept
+        assert cluster.down(s, only="standby1") is True
+        # About 60 MB of WAL while it is down, then checkpoints: the primary drops what is beyond 16 MB.
+        sql(url, "INSERT INTO filler SELECT g, repeat(md5(g::text), 16) FROM generate_series(1, 100000) g")
+        with cluster.admin(s) as conn:
+            for _ in range(2):
+                conn.execute("SELECT pg_switch_wal()")
+                conn.execute("CHECKPOINT")
+        lost = standby_status(s)
+        assert lost["running"] is False and lost["slot"] == "lost", lost
+        assert "GEOGRID_REPLICA_WAL_KEEP_MB=16" in lost["error"] and "geogrid db up" in lost["error"]
+        # Started as it is, it could never catch up: up makes it again from the primary.
+        info = cluster.up(s, replicas=1)
+        assert [(x["name"], x["created"]) for x in info.standbys] == [("standby1", True)]
+        wait_replayed(s)
+        assert on_standby(s, "SELECT count(*) FROM filler") == [(100000,)]
+        again = until(lambda: (st := standby_status(s))["state"] == "streaming" and st, 20, "streaming again")
+        assert again["slot"] == "reserved" and "error" not in again, again
+    finally:
+        remove_cluster(s)
