@@ -35,6 +35,7 @@ MAX_ZOOM = 22
 EXTENT = 4096  # tile coordinates per side
 BUFFER = 64  # tile coordinates drawn beyond each side, so strokes do not stop at the edge
 MARGIN = BUFFER / EXTENT  # the buffer as a share of the tile (ST_TileEnvelope's margin)
+_ENVELOPE = f"ST_Transform(ST_TileEnvelope(:z, :x, :y, margin => {MARGIN}), 4326)"  # with the margin, in WGS84
 MEDIA_TYPE = "application/vnd.mapbox-vector-tile"
 TILE_MATRIX_SET = "WebMercatorQuad"
 TILE_MATRIX_SET_URI = "http://www.opengis.net/def/tilematrixset/OGC/1.0/WebMercatorQuad"
@@ -121,7 +122,7 @@ def _render_sql(z: int) -> str:
                        CASE WHEN pa.code ~ '^[0-9]{{1,18}}$' THEN CAST(pa.code AS bigint) END AS fid
                 FROM published_area pa
                 WHERE upper_inf(pa.valid) AND pa.layer_key = :layer
-                  AND pa.geom && ST_Transform(ST_TileEnvelope(:z, :x, :y, margin => {MARGIN}), 4326)
+                  AND pa.geom && {_ENVELOPE}
                 ORDER BY pa.code
             ) f
             WHERE f.geom IS NOT NULL), ''::bytea) AS mvt"""
@@ -150,6 +151,11 @@ def not_published(session: Session, layer: str, what: str = "layer") -> GeogridE
                         f"{', '.join(keys) or 'none'})", status=404)
 
 
+# The shared side of the lock a publication of the layer takes (generations.publish): a tile
+# is cached only while no publication of its layer runs.
+_PUBLISH_LOCK_SHARED = "pg_try_advisory_xact_lock_shared(hashtext('geogrid.publish:' || :layer))"
+
+
 def get_tile(session: Session, layer: str, z: int, x: int, y: int, *, cache_on: Engine | None = None) -> Tile:
     """The tile from the cache, else cut and cached (the caller commits, which also ends
     the shared lock taken against publications). 400 for coordinates outside the
@@ -158,40 +164,14 @@ def get_tile(session: Session, layer: str, z: int, x: int, y: int, *, cache_on: 
     ``cache_on``: the primary, when ``session`` reads a hot standby (read-only): a missing
     tile is cut there and cached through the primary (:func:`_cache_on_primary`)."""
     check_tile(z, x, y)
-    if cache_on is not None:
-        return _get_tile_on_standby(session, cache_on, layer, z, x, y)
-    params = {"layer": layer, "z": z, "x": x, "y": y}
-    # One round trip for a cached tile: is the layer published, the cached row, and (when
-    # there is none) the lock under which a fresh tile may be cached.
-    row = session.execute(text("""
-        SELECT pl.min_zoom, c.mvt, c.etag,
-               CASE WHEN c.mvt IS NULL AND :z >= pl.min_zoom
-                    THEN pg_try_advisory_xact_lock_shared(hashtext('geogrid.publish:' || :layer)) END AS locked
-        FROM published_layer pl
-        LEFT JOIN tile_cache c ON c.layer_key = :layer AND c.z = :z AND c.x = :x AND c.y = :y
-        WHERE pl.layer_key = :layer"""), params).first()
-    if row is None:
-        raise not_published(session, layer)
-    if z < row.min_zoom:
-        return Tile(b"", etag_of(b""), False)
-    if row.mvt is not None:
-        return Tile(bytes(row.mvt), row.etag, True)
-    if not row.locked:  # a publication of this layer is running: serve, do not cache
-        data = render_tile(session, layer, z, x, y)
-        return Tile(data, etag_of(data), False)
-    # A cached tile lost in a crash is cut again: not worth waiting for the WAL flush (about
-    # 10 ms a tile here). Only this transaction is asynchronous; the caller commits the tile alone.
-    session.execute(text("SET LOCAL synchronous_commit = off"))
-    data = _cut_and_cache(session, layer, z, x, y)
-    return Tile(data, etag_of(data), False)
-
-
-def _get_tile_on_standby(session: Session, primary: Engine, layer: str, z: int, x: int, y: int) -> Tile:
-    # The generation's marker (published_at: each publication of the layer sets a later
-    # one) is read before the tile is cut, so the cut is of that generation or a newer one;
-    # newer, the primary's check in _cache_on_primary fails and nothing is cached.
-    row = session.execute(text("""
-        SELECT pl.min_zoom, pl.published_at, c.mvt, c.etag
+    # One round trip for a cached tile: is the layer published, the cached row, and (on the
+    # primary, when there is none) the lock under which a fresh tile may be cached. On a
+    # standby, the generation's marker (published_at: each publication of the layer sets a
+    # later one) is read before the tile is cut, so the cut is of that generation or a newer
+    # one; newer, the primary's check in _cache_on_primary fails and nothing is cached.
+    locked = "NULL" if cache_on is not None else f"CASE WHEN c.mvt IS NULL AND :z >= pl.min_zoom THEN {_PUBLISH_LOCK_SHARED} END"
+    row = session.execute(text(f"""
+        SELECT pl.min_zoom, pl.published_at, c.mvt, c.etag, {locked} AS locked
         FROM published_layer pl
         LEFT JOIN tile_cache c ON c.layer_key = :layer AND c.z = :z AND c.x = :x AND c.y = :y
         WHERE pl.layer_key = :layer"""), {"layer": layer, "z": z, "x": x, "y": y}).first()
@@ -201,8 +181,17 @@ def _get_tile_on_standby(session: Session, primary: Engine, layer: str, z: int, 
         return Tile(b"", etag_of(b""), False)
     if row.mvt is not None:
         return Tile(bytes(row.mvt), row.etag, True)
-    data = render_tile(session, layer, z, x, y)  # the costly part stays on the standby
-    _cache_on_primary(primary, layer, z, x, y, data, row.published_at)
+    if cache_on is not None:
+        data = render_tile(session, layer, z, x, y)  # the costly part stays on the standby
+        _cache_on_primary(cache_on, layer, z, x, y, data, row.published_at)
+        return Tile(data, etag_of(data), False)
+    if not row.locked:  # a publication of this layer is running: serve, do not cache
+        data = render_tile(session, layer, z, x, y)
+        return Tile(data, etag_of(data), False)
+    # A cached tile lost in a crash is cut again: not worth waiting for the WAL flush (about
+    # 10 ms a tile here). Only this transaction is asynchronous; the caller commits the tile alone.
+    session.execute(text("SET LOCAL synchronous_commit = off"))
+    data = _cut_and_cache(session, layer, z, x, y)
     return Tile(data, etag_of(data), False)
 
 
@@ -215,16 +204,14 @@ def _cache_on_primary(primary: Engine, layer: str, z: int, x: int, y: int, data:
     try:
         with primary.begin() as conn:
             # A cached tile lost in a crash is cut again: no waiting for the WAL flush.
-            locked = conn.execute(text(
-                "SELECT set_config('synchronous_commit', 'off', true), "
-                "pg_try_advisory_xact_lock_shared(hashtext('geogrid.publish:' || :layer))"), {"layer": layer}).one()[1]
+            locked = conn.execute(text(f"SELECT set_config('synchronous_commit', 'off', true), {_PUBLISH_LOCK_SHARED}"),
+                                  {"layer": layer}).one()[1]
             if not locked:
                 return False
             # A later statement than the lock: it sees what the last publication committed.
             return conn.execute(text(f"""
                 INSERT INTO tile_cache (layer_key, z, x, y, env, mvt, etag)
-                SELECT l.layer_key, :z, :x, :y, ST_Transform(ST_TileEnvelope(:z, :x, :y, margin => {MARGIN}), 4326),
-                       CAST(:mvt AS bytea), md5(CAST(:mvt AS bytea))
+                SELECT l.layer_key, :z, :x, :y, {_ENVELOPE}, CAST(:mvt AS bytea), md5(CAST(:mvt AS bytea))
                 FROM published_layer l WHERE l.layer_key = CAST(:layer AS text) AND l.published_at = :seen
                 ON CONFLICT (layer_key, z, x, y) DO NOTHING"""),
                 {"layer": layer, "z": z, "x": x, "y": y, "mvt": data, "seen": published_at}).rowcount == 1
@@ -239,8 +226,7 @@ def _cut_and_cache(session: Session, layer: str, z: int, x: int, y: int) -> byte
         WITH t AS ({_render_sql(z)}),
         ins AS (
             INSERT INTO tile_cache (layer_key, z, x, y, env, mvt, etag)
-            SELECT :layer, :z, :x, :y, ST_Transform(ST_TileEnvelope(:z, :x, :y, margin => {MARGIN}), 4326),
-                   t.mvt, md5(t.mvt)
+            SELECT :layer, :z, :x, :y, {_ENVELOPE}, t.mvt, md5(t.mvt)
             FROM t
             ON CONFLICT (layer_key, z, x, y) DO NOTHING)
         SELECT mvt FROM t"""), {"layer": layer, "z": z, "x": x, "y": y}).scalar_one())
