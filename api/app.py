@@ -51,7 +51,7 @@ from api.routers import (
 )
 from api.schemas.common import Health
 from geogrid.core.settings import Settings, get_settings
-from geogrid.db.engine import get_engine
+from geogrid.db.engine import get_async_engine, get_engine
 from geogrid.db.replicas import ReadPool
 
 log = logging.getLogger("geogrid.api")
@@ -230,6 +230,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.engine = get_engine(settings)
+    app.state.async_engine = get_async_engine(settings)  # intake's path (api.deps.AsyncSessionDep)
     app.state.reads = ReadPool(settings, app.state.engine)  # standbys for lag-tolerant reads, if any
 
     errors.install(app)

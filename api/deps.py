@@ -10,6 +10,7 @@ from typing import Annotated, Literal
 from fastapi import Depends, Header, Query, Request
 from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
@@ -140,6 +141,27 @@ async def get_session(request: Request, token: Annotated[str | None, Depends(bea
 
 SessionDep = Annotated[Session, Depends(get_session)]
 
+
+async def get_async_session(request: Request,
+                            token: Annotated[str | None, Depends(bearer)]) -> AsyncIterator[AsyncSession]:
+    """:func:`get_session` on the asyncio engine, for a route that runs its domain call with
+    ``await session.run_sync(fn, ...)``: the same sync domain code, in a greenlet on the
+    event loop, so the request never waits for a thread (or the GIL hand-over between
+    threads). The token's lookup runs the same way. The sync session is
+    ``session.sync_session``; it carries the caller as :func:`get_session`'s does."""
+    token, from_cookie, from_script = _credentials(request, token)
+    session = AsyncSession(request.app.state.async_engine, expire_on_commit=False)
+    try:
+        session.sync_session.info["principal"] = (
+            await session.run_sync(lambda s: _principal(request, s, token, from_cookie, from_script))
+            if token else scopes.ANONYMOUS)
+        yield session
+    finally:
+        await session.close()  # rolls back what was not committed
+
+
+AsyncSessionDep = Annotated[AsyncSession, Depends(get_async_session)]
+
 # --------------------------------------------------------------------------- reads from standbys
 
 LSN_COOKIE = "geogrid_lsn"  # read-your-writes: the WAL position of the client's last write
@@ -201,9 +223,15 @@ PublicReadSessionDep = Annotated[Session, Depends(_read_session(public_only=True
 token (staff at work, scripts) reads the primary, the anonymous public a standby."""
 
 
-def require(*roles: str):
+def require(*roles: str, asynchronous: bool = False):
     """A route dependency: 401 without a valid token, 403 without one of ``roles``.
-    Area scopes are checked again by the domain functions, whatever the route."""
+    Area scopes are checked again by the domain functions, whatever the route.
+    ``asynchronous``: for a route on :data:`AsyncSessionDep`."""
+    if asynchronous:
+        async def check_async(session: AsyncSessionDep) -> scopes.Principal:
+            return scopes.require_role(session.sync_session, *roles)
+
+        return Depends(check_async)
 
     async def check(session: SessionDep) -> scopes.Principal:  # no I/O: the principal is in the session
         return scopes.require_role(session, *roles)
@@ -214,6 +242,7 @@ def require(*roles: str):
 PLANNER = [require("planner")]
 ADMIN = [require("admin")]
 STAFF = [require(*scopes.STAFF)]
+STAFF_ASYNC = [require(*scopes.STAFF, asynchronous=True)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 Lang = Annotated[Literal["zh", "en"], Query(description="Language of labels: zh (default) or en")]
 

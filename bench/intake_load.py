@@ -178,7 +178,7 @@ def prepare_database(name: str | None, state_dir: Path, url: str | None = None, 
 
 
 class Server:
-    def __init__(self, url: str, state_dir: Path, workers: int, log: Path):
+    def __init__(self, url: str, state_dir: Path, workers: int, log: Path, app: str = "api.app:create_app"):
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         env = {**os.environ, "GEOGRID_DATABASE_URL": url, "GEOGRID_ESCALATION_INTERVAL_S": "0",
@@ -187,7 +187,7 @@ class Server:
         self.log = open(log, "w")
         uvicorn = str(Path(sys.executable).with_name("uvicorn"))
         self.proc = subprocess.Popen(
-            [uvicorn, "--factory", "api.app:create_app", "--host", "127.0.0.1", "--port", str(self.port),
+            [uvicorn, "--factory", app, "--host", "127.0.0.1", "--port", str(self.port),
              "--workers", str(workers), "--no-access-log", "--log-level", "warning"],
             cwd=REPO, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
 

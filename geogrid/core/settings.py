@@ -55,6 +55,9 @@ class Settings(BaseSettings):
         "so, and the standby is made again; without a limit a standby left stopped fills the primary's disk.")
     db_pool_size: int = Field(default=30, ge=1, description="Database connections each service process keeps open "
                               "(at least its concurrent requests: connections above it are closed when returned)")
+    db_async_pool_size: int = Field(default=10, ge=1, description="Database connections each service process "
+                                    "keeps for incident intake, which runs on the event loop (psycopg's async "
+                                    "connection): a request holds one for a few milliseconds, so few serve many")
     db_pool_overflow: int = Field(default=10, ge=0, description="Extra connections a process may open for a burst")
     db_system_user: str = Field(
         default="geogrid",

@@ -12,6 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from geogrid.core.settings import Settings, get_settings
@@ -39,6 +40,20 @@ def get_engine(settings: Settings | None = None) -> Engine:
     again; a new connection costs PostgreSQL a process and a SCRAM exchange)."""
     settings = settings or get_settings()
     return _engine_for(resolve_url(settings), settings.db_pool_size, settings.db_pool_overflow)
+
+
+@lru_cache(maxsize=8)
+def _async_engine_for(url: str, pool_size: int, max_overflow: int) -> AsyncEngine:
+    return create_async_engine(url, pool_size=pool_size, max_overflow=max_overflow, pool_pre_ping=True)
+
+
+def get_async_engine(settings: Settings | None = None) -> AsyncEngine:
+    """The asyncio engine (psycopg's async connection) for the routes that run their sync
+    domain call in a greenlet on the event loop (``AsyncSession.run_sync``) instead of the
+    thread pool: incident intake, the hot write path (``bench/intake_paths.py`` measures what
+    it saves). Its own pool of ``db_async_pool_size`` connections, one per URL and process."""
+    settings = settings or get_settings()
+    return _async_engine_for(resolve_url(settings), settings.db_async_pool_size, settings.db_pool_overflow)
 
 
 @lru_cache(maxsize=8)

@@ -388,6 +388,26 @@ def test_duplicate_idempotency_key_is_409_with_the_first_receipt(world):
     assert created(client, lon=120.004, lat=30.006, idempotency_key="phone-42-2")["receipt"] != first["receipt"]
 
 
+def test_intake_takes_no_thread(world, monkeypatch):
+    """The intake runs on the event loop (a greenlet on psycopg's async connection): no
+    hand-over to the thread pool, where a busy process queues; a sync route still hands over."""
+    import anyio.to_thread
+
+    handed_over = []
+    real = anyio.to_thread.run_sync
+
+    async def counting(func, *args, **kwargs):
+        handed_over.append(getattr(func, "__qualname__", repr(func)))
+        return await real(func, *args, **kwargs)
+
+    monkeypatch.setattr(anyio.to_thread, "run_sync", counting)
+    case = created(world, lon=120.004, lat=30.006, idempotency_key="loop-1")
+    again = post(world, lon=120.004, lat=30.006, idempotency_key="loop-1")  # its refusals too
+    assert again.status_code == 409 and again.json()["receipt"] == case["receipt"]
+    assert handed_over == []
+    assert stored(world) == 1 and handed_over  # a sync route (the list) does hand over
+
+
 # --------------------------------------------------------------------------- 5. workflow
 
 
