@@ -57,7 +57,8 @@ class Settings(BaseSettings):
                               "(at least its concurrent requests: connections above it are closed when returned)")
     db_async_pool_size: int = Field(default=10, ge=1, description="Database connections each service process "
                                     "keeps for incident intake, which runs on the event loop (psycopg's async "
-                                    "connection): a request holds one for a few milliseconds, so few serve many")
+                                    "connection): a request holds one for a few milliseconds, so few serve many; a request "
+                                    "finding them all busy waits for one (no overflow)")
     db_pool_overflow: int = Field(default=10, ge=0, description="Extra connections a process may open for a burst")
     db_system_user: str = Field(
         default="geogrid",

@@ -43,8 +43,10 @@ def get_engine(settings: Settings | None = None) -> Engine:
 
 
 @lru_cache(maxsize=8)
-def _async_engine_for(url: str, pool_size: int, max_overflow: int) -> AsyncEngine:
-    return create_async_engine(url, pool_size=pool_size, max_overflow=max_overflow, pool_pre_ping=True)
+def _async_engine_for(url: str, pool_size: int) -> AsyncEngine:
+    # No overflow: a request waiting for a connection costs the event loop nothing, one
+    # opened for a burst and closed after it costs PostgreSQL a process and a SCRAM exchange.
+    return create_async_engine(url, pool_size=pool_size, max_overflow=0, pool_pre_ping=True)
 
 
 def get_async_engine(settings: Settings | None = None) -> AsyncEngine:
@@ -53,7 +55,7 @@ def get_async_engine(settings: Settings | None = None) -> AsyncEngine:
     thread pool: incident intake, the hot write path (``bench/intake_paths.py`` measures what
     it saves). Its own pool of ``db_async_pool_size`` connections, one per URL and process."""
     settings = settings or get_settings()
-    return _async_engine_for(resolve_url(settings), settings.db_async_pool_size, settings.db_pool_overflow)
+    return _async_engine_for(resolve_url(settings), settings.db_async_pool_size)
 
 
 @lru_cache(maxsize=8)
