@@ -424,16 +424,17 @@ def normalise_sql(statement: str) -> str:
     return s[:110]
 
 
-def profile(settings, password: str, categories: list[str], points: np.ndarray, n: int, prefix: str) -> None:
+def profile(settings, password: str, points: np.ndarray, n: int, prefix: str) -> None:
     """n sequential intakes through the ASGI app in this process (httpx.ASGITransport: the same
     routing, dependencies and thread pool as under uvicorn, no sockets), every SQL statement timed."""
     import httpx
     from sqlalchemy import event
 
     from api.app import create_app
-    from geogrid.db.engine import get_engine
+    from geogrid.db.engine import get_async_engine, get_engine
 
-    engine = get_engine(settings)
+    # Intake runs on the asyncio engine (its sync face carries the events); the rest on the sync one.
+    engines = [get_engine(settings), get_async_engine(settings).sync_engine]
     stats = collections.defaultdict(lambda: [0, 0.0])
     tx = collections.Counter()
     started = {}
@@ -451,19 +452,23 @@ def profile(settings, password: str, categories: list[str], points: np.ndarray, 
         def count(*_a, _name=name, **_k):
             tx[_name] += 1
         listeners.append((name, count))
-    for name, fn in listeners:
-        event.listen(engine, name, fn)
+    for engine in engines:
+        for name, fn in listeners:
+            event.listen(engine, name, fn)
 
     def checkout(*_a):
         tx["pool checkout (pre-ping)"] += 1
 
-    event.listen(engine.pool, "checkout", checkout)
+    pools = [engine.pool for engine in engines]  # dispose() below gives an engine a new pool
+    for pool in pools:
+        event.listen(pool, "checkout", checkout)
 
     async def go():
         app = create_app(settings)
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bench") as client:
             r = await client.post("/api/token", data={"username": USER, "password": password})
             h = {"Authorization": f"Bearer {r.json()['access_token']}"}
+            categories = [c["key"] for c in (await client.get("/api/categories", headers=h)).json()]
             rnd = random.Random(7)
             for i in range(20):  # warm-up: connections, prepared statements
                 await client.post("/api/incidents", json=body(prefix + "w", i, points[i], rnd.choice(categories)), headers=h)
@@ -477,15 +482,18 @@ def profile(settings, password: str, categories: list[str], points: np.ndarray, 
                                       json=body(prefix, i, points[i % len(points)], rnd.choice(categories)))
                 lat.append(time.perf_counter() - t)
                 assert r.status_code == 201, r.text
-            return lat, time.perf_counter() - t0, time.process_time() - cpu0
+            done = lat, time.perf_counter() - t0, time.process_time() - cpu0
+        await get_async_engine(settings).dispose()  # its connections belong to this event loop
+        return done
 
     try:
         lat, wall, cpu = asyncio.run(go())
     finally:
-        for name, fn in listeners:
-            event.remove(engine, name, fn)
-        event.remove(engine.pool, "checkout", checkout)
-        engine.dispose()
+        for engine, pool in zip(engines, pools):
+            for name, fn in listeners:
+                event.remove(engine, name, fn)
+            event.remove(pool, "checkout", checkout)
+        engines[0].dispose()
     db_total = sum(v[1] for v in stats.values())
     per = sum(v[0] for v in stats.values()) / n
     print(f"\n[profile] {n} sequential intakes in-process (ASGI transport, no sockets): mean {wall / n * 1000:.2f} ms, "
@@ -579,7 +587,7 @@ def main(argv=None) -> int:
                 print(f"  (also {warm_errors} errors among the {len(warm)} warm-up requests)")
             results.append(r)
         if args.profile:
-            profile(settings, password, categories, points, args.profile, f"bench-{run_id}-profile")
+            profile(settings, password, points, args.profile, f"bench-{run_id}-profile")
     except KeyboardInterrupt:
         print("\ninterrupted: stopping the server and dropping the scratch database")
         return 130

@@ -46,7 +46,15 @@ def get_engine(settings: Settings | None = None) -> Engine:
 def _async_engine_for(url: str, pool_size: int) -> AsyncEngine:
     # No overflow: a request waiting for a connection costs the event loop nothing, one
     # opened for a burst and closed after it costs PostgreSQL a process and a SCRAM exchange.
-    return create_async_engine(url, pool_size=pool_size, max_overflow=0, pool_pre_ping=True)
+    # Generic plans: see GENERIC_PLANS.
+    return create_async_engine(url, pool_size=pool_size, max_overflow=0, pool_pre_ping=True,
+                               connect_args={"options": f"-c plan_cache_mode={GENERIC_PLANS}"})
+
+
+GENERIC_PLANS = "force_generic_plan"
+"""The plan cache mode of the asyncio engine's connections (intake's): the intake statement
+costs PostgreSQL more to plan than to run and its parameters never change the best plan,
+and a ``SET LOCAL`` per request would cost a round trip. Other engines keep PostgreSQL's default."""
 
 
 def get_async_engine(settings: Settings | None = None) -> AsyncEngine:
