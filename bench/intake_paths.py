@@ -3,15 +3,17 @@ servers, under the same load.
 
     .venv/bin/python bench/intake_paths.py [--clients 50] [--requests 3000] [--workers 2]
 
-1. The service as it ships: ``api.app:create_app`` (FastAPI, its middlewares, dependencies,
-   one hand-over of the intake to the thread pool, SQLAlchemy on psycopg's sync connection).
+1. The service as it ships: ``api.app:create_app`` (FastAPI, its middlewares, dependencies;
+   intake in a greenlet on the asyncio engine, as in 3).
 2. ``bare-threads``: a bare ASGI callable in this file doing what the intake route does and
    nothing else: the token's principal, the role check, ``IncidentIn`` validation,
    :func:`geogrid.incidents.intake.intake` and its commit in one thread-pool hand-over, the
-   answer through ``IncidentCase``. The difference to 1 is the framework and middlewares.
-3. ``bare-greenlet``: the same on SQLAlchemy's asyncio engine (psycopg's async connection):
-   the same sync domain code runs in ``AsyncSession.run_sync`` (a greenlet on the event
-   loop), no thread at all. The difference to 2 is the driver and the thread pool.
+   answer through ``IncidentCase``: the service's intake before it moved to the event loop.
+3. ``bare-greenlet``: the same on the service's asyncio engine (psycopg's async connection,
+   ``geogrid.db.engine.get_async_engine``): the same sync domain code runs in
+   ``AsyncSession.run_sync`` (a greenlet on the event loop), no thread at all. This is how
+   the service runs intake; the difference to 1 is the framework and middlewares, the
+   difference to 2 the driver and the thread pool.
 
 Each runs under uvicorn (``--workers``) on a scratch database (the demo jurisdiction, as
 ``bench/intake_load.py`` prepares it), with ``--clients`` raw keep-alive clients in a closed
@@ -137,13 +139,12 @@ def threads_app():
 
 def greenlet_app():
     """Bare ASGI; the same sync domain code in a greenlet on the asyncio engine, no thread."""
-    from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
+    from sqlalchemy.ext.asyncio import AsyncSession
 
-    from geogrid.db.engine import resolve_url
+    from geogrid.db.engine import get_async_engine
 
     settings, take_in = _parts()
-    engine = create_async_engine(resolve_url(settings), pool_size=settings.db_pool_size,
-                                 max_overflow=settings.db_pool_overflow, pool_pre_ping=True)
+    engine = get_async_engine(settings)  # the service's own: its pool size, generic plans
 
     async def handle(token, body):
         async with AsyncSession(engine, expire_on_commit=False) as session:
