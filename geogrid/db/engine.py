@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine
+from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -46,9 +46,17 @@ def get_engine(settings: Settings | None = None) -> Engine:
 def _async_engine_for(url: str, pool_size: int) -> AsyncEngine:
     # No overflow: a request waiting for a connection costs the event loop nothing, one
     # opened for a burst and closed after it costs PostgreSQL a process and a SCRAM exchange.
-    # Generic plans: see GENERIC_PLANS.
-    return create_async_engine(url, pool_size=pool_size, max_overflow=0, pool_pre_ping=True,
-                               connect_args={"options": f"-c plan_cache_mode={GENERIC_PLANS}"})
+    engine = create_async_engine(url, pool_size=pool_size, max_overflow=0, pool_pre_ping=True)
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _generic_plans(dbapi_connection, _record) -> None:
+        # Once a connection (a SET, not the URL's options, which a deployment may use itself).
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"SET plan_cache_mode = {GENERIC_PLANS}")
+        cursor.close()
+        dbapi_connection.commit()  # else the pool's first reset (a rollback) undoes it
+
+    return engine
 
 
 GENERIC_PLANS = "force_generic_plan"

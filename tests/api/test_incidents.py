@@ -408,6 +408,23 @@ def test_intake_takes_no_thread(world, monkeypatch):
     assert stored(world) == 1 and handed_over  # a sync route (the list) does hand over
 
 
+def test_intake_connections_plan_generically(settings):
+    """The intake's connections plan its statement generically from their first use (a
+    SET when each connection opens, committed: the pool's reset must not undo it)."""
+    import asyncio
+
+    async def modes():
+        found = []
+        for _ in range(2):  # the second after the pool's reset of the first
+            async with db.get_async_engine(settings).connect() as conn:
+                found.append((await conn.execute(text("SHOW plan_cache_mode"))).scalar())
+        return found
+
+    assert asyncio.run(modes()) == ["force_generic_plan", "force_generic_plan"]
+    with db.get_engine(settings).connect() as conn:  # the other routes keep PostgreSQL's default
+        assert conn.execute(text("SHOW plan_cache_mode")).scalar() == "auto"
+
+
 # --------------------------------------------------------------------------- 5. workflow
 
 
