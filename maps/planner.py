@@ -131,8 +131,8 @@ def render(session: Session, settings: Settings, *, area: str, layer: str = "com
     control = folium.LayerControl(collapsed=False).add_to(m)
     dock = Dock(m, control, t, legend_items(t))
     m.add_child(dock)
-    m.add_child(Problems(m, control, dock, t, area=area, layer=layer, lang=lang, tz=settings.timezone, standalone=inline,
-                         embedded=_embedded(session, settings, area, layer) if inline else None))
+    m.add_child(Problems(m, control, dock, t, area=area, layer=layer, lang=lang, tz=settings.timezone,
+                         standalone=inline, embedded=_embedded(session, settings, area, layer) if inline else None))
     if grid_layer is not None and can_edit:
         m.add_child(Editor(m, grid_layer, drawn, dock, t, settings, parent_code=area, layer=layer, lang=lang,
                            standalone=inline))

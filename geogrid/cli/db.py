@@ -126,23 +126,22 @@ def db_status() -> None:
 
 
 def _standby_line(sb: dict) -> str:
-    """One standby for humans: port, running, replication state, lag, its slot."""
-    slot = f"slot {sb['slot']}" if sb.get("slot") else None
-    if slot and sb.get("wal_left_bytes") is not None:
-        slot += f" ({sb['wal_left_bytes'] / 2**20:.0f} MB more WAL before it is lost)"
+    """One standby for humans: port, running, replication state, lag, its slot, any error."""
     if not sb["running"]:
-        error = f"error: {sb['error']}" if sb.get("error") else None
-        return ", ".join(p for p in (f"port {sb['port']}, not running", slot, error) if p)
-    parts = [f"port {sb['port']}, running", f"{sb['state'] or 'not streaming'}"
-             + (f" ({sb['sync_state']})" if sb["sync_state"] else "")]
-    if sb["lag_bytes"] is not None:
-        parts.append(f"lag {sb['lag_bytes']} bytes")
-    if sb["replay_lag_s"] is not None:
-        parts.append(f"replay lag {sb['replay_lag_s']:.3f} s")
-    if sb.get("replay_lsn"):
-        parts.append(f"replayed up to {sb['replay_lsn']}")
-    if slot:
-        parts.append(slot)
+        parts = [f"port {sb['port']}, not running"]
+    else:
+        parts = [f"port {sb['port']}, running", f"{sb['state'] or 'not streaming'}"
+                 + (f" ({sb['sync_state']})" if sb["sync_state"] else "")]
+        if sb["lag_bytes"] is not None:
+            parts.append(f"lag {sb['lag_bytes']} bytes")
+        if sb["replay_lag_s"] is not None:
+            parts.append(f"replay lag {sb['replay_lag_s']:.3f} s")
+        if sb.get("replay_lsn"):
+            parts.append(f"replayed up to {sb['replay_lsn']}")
+    if sb.get("slot"):
+        left = sb.get("wal_left_bytes")
+        parts.append(f"slot {sb['slot']}" + (f" ({left / 2**20:.0f} MB more WAL before it is lost)"
+                                              if left is not None else ""))
     if sb.get("error"):
         parts.append(f"error: {sb['error']}")
     return ", ".join(parts)

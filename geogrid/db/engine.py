@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -49,20 +49,29 @@ def _async_engine_for(url: str, pool_size: int) -> AsyncEngine:
     engine = create_async_engine(url, pool_size=pool_size, max_overflow=0, pool_pre_ping=True)
 
     @event.listens_for(engine.sync_engine, "connect")
-    def _generic_plans(dbapi_connection, _record) -> None:
+    def _generic_plans(dbapi_connection, record) -> None:
         # Once a connection (a SET, not the URL's options, which a deployment may use itself).
         cursor = dbapi_connection.cursor()
-        cursor.execute(f"SET plan_cache_mode = {GENERIC_PLANS}")
+        cursor.execute("SET plan_cache_mode = force_generic_plan")
         cursor.close()
         dbapi_connection.commit()  # else the pool's first reset (a rollback) undoes it
+        record.info[_GENERIC] = True
 
     return engine
 
 
-GENERIC_PLANS = "force_generic_plan"
-"""The plan cache mode of the asyncio engine's connections (intake's): the intake statement
-costs PostgreSQL more to plan than to run and its parameters never change the best plan,
-and a ``SET LOCAL`` per request would cost a round trip. Other engines keep PostgreSQL's default."""
+_GENERIC = "geogrid.generic_plans"  # in a connection's info: it plans generically throughout
+_GENERIC_LOCAL = text("SET LOCAL plan_cache_mode = force_generic_plan")
+
+
+def use_generic_plans(session: Session) -> None:
+    """Let the statements of ``session``'s transaction use the generic plans of their
+    prepared statements, for statements that cost PostgreSQL more to plan than to run and
+    whose parameters never change the best plan (intake's). The asyncio engine's
+    connections already do, from their first use (no round trip); on others, a ``SET
+    LOCAL`` for this transaction (their other statements keep PostgreSQL's default)."""
+    if not session.connection().info.get(_GENERIC):
+        session.execute(_GENERIC_LOCAL)
 
 
 def get_async_engine(settings: Settings | None = None) -> AsyncEngine:

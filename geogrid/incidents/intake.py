@@ -31,7 +31,7 @@ from geogrid.areas import lookup
 from geogrid.core.errors import GeogridError, Problem
 from geogrid.core.jsonenc import dumps_or_none
 from geogrid.core.settings import Settings
-from geogrid.db.engine import GENERIC_PLANS
+from geogrid.db.engine import use_generic_plans
 from geogrid.db.schema import ADMIN_LAYER
 from geogrid.geo import coords
 from geogrid.incidents import steps
@@ -544,10 +544,8 @@ def _store(session: Session, routing: str, params: dict, category: dict, *, publ
     (in the caller's reach)."""
     reach, reach_params = _reach_sql(session, category, public=public)
     # Planning this statement costs PostgreSQL twice what running it does, and its
-    # parameters never change the best plan: the generic plan of the prepared statement
-    # (the asyncio engine's connections use generic plans throughout: GENERIC_PLANS).
-    if not session.get_bind().dialect.is_async:
-        session.execute(_GENERIC_PLAN)
+    # parameters never change the best plan: the generic plan of the prepared statement.
+    use_generic_plans(session)
     row = session.execute(_statement(f"""
         WITH {routing},
         checked AS (SELECT route.*, {reach} AS allowed FROM route),
@@ -580,7 +578,6 @@ def _store(session: Session, routing: str, params: dict, category: dict, *, publ
 # The few distinct intake statements, each parsed once (text() parses its bind parameters
 # with a regular expression every time it is built: a third of the request's own CPU).
 _statement = functools.lru_cache(maxsize=64)(text)
-_GENERIC_PLAN = text(f"SET LOCAL plan_cache_mode = {GENERIC_PLANS}")
 
 
 def _reach_sql(session: Session, category: dict, *, public: bool) -> tuple[str, dict]:

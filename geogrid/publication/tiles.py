@@ -169,7 +169,8 @@ def get_tile(session: Session, layer: str, z: int, x: int, y: int, *, cache_on: 
     # standby, the generation's marker (published_at: each publication of the layer sets a
     # later one) is read before the tile is cut, so the cut is of that generation or a newer
     # one; newer, the primary's check in _cache_on_primary fails and nothing is cached.
-    locked = "NULL" if cache_on is not None else f"CASE WHEN c.mvt IS NULL AND :z >= pl.min_zoom THEN {_PUBLISH_LOCK_SHARED} END"
+    locked = ("NULL" if cache_on is not None
+              else f"CASE WHEN c.mvt IS NULL AND :z >= pl.min_zoom THEN {_PUBLISH_LOCK_SHARED} END")
     row = session.execute(text(f"""
         SELECT pl.min_zoom, pl.published_at, c.mvt, c.etag, {locked} AS locked
         FROM published_layer pl

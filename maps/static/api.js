@@ -5,7 +5,7 @@
  * a DOM node to fill) and keeps the token in this tab only (sessionStorage), sent as a
  * bearer token to the service named in <meta name="geogrid-api">.
  * call(method, path, body, headers) -> Promise of {status, ok, body, headers}; a network
- * failure answers status 0 with the browser's reason as detail. */
+ * failure answers status 0 with the browser's reason as detail. geogrid.localTime: below. */
 (function(g) {
     g.api = function(options) {
         var base = (document.querySelector('meta[name="geogrid-api"]') || {}).content || '';
@@ -47,5 +47,12 @@
             };
         }
         return {call: call, standalone: standalone, loginForm: loginForm};
+    };
+    /* An instant the service sent (ISO 8601), as the planner's pages show it: in the
+     * jurisdiction's time zone tz (not the browser's), in the page's language; '—' for none. */
+    g.localTime = function(value, lang, tz) {
+        var stamp = value ? new Date(value) : null;
+        return stamp && !isNaN(stamp)
+            ? stamp.toLocaleString(lang === 'en' ? 'en-GB' : 'zh-CN', {hour12: false, timeZone: tz}) : '—';
     };
 })(window.geogrid = window.geogrid || {});

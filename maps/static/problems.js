@@ -100,9 +100,7 @@
             function item(text) { var li = document.createElement('li'); li.textContent = text; list.appendChild(li); }
             features.forEach(function(f) { if (!f.geometry) item(problemLine(f.properties, t)); });
             if (!features.length) item(t.no_problems);
-            var stamp = at ? new Date(at) : null;
-            when.textContent = t.run_at + ': ' + (stamp && !isNaN(stamp) ? stamp.toLocaleString(
-                t.lang === 'en' ? 'en-GB' : 'zh-CN', {hour12: false, timeZone: o.tz}) : '—') + (fresh ? ' · ' + t.fresh : '');
+            when.textContent = t.run_at + ': ' + g.localTime(at, t.lang, o.tz) + (fresh ? ' · ' + t.fresh : '');
             document.dispatchEvent(new CustomEvent('geogrid-problems', {detail: {count: features.length, at: at}}));
         }
         function load() {

@@ -27,7 +27,7 @@
     }
 
     g.publish = function(map, grids, layerControl, dock, api, o) {
-        var t = o.t, locale = o.lang === 'en' ? 'en-GB' : 'zh-CN';
+        var t = o.t;
         var query = '?area=' + encodeURIComponent(o.area) + '&layer=' + encodeURIComponent(o.layer);
         var highlight = L.featureGroup();
         highlight.addTo(map);
@@ -118,16 +118,12 @@
         // Over the grids and the problems, which may be drawn (again) after the outlines.
         function onTop() { highlight.eachLayer(function(x) { x.bringToFront(); }); }
         document.addEventListener('geogrid-problems', onTop);
-        function when(value) {
-            var stamp = value ? new Date(value) : null;
-            return stamp && !isNaN(stamp) ? stamp.toLocaleString(locale, {hour12: false, timeZone: o.tz}) : '—';
-        }
         function showLast(r) {
             last.textContent = '';
             if (!r.ok) return;
             var p = (r.body.items || [])[0];
             if (!p) { last.textContent = t.never; return; }
-            last.appendChild(el('div', t.last + t.sep + when(p.published_at) +
+            last.appendChild(el('div', t.last + t.sep + g.localTime(p.published_at, o.lang, o.tz) +
                                        (p.published_by ? ' · ' + p.published_by : '')));
             if (p.note) last.appendChild(el('div', t.last_note + t.sep + p.note));
         }

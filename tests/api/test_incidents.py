@@ -423,6 +423,11 @@ def test_intake_connections_plan_generically(settings):
     assert asyncio.run(modes()) == ["force_generic_plan", "force_generic_plan"]
     with db.get_engine(settings).connect() as conn:  # the other routes keep PostgreSQL's default
         assert conn.execute(text("SHOW plan_cache_mode")).scalar() == "auto"
+    with db.transaction(db.get_engine(settings)) as session:  # a sync intake (public): for its transaction only
+        db.use_generic_plans(session)
+        assert session.execute(text("SHOW plan_cache_mode")).scalar() == "force_generic_plan"
+    with db.get_engine(settings).connect() as conn:
+        assert conn.execute(text("SHOW plan_cache_mode")).scalar() == "auto"
 
 
 # --------------------------------------------------------------------------- 5. workflow
